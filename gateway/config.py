@@ -1,0 +1,192 @@
+"""One typed settings object, built from a TOML file < `MODGATE_*` environment < CLI flags.
+
+Everything that configures the gateway goes through `load_settings`, so that precedence and validation
+live in one place and `serve(settings)` never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "MODGATE_"
+DEFAULT_MODEL = "EleutherAI/gpt-neo-125M"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unsafe; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Model
+    model: str = DEFAULT_MODEL
+    model_revision: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    # gRPC server
+    grpc_address: str = "127.0.0.1:50051"
+    grace_period_s: float = 10.0
+    # Request limits
+    max_prompts: int = 16
+    max_new_tokens_limit: int = 512
+    max_return_sequences: int = 8
+    max_stop_sequences: int = 8
+    max_stop_length: int = 64
+    max_prompt_chars: int = 32_000
+    default_max_new_tokens: int = 64
+    max_queue: int = 64
+    # Moderation: the `[moderation]` table of the TOML file, handed to `moderation.config.build_moderator`.
+    # When empty, the production default (detoxify + word list) applies; `offline_moderation` picks the
+    # scorers that need no downloaded weights, and the server announces it.
+    moderation: Mapping[str, Any] = field(default_factory=dict)
+    offline_moderation: bool = False
+    # Storage
+    database_url: str = "sqlite:///var/modgate.db"
+    # Logging
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda"),
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": ("text", "json"),
+}
+_POSITIVE_INTS = (
+    "max_prompts",
+    "max_new_tokens_limit",
+    "max_return_sequences",
+    "max_stop_sequences",
+    "max_stop_length",
+    "max_prompt_chars",
+    "default_max_new_tokens",
+    "max_queue",
+)
+
+
+def _validate(s: Settings) -> None:
+    for name, choices in _CHOICES.items():
+        if getattr(s, name) not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {getattr(s, name)!r}")
+    for name in _POSITIVE_INTS:
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name} must be at least 1, got {getattr(s, name)}")
+    if s.default_max_new_tokens > s.max_new_tokens_limit:
+        raise SettingsError("default_max_new_tokens must not exceed max_new_tokens_limit")
+    if not math.isfinite(s.grace_period_s) or s.grace_period_s < 0:
+        raise SettingsError(f"grace_period_s must be a non-negative number, got {s.grace_period_s}")
+    host, sep, port = s.grpc_address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"grpc_address must look like HOST:PORT, got {s.grpc_address!r}")
+    if not s.model.strip():
+        raise SettingsError("model must name a hub id or a local directory")
+    if not isinstance(s.moderation, Mapping):
+        raise SettingsError("moderation must be a table")
+
+
+def _field_types() -> dict[str, Any]:
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turns a TOML, environment or flag value into the field's type, naming the field when it can't."""
+    kind = _field_types()[name]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind in (str, str | None):
+            if value is None or (kind == str | None and value == ""):
+                return None if kind == str | None else ""
+            if not isinstance(value, str | int | float):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source}: {name} has an invalid value {value!r}") from None
+    return value
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    # Sections are for readability ([model], [server], ...); only [moderation] is kept whole.
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and key != "moderation":
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    names = _field_types()
+    found: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in names and name != "moderation":
+            found[name] = value
+    return found
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merges the three sources in precedence order and validates the result.
+
+    `overrides` holds CLI flags; a value of None means "flag not given" and does not override.
+    """
+    env = os.environ if env is None else env
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    names = _field_types()
+    merged: dict[str, Any] = {}
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if config_file:
+        layers.append((str(config_file), _from_toml(Path(config_file))))
+    layers.append(("environment", _from_env(env)))
+    layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    for source, layer in layers:
+        for name, value in layer.items():
+            if name not in names:
+                raise SettingsError(f"{source}: unknown setting {name!r}")
+            merged[name] = value if name == "moderation" else _coerce(name, value, source)
+    try:
+        return Settings(**merged)
+    except TypeError as exc:  # a wrong-typed value that slipped through coercion
+        raise SettingsError(str(exc)) from None

@@ -1,0 +1,124 @@
+"""Loads a GPT-Neo causal LM and its tokenizer, once, at start-up.
+
+Loading is explicit about what it got: a hub id or a local directory, the revision, the device, and
+whether the weights are the random ones of a demo model. It never falls back to another model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.generation.demo import DEMO_MARKER
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """The model named in the settings cannot be loaded; the message says what to do."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    model_id: str
+    revision: str
+    device: str
+    is_demo: bool
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.config.vocab_size)
+
+
+def pick_device(requested: str) -> str:
+    """CUDA when present (or asked for), else CPU."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device=cuda was requested but no CUDA device is available")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def _torch_dtype(name: str, device: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _not_loadable_message(model: str, exc: BaseException) -> str:
+    return (
+        f"cannot load model {model!r}: {exc}\n"
+        "This machine may be offline with no cached copy of the weights. Either download them on a "
+        "connected machine (they are then cached), point --model at a local directory holding a saved "
+        "GPT-Neo (config.json, weights, tokenizer), or, for a trial with random weights, create a demo "
+        "model with `modgate demo-model DIR` and serve it with `modgate serve --model DIR`. "
+        "modgate never falls back to another model by itself."
+    )
+
+
+def load_model(model: str, *, revision: str | None, device: str, dtype: str) -> LoadedModel:
+    """Loads with `from_pretrained` from a hub id or a local directory; logs progress and time."""
+    started = time.perf_counter()
+    log.info("loading model %s (revision %s) ...", model, revision or "default")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = pick_device(device)
+    local = Path(model).expanduser()
+    source = str(local) if local.is_dir() else model
+    is_demo = local.is_dir() and (local / DEMO_MARKER).exists()
+    kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        log.info("tokenizer loaded (%.1fs); loading weights ...", time.perf_counter() - started)
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype, device), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(_not_loadable_message(model, exc)) from exc
+    if getattr(lm.config, "model_type", None) != "gpt_neo":
+        log.warning("model %s is a %r model, not GPT-Neo; serving it anyway", model, lm.config.model_type)
+    lm.to(device)
+    lm.eval()
+    if tokenizer.pad_token_id is None:
+        # GPT-Neo has no pad token; padding with end-of-text is the usual choice and never generated
+        # into the released text because it is masked out by the attention mask.
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    resolved_revision = revision or getattr(lm.config, "_commit_hash", None) or "local"
+    if is_demo:
+        log.warning(
+            "=" * 72 + "\nDEMO MODEL: %s has RANDOM WEIGHTS. Its text is gibberish, for trials and tests "
+            "only.\n" + "=" * 72,
+            model,
+        )
+    params = sum(p.numel() for p in lm.parameters())
+    log.info(
+        "model %s loaded: %.1fM parameters, %s, %s, context %d, in %.1fs (torch %s)",
+        model,
+        params / 1e6,
+        device,
+        dtype,
+        int(getattr(lm.config, "max_position_embeddings", 0)),
+        time.perf_counter() - started,
+        torch.__version__,
+    )
+    return LoadedModel(
+        model=lm,
+        tokenizer=tokenizer,
+        model_id=model,
+        revision=str(resolved_revision),
+        device=device,
+        is_demo=is_demo,
+    )
