@@ -85,11 +85,15 @@ class Generator:
         params: SamplingParams,
         should_stop: Callable[[], bool],
         streamer: BaseStreamer | None,
+        stream_done: Callable[[], bool] | None = None,
     ) -> tuple[torch.Tensor, int]:
+        """`should_stop` means the caller gave up (raises Cancelled); `stream_done` means the streamed
+        text reached a stop sequence (a normal end)."""
         lm = self.loaded
         enc = lm.tokenizer(prompt, return_tensors="pt").to(lm.device)
         prompt_len = int(enc["input_ids"].shape[1])
-        criteria = StoppingCriteriaList([CancelCriteria(should_stop)])
+        done = stream_done or (lambda: False)
+        criteria = StoppingCriteriaList([CancelCriteria(lambda: should_stop() or done())])
         if params.stop:
             criteria.append(StopSequenceCriteria(lm.tokenizer, prompt_len, params.stop))
         with self._lock, torch.inference_mode():
@@ -143,7 +147,7 @@ class Generator:
         stop sequence, so that the concatenation equals the returned text. Blocking."""
         matcher = StopMatcher(params.stop)
         streamer = _DeltaStreamer(self.loaded.tokenizer, lambda delta: on_text(matcher.feed(delta)))
-        out, prompt_len = self._run(prompt, params, lambda: should_stop() or matcher.stopped, streamer)
+        out, prompt_len = self._run(prompt, params, should_stop, streamer, lambda: matcher.stopped)
         final = self._finish(0, out[0], prompt_len, params.stop)
         rest = streamer.flush_text()
         tail = matcher.feed(rest) + matcher.flush()

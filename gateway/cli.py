@@ -1,0 +1,176 @@
+"""The `modgate` command line: parse, configure logging, then hand over to the library.
+
+Heavy imports (torch, transformers, detoxify) happen inside the commands that need them, so that
+`modgate --help` and `modgate generate` start fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.config import SettingsError, load_settings
+
+
+def _settings(config_file: str | None, overrides: dict[str, Any]):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(config_file, overrides=overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modgate")
+def cli() -> None:
+    """modgate: a content-moderated generation gateway in front of GPT-Neo."""
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")
+@click.option("--model", help="Hub id (default EleutherAI/gpt-neo-125M) or a local model directory.")
+@click.option("--revision", "model_revision", help="Model revision (branch, tag or commit) on the hub.")
+@click.option("--grpc-address", help="HOST:PORT to listen on (default 127.0.0.1:50051).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the models run.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")
+@click.option(
+    "--offline-moderation",
+    is_flag=True,
+    default=None,
+    help="Score with the word list and alt-profanity-check only (no detoxify weights needed).",
+)
+@click.option("--migrate", is_flag=True, help="Upgrade the database schema before starting.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--log-format", type=click.Choice(["text", "json"]))
+def serve(config_file: str | None, migrate: bool, **overrides: Any) -> None:
+    """Run the gateway until SIGTERM/SIGINT (then shut down gracefully)."""
+    settings = _settings(config_file, overrides)
+    from gateway.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    from gateway.generation.model import ModelLoadError
+    from gateway.moderation_setup import ModerationLoadError
+    from gateway.server import StartupError
+    from gateway.server import serve as run
+
+    try:
+        asyncio.run(run(settings, migrate_schema=migrate))
+    except (ModelLoadError, ModerationLoadError, StartupError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("demo-model")
+@click.argument("directory", type=click.Path(file_okay=False))
+def demo_model(directory: str) -> None:
+    """Write a tiny GPT-Neo with RANDOM weights to DIRECTORY, for offline trials and tests."""
+    from gateway.generation.demo import write_demo_model
+
+    path = write_demo_model(Path(directory))
+    click.echo(f"wrote a demo GPT-Neo with random weights to {path}")
+    click.echo(f"serve it with: modgate serve --model {path} --offline-moderation")
+
+
+@cli.command()
+@click.argument("prompts", nargs=-1, required=True)
+@click.option("--address", default="127.0.0.1:50051", show_default=True, envvar="MODGATE_ADDRESS")
+@click.option("--temperature", type=float)
+@click.option("--top-p", type=float)
+@click.option("--top-k", type=int)
+@click.option("--max-new-tokens", type=int)
+@click.option("--sample/--greedy", "do_sample", default=None, help="Sampling (default) or greedy decoding.")
+@click.option("--repetition-penalty", type=float)
+@click.option("--seed", type=int)
+@click.option("--stop", multiple=True, help="Stop sequence (repeatable).")
+@click.option("--num-return-sequences", type=int)
+@click.option("--stream", is_flag=True, help="Stream the released text as it comes (one prompt).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+@click.option("--api-key", envvar="MODGATE_API_KEY", help="API key (or MODGATE_API_KEY).")
+def generate(
+    prompts: tuple[str, ...],
+    address: str,
+    stream: bool,
+    as_json: bool,
+    timeout: float,
+    api_key: str | None,
+    **params: Any,
+) -> None:
+    """Ask a running gateway to generate from PROMPTS, and print the moderated outcome."""
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from gateway.client import GatewayClient, action_name
+
+    if stream and len(prompts) != 1:
+        raise click.UsageError("--stream takes exactly one prompt")
+    try:
+        with GatewayClient(address, timeout=timeout, api_key=api_key) as client:
+            if stream:
+                for message in client.generate_stream(prompts[0], **params):
+                    kind = message.WhichOneof("event")
+                    if kind == "text":
+                        click.echo(message.text, nl=False)
+                    elif kind == "final":
+                        click.echo()
+                        _echo_outcome(message.final, action_name, show_text=False)
+                return
+            response = client.generate(list(prompts), **params)
+    except grpc.RpcError as exc:
+        code = exc.code()  # type: ignore[attr-defined]
+        raise click.ClickException(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
+    if as_json:
+        click.echo(json.dumps(MessageToDict(response), indent=2))
+        return
+    click.echo(f"request {response.request_id} (model {response.model}, seed {response.seed})", err=True)
+    for output in response.outputs:
+        _echo_outcome(output, action_name, show_text=True, label=len(response.outputs) > 1)
+
+
+def _echo_outcome(output: Any, action_name: Any, *, show_text: bool, label: bool = False) -> None:
+    action = action_name(output.moderation.action)
+    prefix = f"[{output.prompt_index}.{output.sequence_index}] " if label else ""
+    if action in ("RELEASED", "MASKED"):
+        if show_text:
+            click.echo(f"{prefix}{output.text}")
+        if action == "MASKED":
+            click.echo(f"{prefix}(masked: {_reasons(output)})", err=True)
+    elif action == "HELD":
+        click.echo(f"{prefix}HELD for human review; ticket {output.ticket} ({_reasons(output)})")
+    else:
+        click.echo(f"{prefix}BLOCKED ({_reasons(output)})")
+
+
+def _reasons(output: Any) -> str:
+    return (
+        "; ".join(f"{r.category} {r.score:.2f} >= {r.threshold:.2f}" for r in output.moderation.reasons)
+        or "-"
+    )
+
+
+def _register_optional_groups() -> None:
+    """Command groups that live beside their subsystems (db, audit, reviewers, keys)."""
+    from gateway.commands import audit, db, keys, reviewers
+
+    for module, name in (
+        (db, "db_group"),
+        (audit, "audit_group"),
+        (reviewers, "reviewers_group"),
+        (keys, "keys_group"),
+    ):
+        group = getattr(module, name, None)
+        if group is not None:
+            cli.add_command(group)
+
+
+def main() -> None:
+    _register_optional_groups()
+    cli(prog_name="modgate")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Server interceptors, one concern each: request ids, then domain errors -> gRPC status codes.
+
+Only unexpected exceptions become INTERNAL, and their details name the request id, never internals or
+generated text: the traceback goes to the server log.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from gateway import errors
+
+log = logging.getLogger(__name__)
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+_STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
+]
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    for kind, code in _STATUS:
+        if isinstance(exc, kind):
+            return code
+    return None
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Behavior], Behavior],
+    stream: Callable[[Behavior], Behavior],
+) -> grpc.RpcMethodHandler:
+    """Rebuilds a handler with its behaviour wrapped; client-streaming methods are not used here."""
+    if handler is None:
+        return handler
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            stream(handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+class RequestIdInterceptor(grpc.aio.ServerInterceptor):
+    """Takes the client's `x-request-id` (when well-formed) or makes one, and returns it in metadata."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        given = dict(details.invocation_metadata or ()).get(REQUEST_ID_HEADER)
+        if isinstance(given, bytes):
+            given = None
+
+        def new_id() -> str:
+            return given if given and _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+        def unary(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                rid = new_id()
+                request_id_var.set(rid)
+                await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
+                return await behavior(request, context)
+
+            return wrapped
+
+        def stream(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                rid = new_id()
+                request_id_var.set(rid)
+                await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
+                async for item in behavior(request, context):
+                    yield item
+
+            return wrapped
+
+        return _wrap(handler, unary, stream)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors to precise status codes; anything else to INTERNAL with the request id."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+
+        async def fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+            code = status_for(exc)
+            if code is None:
+                log.exception("unexpected error in %s (request %s)", method, request_id_var.get())
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error; request id {request_id_var.get()}"
+                )
+            log.info("%s refused: %s %s", method, code.name, exc)
+            await context.abort(code, str(exc))
+
+        def unary(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await behavior(request, context)
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await fail(context, exc)
+
+            return wrapped
+
+        def stream(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await fail(context, exc)
+
+            return wrapped
+
+        return _wrap(handler, unary, stream)

@@ -1,0 +1,304 @@
+"""Writes a call's life to the database before the client hears about it.
+
+A request row is committed before generation starts; outputs, review items (with their tickets) and
+audit events are committed in one transaction before the answer is sent; a call that fails or is
+cancelled on the way is marked so. The database is the witness that the invariant held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit import events
+from gateway.audit.chain import append
+from gateway.errors import Cancelled, Unavailable
+from gateway.generation.generator import GeneratedSequence
+from gateway.generation.params import SamplingParams
+from gateway.storage.models import (
+    GenerationOutput,
+    GenerationRequest,
+    ModerationAction,
+    OutputStatus,
+    RequestStatus,
+    ReviewItem,
+)
+from moderation.types import Action, Decision
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACTOR = "gateway"
+DEFAULT_ESCALATE = ("threat", "severe_toxicity")
+
+_ACTION = {
+    Action.RELEASE: ModerationAction.RELEASE,
+    Action.MASK: ModerationAction.MASK,
+    Action.HOLD: ModerationAction.HOLD,
+    Action.BLOCK: ModerationAction.BLOCK,
+}
+_STATUS = {
+    Action.RELEASE: OutputStatus.RELEASED,
+    Action.MASK: OutputStatus.RELEASED,
+    Action.HOLD: OutputStatus.HELD,
+    Action.BLOCK: OutputStatus.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    prompt_index: int
+    prompt: str
+    sequence: GeneratedSequence
+    decision: Decision
+    # What the client was sent; None means "decision.text if releasable". A stream that was stopped by
+    # the moderator released only a prefix, and that prefix is what gets recorded.
+    released_text: str | None
+
+
+@dataclass(frozen=True)
+class RequestHandle:
+    id: str
+    request_id: str
+    tenant: str
+
+
+def new_ticket() -> str:
+    return "tkt_" + secrets.token_urlsafe(18)
+
+
+def _reasons(decision: Decision, *, with_excerpts: bool) -> list[dict[str, Any]]:
+    out = []
+    for r in decision.reasons:
+        item: dict[str, Any] = {
+            "category": r.category,
+            "score": r.score,
+            "threshold": r.threshold,
+            "action": r.action.name.lower(),
+            "scorer": r.scorer,
+        }
+        if with_excerpts:
+            item["excerpt"] = r.excerpt
+        out.append(item)
+    return out
+
+
+class Recorder:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        escalate_categories: Sequence[str] = DEFAULT_ESCALATE,
+    ) -> None:
+        self._sessions = session_factory
+        self._escalate = frozenset(escalate_categories)
+
+    async def _in_transaction(self, work: Callable[[Session], T]) -> T:
+        """Runs `work` in its own committed transaction, off the event loop."""
+
+        def run() -> T:
+            with self._sessions() as session, session.begin():
+                return work(session)
+
+        try:
+            return await asyncio.to_thread(run)
+        except (OperationalError, PoolTimeoutError) as exc:
+            log.error("database unavailable: %s", exc.__class__.__name__, exc_info=True)
+            raise Unavailable("the gateway's database is unavailable; retry later") from exc
+
+    async def request_received(
+        self,
+        *,
+        request_id: str,
+        tenant: str,
+        model_id: str,
+        model_revision: str,
+        params: SamplingParams,
+        prompts: Sequence[str],
+        stream: bool,
+    ) -> RequestHandle:
+        parameters = dataclasses.asdict(params)
+        parameters["stop"] = list(params.stop)
+
+        def work(session: Session) -> RequestHandle:
+            row = GenerationRequest(
+                request_id=request_id,
+                tenant=tenant,
+                model_id=model_id,
+                model_revision=model_revision,
+                parameters={**parameters, "stream": stream},
+                prompt_count=len(prompts),
+                status=RequestStatus.GENERATING,
+            )
+            session.add(row)
+            session.flush()
+            append(
+                session=session,
+                event_type=events.REQUEST_RECEIVED,
+                actor=ACTOR,
+                tenant=tenant,
+                request_id=request_id,
+                payload={
+                    "generation_request": row.id,
+                    "model": model_id,
+                    "model_revision": model_revision,
+                    "parameters": parameters,
+                    "seed": params.seed,
+                    "prompt_count": len(prompts),
+                    "stream": stream,
+                },
+            )
+            return RequestHandle(id=row.id, request_id=request_id, tenant=tenant)
+
+        return await self._in_transaction(work)
+
+    async def outcome(self, handle: RequestHandle, outputs: Sequence[OutputRecord]) -> list[str | None]:
+        """Stores every output with its decision; held ones get a review item and a ticket. Returns the
+        tickets in order (None where not held)."""
+
+        def work(session: Session) -> list[str | None]:
+            tickets: list[str | None] = []
+            for o in outputs:
+                d = o.decision
+                ticket = new_ticket() if d.action == Action.HOLD else None
+                released = o.released_text if o.released_text is not None else d.text
+                row = GenerationOutput(
+                    generation_request_id=handle.id,
+                    prompt_index=o.prompt_index,
+                    sequence_index=o.sequence.sequence_index,
+                    prompt=o.prompt,
+                    generated_text=o.sequence.text,
+                    released_text=released if d.releasable or o.released_text else None,
+                    scores=dict(d.scores),
+                    reasons=_reasons(d, with_excerpts=True),
+                    spans=[dataclasses.asdict(s) for s in d.spans],
+                    action=_ACTION[d.action],
+                    status=_STATUS[d.action],
+                    policy_name=d.policy_name,
+                    policy_version=d.policy_version,
+                    scorers=[dataclasses.asdict(s) for s in d.scorers],
+                    prompt_tokens=o.sequence.prompt_tokens,
+                    generated_tokens=o.sequence.generated_tokens,
+                    finish_reason=o.sequence.finish_reason.value,
+                    ticket=ticket,
+                )
+                session.add(row)
+                session.flush()
+                self._audit_output(session, handle, row, o, ticket)
+                if ticket is not None:
+                    categories = {r.category for r in d.reasons}
+                    session.add(
+                        ReviewItem(
+                            output_id=row.id,
+                            escalated=bool(categories & self._escalate),
+                            priority=max(d.scores.values(), default=0.0),
+                        )
+                    )
+                tickets.append(ticket)
+            session.execute(
+                update(GenerationRequest)
+                .where(GenerationRequest.id == handle.id)
+                .values(status=RequestStatus.COMPLETED)
+            )
+            return tickets
+
+        return await self._in_transaction(work)
+
+    def _audit_output(
+        self,
+        session: Session,
+        handle: RequestHandle,
+        row: GenerationOutput,
+        o: OutputRecord,
+        ticket: str | None,
+    ) -> None:
+        d = o.decision
+        common = {"tenant": handle.tenant, "request_id": handle.request_id, "actor": ACTOR}
+        append(
+            session=session,
+            event_type=events.GENERATION_COMPLETED,
+            payload={
+                "output": row.id,
+                "prompt_index": o.prompt_index,
+                "sequence_index": o.sequence.sequence_index,
+                "prompt_tokens": o.sequence.prompt_tokens,
+                "generated_tokens": o.sequence.generated_tokens,
+                "finish_reason": o.sequence.finish_reason.value,
+            },
+            **common,
+        )
+        append(
+            session=session,
+            event_type=events.MODERATION_DECIDED,
+            ticket=ticket,
+            action=d.action.name.lower(),
+            payload={
+                "output": row.id,
+                "policy": d.policy_name,
+                "policy_version": d.policy_version,
+                "scorers": [dataclasses.asdict(s) for s in d.scorers],
+                "scores": dict(d.scores),
+                # No excerpts: audit rows are readable through Audit.Query; the text stays in the output row.
+                "reasons": _reasons(d, with_excerpts=False),
+            },
+            **common,
+        )
+        if ticket is not None:
+            append(
+                session=session,
+                event_type=events.REVIEW_HELD,
+                ticket=ticket,
+                payload={"output": row.id},
+                **common,
+            )
+        elif d.releasable:
+            append(
+                session=session,
+                event_type=events.RESULT_RELEASED,
+                action=d.action.name.lower(),
+                payload={"output": row.id},
+                **common,
+            )
+
+    @asynccontextmanager
+    async def failure_guard(self, handle: RequestHandle) -> AsyncIterator[None]:
+        """Marks the request cancelled or failed when the body raises, then re-raises."""
+        try:
+            yield
+        except BaseException as exc:
+            cancelled = isinstance(exc, Cancelled | asyncio.CancelledError)
+            status = RequestStatus.CANCELLED if cancelled else RequestStatus.FAILED
+            event = events.REQUEST_CANCELLED if cancelled else events.GENERATION_FAILED
+            error = "cancelled" if cancelled else exc.__class__.__name__
+
+            def work(session: Session) -> None:
+                session.execute(
+                    update(GenerationRequest)
+                    .where(GenerationRequest.id == handle.id)
+                    .values(status=status, error=error)
+                )
+                append(
+                    session=session,
+                    event_type=event,
+                    actor=ACTOR,
+                    tenant=handle.tenant,
+                    request_id=handle.request_id,
+                    payload={"generation_request": handle.id, "error": error},
+                )
+
+            try:
+                await asyncio.shield(self._in_transaction(work))
+            except Exception:
+                log.exception("could not mark request %s as %s", handle.request_id, status.value)
+            raise

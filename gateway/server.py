@@ -1,0 +1,155 @@
+"""Builds and runs the gateway: components loaded once, a grpc.aio server, graceful shutdown.
+
+`serve(settings)` is what `modgate serve` calls; tests build `Components` once and start as many
+`GatewayServer`s on free ports as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
+
+from gateway.api.v1 import generation_pb2, generation_pb2_grpc
+from gateway.config import Settings
+from gateway.generation.generator import Generator
+from gateway.generation.model import load_model
+from gateway.generation.params import Limits
+from gateway.generation.worker import Worker
+from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
+from gateway.moderation_setup import load_moderator
+from gateway.recording import Recorder
+from gateway.services.generation import GenerationServicer
+from gateway.storage import migrate
+from gateway.storage.engine import make_engine, make_session_factory
+from moderation.moderator import Moderator
+
+log = logging.getLogger(__name__)
+
+GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Components:
+    """The heavy, long-lived parts: loaded once per process."""
+
+    settings: Settings
+    generator: Generator
+    moderator: Moderator
+    engine: Engine
+    recorder: Recorder
+
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(
+            max_prompts=s.max_prompts,
+            max_new_tokens=s.max_new_tokens_limit,
+            default_max_new_tokens=s.default_max_new_tokens,
+            max_return_sequences=s.max_return_sequences,
+            max_stop_sequences=s.max_stop_sequences,
+            max_stop_length=s.max_stop_length,
+            max_prompt_chars=s.max_prompt_chars,
+        )
+
+
+def check_schema(url: str, *, upgrade: bool) -> None:
+    """Refuses to run on an outdated schema (or upgrades it when asked): Alembic owns the schema."""
+    if migrate.is_up_to_date(url):
+        return
+    if upgrade:
+        log.info("upgrading database schema to %s", migrate.head())
+        migrate.upgrade(url)
+        return
+    raise StartupError(
+        f"the database schema at {url} is not at the latest revision ({migrate.current(url) or 'empty'} "
+        f"!= {migrate.head()}). Run `modgate db upgrade` first, or start with `modgate serve --migrate`."
+    )
+
+
+def build_components(settings: Settings, *, migrate_schema: bool = False) -> Components:
+    engine = make_engine(settings.database_url)
+    check_schema(settings.database_url, upgrade=migrate_schema)
+    loaded = load_model(
+        settings.model, revision=settings.model_revision, device=settings.device, dtype=settings.dtype
+    )
+    moderator = load_moderator(settings, device=loaded.device)
+    return Components(
+        settings=settings,
+        generator=Generator(loaded),
+        moderator=moderator,
+        engine=engine,
+        recorder=Recorder(make_session_factory(engine)),
+    )
+
+
+class GatewayServer:
+    def __init__(self, components: Components, *, address: str | None = None) -> None:
+        self._c = components
+        self._address = address or components.settings.grpc_address
+        self._health = health.aio.HealthServicer()
+        self._gen_worker = Worker("generation", max_queue=components.settings.max_queue)
+        self._mod_worker = Worker("moderation", max_queue=components.settings.max_queue * 4)
+        self._server = grpc.aio.server(interceptors=[RequestIdInterceptor(), ErrorInterceptor()])
+        self.port = 0
+
+    async def start(self) -> int:
+        servicer = GenerationServicer(
+            generator=self._c.generator,
+            moderator=self._c.moderator,
+            recorder=self._c.recorder,
+            limits=self._c.limits(),
+            generation_worker=self._gen_worker,
+            moderation_worker=self._mod_worker,
+        )
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (GENERATION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        try:
+            self.port = self._server.add_insecure_port(self._address)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen on {self._address}: {exc}") from exc
+        await self._server.start()
+        for service in ("", GENERATION_SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        host = self._address.rpartition(":")[0]
+        log.info("gRPC server listening on %s:%d", host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuses new calls, lets in-flight ones finish within `grace` seconds, then stops."""
+        grace = self._c.settings.grace_period_s if grace is None else grace
+        log.info("shutting down: refusing new calls, %.0fs grace for calls in flight", grace)
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        self._gen_worker.shutdown()
+        self._mod_worker.shutdown()
+        log.info("server stopped")
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    components = build_components(settings, migrate_schema=migrate_schema)
+    server = GatewayServer(components)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    components.engine.dispose()

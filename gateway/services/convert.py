@@ -1,0 +1,87 @@
+"""Conversion between protobuf messages and domain objects, at the edge of the service.
+
+This is the one place that decides what of a moderation decision a client may see: text only for
+released or masked outputs, reasons without excerpts.
+"""
+
+from __future__ import annotations
+
+from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import moderation_pb2 as mod_pb
+from gateway.generation.generator import FinishReason, GeneratedSequence
+from gateway.generation.params import RawParams
+from moderation.types import Action, Decision
+
+_ACTION_TO_PB = {
+    Action.RELEASE: mod_pb.MODERATION_ACTION_RELEASED,
+    Action.MASK: mod_pb.MODERATION_ACTION_MASKED,
+    Action.HOLD: mod_pb.MODERATION_ACTION_HELD,
+    Action.BLOCK: mod_pb.MODERATION_ACTION_BLOCKED,
+}
+_FINISH_TO_PB = {
+    FinishReason.LENGTH: gen_pb.FINISH_REASON_LENGTH,
+    FinishReason.END_OF_TEXT: gen_pb.FINISH_REASON_END_OF_TEXT,
+    FinishReason.STOP_SEQUENCE: gen_pb.FINISH_REASON_STOP_SEQUENCE,
+}
+
+
+def raw_params_from_pb(p: gen_pb.SamplingParameters) -> RawParams:
+    """Unset proto3 `optional` fields become None so that the server's defaults apply."""
+
+    def opt(name: str) -> object:
+        return getattr(p, name) if p.HasField(name) else None
+
+    return RawParams(
+        temperature=opt("temperature"),  # type: ignore[arg-type]
+        top_p=opt("top_p"),  # type: ignore[arg-type]
+        top_k=opt("top_k"),  # type: ignore[arg-type]
+        max_new_tokens=opt("max_new_tokens"),  # type: ignore[arg-type]
+        do_sample=opt("do_sample"),  # type: ignore[arg-type]
+        repetition_penalty=opt("repetition_penalty"),  # type: ignore[arg-type]
+        seed=opt("seed"),  # type: ignore[arg-type]
+        stop=tuple(p.stop),
+        num_return_sequences=opt("num_return_sequences"),  # type: ignore[arg-type]
+        min_new_tokens=opt("min_new_tokens"),  # type: ignore[arg-type]
+    )
+
+
+def moderation_to_pb(decision: Decision) -> mod_pb.ModerationResult:
+    return mod_pb.ModerationResult(
+        action=_ACTION_TO_PB[decision.action],
+        reasons=[
+            mod_pb.Reason(
+                category=r.category,
+                score=r.score,
+                threshold=r.threshold,
+                action=_ACTION_TO_PB[r.action],
+                scorer=r.scorer,
+            )
+            for r in decision.reasons
+        ],
+        scores=dict(decision.scores),
+        policy=decision.policy_name,
+        policy_version=decision.policy_version,
+        scorers=[mod_pb.ScorerVersion(name=s.name, version=s.version) for s in decision.scorers],
+    )
+
+
+def output_to_pb(
+    *,
+    prompt_index: int,
+    sequence: GeneratedSequence,
+    decision: Decision,
+    ticket: str | None,
+    include_text: bool = True,
+) -> gen_pb.Output:
+    """`include_text=False` is for the end of a stream, whose released text was already sent."""
+    text = decision.text if decision.releasable and include_text else ""
+    return gen_pb.Output(
+        prompt_index=prompt_index,
+        sequence_index=sequence.sequence_index,
+        moderation=moderation_to_pb(decision),
+        text=text,
+        ticket=ticket or "",
+        prompt_tokens=sequence.prompt_tokens,
+        generated_tokens=sequence.generated_tokens,
+        finish_reason=_FINISH_TO_PB[sequence.finish_reason],
+    )

@@ -1,0 +1,201 @@
+"""The GenerationService servicer: proto in, domain calls, proto out.
+
+Order of work for every call: validate, record the request, generate, moderate, record the outcome
+(held outputs get their review item and ticket in the same transaction), and only then answer. No text
+leaves here that the moderator did not release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.errors import InvalidArgument
+from gateway.generation.generator import GeneratedSequence, Generator
+from gateway.generation.params import Limits, SamplingParams, check_context, resolve, validate_prompt
+from gateway.generation.params import validate_prompts as validate_prompt_list
+from gateway.generation.worker import Worker
+from gateway.interceptors import request_id_var
+from gateway.recording import OutputRecord, Recorder
+from gateway.services.convert import output_to_pb, raw_params_from_pb
+from moderation.moderator import Moderator
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the servicer needs to know about the caller (tenants and keys arrive with auth)."""
+
+    request_id: str
+    tenant: str
+    policy: str | None
+
+
+def _should_stop(cancel: threading.Event, context: grpc.aio.ServicerContext) -> Callable[[], bool]:
+    """Generation checks this after every token: a cancelled call or a passed deadline stops it."""
+    remaining = context.time_remaining()
+    deadline = time.monotonic() + remaining if remaining is not None else None
+
+    def should_stop() -> bool:
+        return cancel.is_set() or (deadline is not None and time.monotonic() > deadline)
+
+    return should_stop
+
+
+class GenerationServicer(gen_grpc.GenerationServiceServicer):
+    def __init__(
+        self,
+        *,
+        generator: Generator,
+        moderator: Moderator,
+        recorder: Recorder,
+        limits: Limits,
+        generation_worker: Worker,
+        moderation_worker: Worker,
+    ) -> None:
+        self._generator = generator
+        self._moderator = moderator
+        self._recorder = recorder
+        self._limits = generator.limits(limits)
+        self._gen_worker = generation_worker
+        self._mod_worker = moderation_worker
+
+    def _call(self, context: grpc.aio.ServicerContext) -> CallContext:
+        return CallContext(request_id=request_id_var.get(), tenant="default", policy=None)
+
+    def _params(self, request_params: gen_pb.SamplingParameters, prompts: list[str]) -> SamplingParams:
+        params = resolve(raw_params_from_pb(request_params), self._limits)
+        for i, prompt in enumerate(prompts):
+            name = "input_string" if len(prompts) == 1 else f"input_string[{i}]"
+            check_context(self._generator.count_tokens(prompt), params, self._limits, field=name)
+        return params
+
+    async def Generate(
+        self, request: gen_pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> gen_pb.GenerateResponse:
+        prompts = list(request.input_string)
+        validate_prompt_list(prompts, self._limits, field="input_string")
+        params = self._params(request.parameters, prompts)
+        call = self._call(context)
+        record = await self._recorder.request_received(
+            request_id=call.request_id,
+            tenant=call.tenant,
+            model_id=self._generator.model_id,
+            model_revision=self._generator.loaded.revision,
+            params=params,
+            prompts=prompts,
+            stream=False,
+        )
+        cancel = threading.Event()
+        should_stop = _should_stop(cancel, context)
+        async with self._recorder.failure_guard(record):
+            generated: list[tuple[int, str, GeneratedSequence]] = []
+            for index, prompt in enumerate(prompts):
+                sequences = await self._gen_worker.run(
+                    cancel, self._generator.generate, prompt, params, should_stop=should_stop
+                )
+                generated.extend((index, prompt, s) for s in sequences)
+            decisions = await self._mod_worker.run(
+                cancel, self._moderator.moderate, [s.text for _, _, s in generated], policy=call.policy
+            )
+            outputs = [
+                OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d, released_text=None)
+                for (i, p, s), d in zip(generated, decisions, strict=True)
+            ]
+            tickets = await self._recorder.outcome(record, outputs)
+        return gen_pb.GenerateResponse(
+            request_id=call.request_id,
+            model=self._generator.model_id,
+            seed=params.seed,
+            outputs=[
+                output_to_pb(prompt_index=o.prompt_index, sequence=o.sequence, decision=o.decision, ticket=t)
+                for o, t in zip(outputs, tickets, strict=True)
+            ],
+        )
+
+    async def GenerateStream(
+        self, request: gen_pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gen_pb.GenerateStreamResponse]:
+        prompt = request.input_string
+        validate_prompt(prompt, self._limits, field="input_string")
+        params = self._params(request.parameters, [prompt])
+        if params.num_return_sequences != 1:
+            raise InvalidArgument(
+                "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
+            )
+        call = self._call(context)
+        record = await self._recorder.request_received(
+            request_id=call.request_id,
+            tenant=call.tenant,
+            model_id=self._generator.model_id,
+            model_revision=self._generator.loaded.revision,
+            params=params,
+            prompts=[prompt],
+            stream=True,
+        )
+        yield gen_pb.GenerateStreamResponse(
+            start=gen_pb.StreamStart(
+                request_id=call.request_id, model=self._generator.model_id, seed=params.seed
+            )
+        )
+        cancel = threading.Event()
+        should_stop = _should_stop(cancel, context)
+        moderator = self._moderator.stream(policy=call.policy)
+        released: list[str] = []
+        async with self._recorder.failure_guard(record):
+            deltas: asyncio.Queue[str] = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            generation = asyncio.ensure_future(
+                self._gen_worker.run(
+                    cancel,
+                    self._generator.generate_stream,
+                    prompt,
+                    params,
+                    on_text=lambda d: loop.call_soon_threadsafe(deltas.put_nowait, d),
+                    should_stop=should_stop,
+                )
+            )
+            try:
+                while not (generation.done() and deltas.empty()):
+                    if deltas.empty():
+                        waiter = asyncio.ensure_future(deltas.get())
+                        await asyncio.wait({waiter, generation}, return_when=asyncio.FIRST_COMPLETED)
+                        if not waiter.done():
+                            waiter.cancel()
+                            continue
+                        delta = waiter.result()
+                    else:
+                        delta = deltas.get_nowait()
+                    chunk = await self._mod_worker.run(cancel, moderator.feed, delta)
+                    if chunk:
+                        released.append(chunk)
+                        yield gen_pb.GenerateStreamResponse(text=chunk)
+                sequence = generation.result()
+            finally:
+                if not generation.done():
+                    cancel.set()
+                    generation.cancel()
+            rest, decision = await self._mod_worker.run(cancel, moderator.finish)
+            if rest:
+                released.append(rest)
+            output = OutputRecord(
+                prompt_index=0,
+                prompt=prompt,
+                sequence=sequence,
+                decision=decision,
+                released_text="".join(released),
+            )
+            (ticket,) = await self._recorder.outcome(record, [output])
+        if rest:
+            yield gen_pb.GenerateStreamResponse(text=rest)
+        yield gen_pb.GenerateStreamResponse(
+            final=output_to_pb(
+                prompt_index=0, sequence=sequence, decision=decision, ticket=ticket, include_text=False
+            )
+        )

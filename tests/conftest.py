@@ -1,0 +1,18 @@
+"""Fixtures shared by every test directory: the demo model (built once per run)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gateway.generation.demo import write_demo_model
+
+    return write_demo_model(tmp_path_factory.mktemp("demo-model"))

@@ -1,0 +1,96 @@
+"""A real gateway per moderation policy, sharing one loaded demo model and one migrated database.
+
+Moderation outcomes are made deterministic without touching the model: the test finds a word that the
+demo model really generates for a fixed prompt and seed, and configures the word list to flag it. The
+policy then decides mask, hold or block for that real output, through the real server path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.generation.generator import Generator
+from gateway.generation.model import load_model
+from gateway.generation.params import Limits, RawParams, resolve
+from gateway.recording import Recorder
+from gateway.server import Components
+from gateway.storage import migrate
+from gateway.storage.engine import make_engine, make_session_factory
+from moderation.masking import Masker
+from moderation.moderator import Moderator
+from moderation.policy import Policy
+from moderation.scorers.profanity import ProfanityScorer
+from moderation.types import Action
+from tests.integration.gateway_harness import ServerThread
+
+PROMPT = "The meaning of life is"
+FLAG_SEED = 11
+FLAG_TOKENS = 24
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'modgate.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def generator(demo_model_dir: Path) -> Generator:
+    return Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def flag_word(generator: Generator) -> str:
+    """A whole word (letters only, 3+) that the demo model generates for PROMPT with FLAG_SEED."""
+    params = resolve(RawParams(seed=FLAG_SEED, max_new_tokens=FLAG_TOKENS), Limits())
+    (seq,) = generator.generate(PROMPT, params, should_stop=lambda: False)
+    words = [w for w in re.split(r"\s+", seq.text) if re.fullmatch(r"[A-Za-z]{3,}", w)]
+    assert words, f"the demo model produced no plain word to flag: {seq.text!r}"
+    return words[0]
+
+
+def policy_for(span_action: Action, *, name: str | None = None) -> Policy:
+    return Policy(name=name or f"test-{span_action.name.lower()}", span_actions={"profanity": span_action})
+
+
+@pytest.fixture(scope="session")
+def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[Callable[..., ServerThread]]:
+    """Starts a gateway whose word list flags `flag_word` and whose policy does `span_action` with it."""
+    engine = make_engine(db_url)
+    started: list[ServerThread] = []
+
+    def make(span_action: Action = Action.MASK, **settings: object) -> ServerThread:
+        policy = policy_for(span_action)
+        moderator = Moderator(
+            [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
+            {policy.name: policy},
+            default_policy=policy.name,
+            masker=Masker(),
+        )
+        components = Components(
+            settings=Settings(model=generator.model_id, database_url=db_url, **settings),  # type: ignore[arg-type]
+            generator=generator,
+            moderator=moderator,
+            engine=engine,
+            recorder=Recorder(make_session_factory(engine)),
+        )
+        server = ServerThread(components).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop(grace=1)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def gateway(make_gateway: Callable[..., ServerThread]) -> ServerThread:
+    """The default gateway for these tests: flagged words are masked."""
+    return make_gateway(Action.MASK)

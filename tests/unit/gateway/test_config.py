@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings, SettingsError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "modgate.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_sources() -> None:
+    s = load_settings(None, env={})
+    assert s == Settings()
+    assert s.model == "EleutherAI/gpt-neo-125M"
+    assert s.grpc_address == "127.0.0.1:50051"
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[model]\nmodel = "from-file"\ndtype = "bfloat16"\n'
+        '[server]\ngrpc_address = "0.0.0.0:1"\nmax_queue = 3\n',
+    )
+    env = {"MODGATE_MODEL": "from-env", "MODGATE_MAX_QUEUE": "9", "UNRELATED": "x"}
+    s = load_settings(path, env=env, overrides={"model": "from-flag", "dtype": None})
+    assert s.model == "from-flag"  # flag beats env beats file
+    assert s.max_queue == 9  # env beats file
+    assert s.dtype == "bfloat16"  # file value kept when nothing above it is set
+    assert s.grpc_address == "0.0.0.0:1"
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'log_level = "DEBUG"\n')
+    assert load_settings(None, env={"MODGATE_CONFIG": str(path)}).log_level == "DEBUG"
+
+
+def test_moderation_table_kept_whole(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[moderation]\ndefault_policy = "strict"\n[moderation.profanity]\nextra_words = ["x"]\n'
+    )
+    s = load_settings(path, env={})
+    assert s.moderation == {"default_policy": "strict", "profanity": {"extra_words": ["x"]}}
+
+
+def test_env_booleans_and_numbers() -> None:
+    s = load_settings(None, env={"MODGATE_OFFLINE_MODERATION": "yes", "MODGATE_GRACE_PERIOD_S": "2.5"})
+    assert s.offline_moderation is True
+    assert s.grace_period_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MODGATE_MAX_QUEUE": "many"}, "max_queue has an invalid value"),
+        ({"MODGATE_MAX_QUEUE": "0"}, "max_queue must be at least 1"),
+        ({"MODGATE_DEVICE": "tpu"}, "device must be one of"),
+        ({"MODGATE_GRPC_ADDRESS": "nowhere"}, "grpc_address must look like HOST:PORT"),
+        ({"MODGATE_OFFLINE_MODERATION": "perhaps"}, "offline_moderation has an invalid value"),
+        ({"MODGATE_GRACE_PERIOD_S": "nan"}, "grace_period_s must be a non-negative number"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(None, env=env)
+
+
+def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="unknown setting 'modle'"):
+        load_settings(write(tmp_path, 'modle = "x"\n'), env={})
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", env={})
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(write(tmp_path, "model = \n"), env={})
