@@ -1,0 +1,34 @@
+"""Audit event types: one constant per step of a request's life, review decisions and admin actions.
+
+Strings, not an Enum, because they are stored and queried as text and new types must not need a
+migration; :data:`ALL_EVENT_TYPES` lets the CLI and the API validate a filter.
+"""
+
+from __future__ import annotations
+
+REQUEST_RECEIVED = "request.received"
+REQUEST_REJECTED = "request.rejected"
+REQUEST_CANCELLED = "request.cancelled"
+GENERATION_COMPLETED = "generation.completed"
+GENERATION_FAILED = "generation.failed"
+MODERATION_SCORED = "moderation.scored"
+MODERATION_DECIDED = "moderation.decided"
+REVIEW_HELD = "review.held"
+REVIEW_CLAIMED = "review.claimed"
+REVIEW_LEASE_EXPIRED = "review.lease_expired"
+REVIEW_ESCALATED = "review.escalated"
+REVIEW_APPROVED = "review.approved"
+REVIEW_EDITED = "review.edited"
+REVIEW_REJECTED = "review.rejected"
+RESULT_RELEASED = "result.released"
+RESULT_READ = "result.read"
+KEY_CREATED = "key.created"
+KEY_REVOKED = "key.revoked"
+REVIEWER_CREATED = "reviewer.created"
+REVIEWER_DISABLED = "reviewer.disabled"
+REVIEWER_LOGIN = "reviewer.login"
+REVIEWER_LOGIN_FAILED = "reviewer.login_failed"
+
+ALL_EVENT_TYPES: frozenset[str] = frozenset(
+    value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
+)

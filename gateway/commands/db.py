@@ -1,0 +1,172 @@
+"""`modgate db`: schema migrations; also the helpers the other data command groups share.
+
+Every data group takes ``--database-url`` (env ``MODGATE_DATABASE_URL``); without it, a settings object
+in ``ctx.obj`` with a ``database_url`` attribute is used, then ``sqlite:///var/modgate.db``.
+SQLAlchemy and Alembic are imported inside the commands so that ``modgate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+DEFAULT_DATABASE_URL = "sqlite:///var/modgate.db"  # = gateway.storage.engine.DEFAULT_DATABASE_URL
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_url_option(func: F) -> F:
+    """The ``--database-url`` option every data group carries."""
+    return click.option(
+        "--database-url",
+        envvar="MODGATE_DATABASE_URL",
+        default=None,
+        metavar="URL",
+        help=f"SQLAlchemy database URL [env MODGATE_DATABASE_URL; default {DEFAULT_DATABASE_URL}].",
+    )(func)
+
+
+def store_database_url(ctx: click.Context, database_url: str | None) -> None:
+    """Resolve the URL once, in the group callback, and keep it in ``ctx.meta`` for subcommands."""
+    settings = ctx.obj
+    url = database_url or getattr(settings, "database_url", None) or DEFAULT_DATABASE_URL
+    ctx.meta["modgate.database_url"] = url
+
+
+def database_url(ctx: click.Context) -> str:
+    return str(ctx.meta.get("modgate.database_url") or DEFAULT_DATABASE_URL)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid URL>"
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn database and domain failures into one-line ClickExceptions (exit 1), never tracebacks."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+    from gateway.storage.errors import DomainError
+
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise click.UsageError(f"invalid database URL {_safe_url(url)}: {exc}") from None
+    except DBAPIError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
+        raise click.ClickException(f"database error at {_safe_url(url)}: {first_line}") from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database error at {_safe_url(url)}: {exc.__class__.__name__}") from None
+    except OSError as exc:  # e.g. the SQLite file's directory cannot be created
+        raise click.ClickException(
+            f"cannot open the database at {_safe_url(url)}: {exc.strerror or exc}"
+        ) from None
+
+
+@contextmanager
+def open_session(ctx: click.Context, *, require_schema: bool = True) -> Iterator[Session]:
+    """A session in one transaction, committed on success; checks the schema is at head first."""
+    from gateway.storage import make_engine, make_session_factory, migrate
+
+    url = database_url(ctx)
+    with database_errors(url):
+        engine = make_engine(url)
+        try:
+            if require_schema and not migrate.is_up_to_date(url):
+                raise click.ClickException(
+                    f"the database at {_safe_url(url)} is not at the latest schema revision; "
+                    "run `modgate db upgrade` first"
+                )
+            with make_session_factory(engine)() as session, session.begin():
+                yield session
+        finally:
+            engine.dispose()
+
+
+def cli_actor() -> str:
+    """Who an audit event from the command line is attributed to."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"cli:{user}"
+
+
+@click.group(name="db")
+@database_url_option
+@click.pass_context
+def db_group(ctx: click.Context, database_url: str | None) -> None:
+    """Database schema: upgrade, downgrade, show the current revision."""
+    store_database_url(ctx, database_url)
+
+
+@db_group.command()
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the schema up to REVISION (default: the newest)."""
+    from alembic.util import CommandError
+
+    from gateway.storage import migrate
+
+    url = database_url(ctx)
+    with database_errors(url):
+        try:
+            migrate.upgrade(url, revision)
+            now = migrate.current(url)
+        except CommandError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"database at {_safe_url(url)} is at revision {now or 'base'}")
+
+
+@db_group.command()
+@click.argument("revision")
+@click.pass_context
+def downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the schema down to REVISION ("base" removes every table: all data is lost)."""
+    from alembic.util import CommandError
+
+    from gateway.storage import migrate
+
+    url = database_url(ctx)
+    with database_errors(url):
+        try:
+            migrate.downgrade(url, revision)
+            now = migrate.current(url)
+        except CommandError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"database at {_safe_url(url)} is at revision {now or 'base'}")
+
+
+@db_group.command()
+@click.pass_context
+def current(ctx: click.Context) -> None:
+    """Show the schema revision; exit 1 when it is not the newest."""
+    from gateway.storage import migrate
+
+    url = database_url(ctx)
+    with database_errors(url):
+        revision = migrate.current(url)
+        head = migrate.head()
+    if revision == head:
+        click.echo(f"{revision} (head)")
+        return
+    click.echo(f"{revision or 'base (empty database)'}; newest is {head}: run `modgate db upgrade`")
+    ctx.exit(1)

@@ -1,0 +1,466 @@
+"""The human review queue: hold an output, claim it with a lease, decide it, read the result.
+
+Every state change is a conditional UPDATE (``WHERE id = :id AND version = :seen AND <still valid>``)
+that bumps ``version``; when it matches no row, someone else won and the caller gets a precise error.
+On PostgreSQL the candidate row is also locked first (``FOR UPDATE SKIP LOCKED`` when claiming, so
+concurrent reviewers and gateway replicas each get a different item without waiting on each other).
+On SQLite, :func:`gateway.storage.make_engine` begins every transaction with ``BEGIN IMMEDIATE``; the
+conditional UPDATE keeps the functions race-free even on an engine configured otherwise.
+
+Each transition appends its audit event in the same transaction, so the queue and the audit log can
+never disagree. Audit payloads carry ids, versions, reasons and text hashes, never generated text.
+Functions take ``session=`` and never commit (the caller owns ``with Session() as s, s.begin():``).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.audit import append as audit_append
+from gateway.audit import events
+from gateway.review.errors import (
+    AlreadyDecided,
+    AlreadyExists,
+    Forbidden,
+    InvalidDecision,
+    LeaseExpired,
+    NotClaimant,
+    NotFound,
+    StaleVersion,
+)
+from gateway.storage.base import utcnow
+from gateway.storage.engine import is_postgresql
+from gateway.storage.models import (
+    DECIDED_STATES,
+    GenerationOutput,
+    OutputStatus,
+    Reviewer,
+    ReviewItem,
+    ReviewState,
+)
+
+DEFAULT_LEASE_SECONDS = 300
+MAX_LEASE_SECONDS = 3600
+_CLAIM_CANDIDATES = 5
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+
+
+_DECISION_EFFECT: dict[Decision, tuple[ReviewState, OutputStatus, str]] = {
+    Decision.APPROVE: (ReviewState.APPROVED, OutputStatus.APPROVED, events.REVIEW_APPROVED),
+    Decision.EDIT: (ReviewState.EDITED, OutputStatus.EDITED, events.REVIEW_EDITED),
+    Decision.REJECT: (ReviewState.REJECTED, OutputStatus.REJECTED, events.REVIEW_REJECTED),
+}
+
+
+def new_ticket() -> str:
+    """An unguessable ticket id (128 random bits): a client can only poll results it was given."""
+    return "tkt_" + secrets.token_hex(16)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _audit(session: Session, event_type: str, actor: str, item: ReviewItem, **payload: Any) -> None:
+    output = item.output
+    audit_append(
+        session=session,
+        event_type=event_type,
+        actor=actor,
+        tenant=output.request.tenant,
+        request_id=output.request.request_id,
+        ticket=output.ticket,
+        action=event_type.rpartition(".")[2],
+        payload={"item_id": item.id, "output_id": output.id, "version": item.version, **payload},
+    )
+
+
+def _actor(reviewer: Reviewer) -> str:
+    return f"reviewer:{reviewer.username}"
+
+
+def _check_active(reviewer: Reviewer) -> None:
+    if reviewer.disabled:
+        raise Forbidden(f"reviewer {reviewer.username!r} is disabled")
+
+
+def _check_lease(lease_seconds: int) -> timedelta:
+    if not 1 <= lease_seconds <= MAX_LEASE_SECONDS:
+        raise InvalidDecision(f"lease_seconds must be between 1 and {MAX_LEASE_SECONDS}")
+    return timedelta(seconds=lease_seconds)
+
+
+def create_review_item(
+    *,
+    session: Session,
+    output: GenerationOutput,
+    escalated: bool = False,
+    priority: float | None = None,
+    actor: str = "system",
+) -> ReviewItem:
+    """Hold ``output`` for review: give it a ticket, withdraw any released text, queue an item.
+
+    ``priority`` defaults to the output's highest numeric score (the most toxic is looked at first);
+    ``escalated`` items are visible to admins only.
+    """
+    if session.scalar(select(ReviewItem.id).where(ReviewItem.output_id == output.id)) is not None:
+        raise AlreadyExists(f"output {output.id} is already in the review queue")
+    if priority is None:
+        numbers = [v for v in (output.scores or {}).values() if isinstance(v, int | float)]
+        priority = float(max(numbers, default=0.0))
+    if output.ticket is None:
+        output.ticket = new_ticket()
+    output.status = OutputStatus.HELD
+    output.released_text = None
+    item = ReviewItem(output=output, priority=priority, escalated=escalated, state=ReviewState.PENDING)
+    session.add(item)
+    session.flush()
+    _audit(session, events.REVIEW_HELD, actor, item, priority=priority, escalated=escalated)
+    return item
+
+
+def _claimable(now: datetime) -> Any:
+    """Pending, or claimed with a lease that has run out (counts as pending)."""
+    return or_(
+        ReviewItem.state == ReviewState.PENDING,
+        and_(ReviewItem.state == ReviewState.CLAIMED, ReviewItem.lease_expires_at <= now),
+    )
+
+
+def _transition(
+    session: Session, item_id: str, version: int, conditions: list[Any], values: dict[str, Any]
+) -> ReviewItem | None:
+    """Apply ``values`` iff the row still has ``version`` and meets ``conditions``; bump the version."""
+    stmt = (
+        update(ReviewItem)
+        .where(ReviewItem.id == item_id, ReviewItem.version == version, *conditions)
+        .values(version=ReviewItem.version + 1, **values)
+        .returning(ReviewItem)
+    )
+    return session.scalars(stmt, execution_options={"populate_existing": True}).one_or_none()
+
+
+def claim_next(
+    *,
+    session: Session,
+    reviewer: Reviewer,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> ReviewItem | None:
+    """Claim the most urgent claimable item for ``reviewer`` (None if the queue is empty for them).
+
+    Order: highest priority, then oldest. Non-admins never see escalated items.
+    """
+    _check_active(reviewer)
+    lease = _check_lease(lease_seconds)
+    now = now or utcnow()
+    candidates = select(ReviewItem.id, ReviewItem.version).where(_claimable(now))
+    if not reviewer.is_admin:
+        candidates = candidates.where(ReviewItem.escalated.is_(False))
+    candidates = candidates.order_by(ReviewItem.priority.desc(), ReviewItem.created_at, ReviewItem.id)
+    if is_postgresql(session):
+        # Lock one row, skipping rows other transactions hold: no two claimers get the same item.
+        candidates = candidates.limit(1).with_for_update(skip_locked=True)
+    else:
+        candidates = candidates.limit(_CLAIM_CANDIDATES)
+
+    for candidate in session.execute(candidates).all():
+        item = _transition(
+            session,
+            candidate.id,
+            candidate.version,
+            [_claimable(now)],
+            {
+                "state": ReviewState.CLAIMED,
+                "claimed_by": reviewer.id,
+                "claimed_at": now,
+                "lease_expires_at": now + lease,
+                "updated_at": now,
+            },
+        )
+        if item is not None:
+            _audit(session, events.REVIEW_CLAIMED, _actor(reviewer), item, lease_expires_at=now.isoformat())
+            return item
+    return None
+
+
+def _load(session: Session, item_id: str) -> ReviewItem:
+    """The item, row-locked on PostgreSQL (concurrent deciders queue up instead of racing)."""
+    stmt = select(ReviewItem).where(ReviewItem.id == item_id).execution_options(populate_existing=True)
+    if is_postgresql(session):
+        stmt = stmt.with_for_update()
+    item = session.scalars(stmt).one_or_none()
+    if item is None:
+        raise NotFound(f"review item {item_id} not found")
+    return item
+
+
+def _refuse_if_not_holder(item: ReviewItem, reviewer: Reviewer, now: datetime) -> None:
+    """Raise the precise reason ``reviewer`` may not act on ``item`` now, if there is one."""
+    if item.state in DECIDED_STATES:
+        raise AlreadyDecided(f"review item {item.id} is already {item.state.value}")
+    if item.state != ReviewState.CLAIMED or item.claimed_by != reviewer.id:
+        raise NotClaimant(f"review item {item.id} is not claimed by {reviewer.username!r}")
+    if item.lease_expires_at is None or item.lease_expires_at <= now:
+        raise LeaseExpired(f"the claim on review item {item.id} has expired")
+    if item.escalated and not reviewer.is_admin:
+        raise Forbidden(f"review item {item.id} is escalated: an admin must decide it")
+
+
+def _holder_conditions(reviewer: Reviewer, now: datetime) -> list[Any]:
+    return [
+        ReviewItem.state == ReviewState.CLAIMED,
+        ReviewItem.claimed_by == reviewer.id,
+        ReviewItem.lease_expires_at > now,
+    ]
+
+
+def renew_lease(
+    *,
+    session: Session,
+    item_id: str,
+    reviewer: Reviewer,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> ReviewItem:
+    """Heartbeat: extend the claimant's live lease to ``now + lease_seconds``.
+
+    The version is not bumped, so the reviewer's open page stays valid. An expired lease cannot be
+    renewed (someone else may have claimed the item in between): claim again instead.
+    """
+    _check_active(reviewer)
+    lease = _check_lease(lease_seconds)
+    now = now or utcnow()
+    item = _load(session, item_id)
+    _refuse_if_not_holder(item, reviewer, now)
+    stmt = (
+        update(ReviewItem)
+        .where(ReviewItem.id == item_id, *_holder_conditions(reviewer, now))
+        .values(lease_expires_at=now + lease, updated_at=now)
+        .returning(ReviewItem)
+    )
+    renewed = session.scalars(stmt, execution_options={"populate_existing": True}).one_or_none()
+    if renewed is None:  # changed between the read and the write (only on a non-IMMEDIATE SQLite engine)
+        _refuse_if_not_holder(_load(session, item_id), reviewer, now)
+        raise LeaseExpired(f"the claim on review item {item_id} has expired")
+    return renewed
+
+
+def release_expired(*, session: Session, now: datetime | None = None) -> int:
+    """Put every claimed item whose lease ran out back to pending; return how many.
+
+    Not needed for correctness (:func:`claim_next` already treats them as pending) but keeps the
+    queue page honest and records a ``review.lease_expired`` event per item.
+    """
+    now = now or utcnow()
+    stale = select(ReviewItem.id, ReviewItem.version, ReviewItem.claimed_by).where(
+        ReviewItem.state == ReviewState.CLAIMED, ReviewItem.lease_expires_at <= now
+    )
+    if is_postgresql(session):
+        stale = stale.with_for_update(skip_locked=True)
+    released = 0
+    for row in session.execute(stale).all():
+        item = _transition(
+            session,
+            row.id,
+            row.version,
+            [ReviewItem.state == ReviewState.CLAIMED, ReviewItem.lease_expires_at <= now],
+            {
+                "state": ReviewState.PENDING,
+                "claimed_by": None,
+                "claimed_at": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            },
+        )
+        if item is not None:
+            released += 1
+            _audit(session, events.REVIEW_LEASE_EXPIRED, "system", item, reviewer_id=row.claimed_by)
+    return released
+
+
+def decide(
+    *,
+    session: Session,
+    item_id: str,
+    reviewer: Reviewer,
+    expected_version: int,
+    decision: Decision | str,
+    edited_text: str | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> ReviewItem:
+    """Approve, edit-and-approve or reject a claimed item; final.
+
+    Only the claimant, with a live lease, deciding on the version they saw (``expected_version``, the
+    item's version when claimed). approve releases the original text; edit releases ``edited_text``
+    and keeps the original in ``generated_text``; reject releases nothing.
+    """
+    try:
+        decision = Decision(decision)
+    except ValueError:
+        raise InvalidDecision(f"unknown decision {decision!r}: use approve, edit or reject") from None
+    if decision is Decision.EDIT and not (edited_text and edited_text.strip()):
+        raise InvalidDecision("an edit needs the edited text")
+    if decision is not Decision.EDIT and edited_text is not None:
+        raise InvalidDecision(f"edited_text is only for an edit, not {decision.value}")
+    _check_active(reviewer)
+    now = now or utcnow()
+
+    item = _load(session, item_id)
+    _refuse_if_not_holder(item, reviewer, now)
+    if item.version != expected_version:
+        raise StaleVersion(f"review item {item_id} is at version {item.version}, not {expected_version}")
+
+    state, output_status, event_type = _DECISION_EFFECT[decision]
+    decided = _transition(
+        session,
+        item_id,
+        expected_version,
+        _holder_conditions(reviewer, now),
+        {
+            "state": state,
+            "decided_by": reviewer.id,
+            "decided_at": now,
+            "decision_reason": reason,
+            "edited_text": edited_text if decision is Decision.EDIT else None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
+    )
+    if decided is None:  # lost a race after the checks above: explain it, or call it stale
+        _refuse_if_not_holder(_load(session, item_id), reviewer, now)
+        raise StaleVersion(f"review item {item_id} changed while deciding; reload it")
+
+    output = decided.output
+    output.status = output_status
+    if decision is Decision.APPROVE:
+        output.released_text = output.generated_text
+    elif decision is Decision.EDIT:
+        output.released_text = edited_text
+    else:
+        output.released_text = None
+    session.flush()
+
+    payload: dict[str, Any] = {"reason": reason}
+    if decision is Decision.EDIT and edited_text is not None:
+        payload |= {"original_sha256": _sha256(output.generated_text), "edited_sha256": _sha256(edited_text)}
+    _audit(session, event_type, _actor(reviewer), decided, **payload)
+    if decision is not Decision.REJECT:
+        _audit(session, events.RESULT_RELEASED, _actor(reviewer), decided)
+    return decided
+
+
+def escalate(
+    *,
+    session: Session,
+    item_id: str,
+    reviewer: Reviewer,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> ReviewItem:
+    """Hand a claimed item to the admins: it goes back to pending, visible to admins only."""
+    _check_active(reviewer)
+    now = now or utcnow()
+    item = _load(session, item_id)
+    _refuse_if_not_holder(item, reviewer, now)
+    escalated = _transition(
+        session,
+        item_id,
+        item.version,
+        _holder_conditions(reviewer, now),
+        {
+            "state": ReviewState.PENDING,
+            "escalated": True,
+            "claimed_by": None,
+            "claimed_at": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
+    )
+    if escalated is None:
+        raise StaleVersion(f"review item {item_id} changed while escalating; reload it")
+    _audit(session, events.REVIEW_ESCALATED, _actor(reviewer), escalated, reason=reason)
+    return escalated
+
+
+def get_item(*, session: Session, item_id: str) -> ReviewItem:
+    """One item (for the review page), or NotFound."""
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        raise NotFound(f"review item {item_id} not found")
+    return item
+
+
+def list_items(
+    *,
+    session: Session,
+    states: set[ReviewState] | None = None,
+    include_escalated: bool = False,
+    limit: int = 100,
+) -> list[ReviewItem]:
+    """Items in queue order (the queue page); escalated ones only when asked (admins)."""
+    stmt = select(ReviewItem).order_by(ReviewItem.priority.desc(), ReviewItem.created_at, ReviewItem.id)
+    if states:
+        stmt = stmt.where(ReviewItem.state.in_(states))
+    if not include_escalated:
+        stmt = stmt.where(ReviewItem.escalated.is_(False))
+    return list(session.scalars(stmt.limit(limit)))
+
+
+class ResultState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    """What a client may learn about a held output: its state, and text only once released."""
+
+    ticket: str
+    state: ResultState
+    text: str | None
+    request_id: str
+    prompt_index: int
+    sequence_index: int
+    decided_at: datetime | None
+
+
+def get_result(*, session: Session, ticket: str, tenant: str | None = None) -> ResultView:
+    """The result behind ``ticket``. With ``tenant``, another tenant's ticket is NotFound (not 403:
+    a client learns nothing about tickets it does not own)."""
+    output = session.scalars(select(GenerationOutput).where(GenerationOutput.ticket == ticket)).one_or_none()
+    if output is None or (tenant is not None and output.request.tenant != tenant):
+        raise NotFound(f"no result for ticket {ticket!r}")
+    item = output.review_item
+    review_state = item.state if item is not None else ReviewState.PENDING
+    state = {
+        ReviewState.APPROVED: ResultState.APPROVED,
+        ReviewState.EDITED: ResultState.EDITED,
+        ReviewState.REJECTED: ResultState.REJECTED,
+    }.get(review_state, ResultState.PENDING)
+    released = state in (ResultState.APPROVED, ResultState.EDITED)
+    return ResultView(
+        ticket=ticket,
+        state=state,
+        text=output.released_text if released else None,
+        request_id=output.request.request_id,
+        prompt_index=output.prompt_index,
+        sequence_index=output.sequence_index,
+        decided_at=item.decided_at if item is not None else None,
+    )

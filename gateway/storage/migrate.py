@@ -1,0 +1,70 @@
+"""Run Alembic from code (the CLI, the server's start-up check, the tests) without ``alembic.ini``.
+
+The Config is built programmatically with ``script_location`` pointing at the repository's
+``migrations/`` directory, found relative to this file, so it works from any working directory. The
+database URL travels in ``config.attributes["url"]`` (never in an ini file), which ``migrations/env.py``
+reads first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from gateway.storage.engine import make_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config for ``url`` (``None``: env.py falls back to ``MODGATE_DATABASE_URL``)."""
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise FileNotFoundError(f"Alembic migrations not found at {MIGRATIONS_DIR}")
+    config = Config()
+    # '%' would be read as ini interpolation by ConfigParser.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url is not None:
+        config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` up to ``revision``."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database at ``url`` down to ``revision`` (``"base"`` drops every table)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def head() -> str:
+    """The newest revision id in ``migrations/versions`` (exactly one head is allowed)."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"expected exactly one migration head, found {heads}")
+    return heads[0]
+
+
+def current(url: str) -> str | None:
+    """The revision the database at ``url`` is at, or None for an empty (unmigrated) database."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            heads = MigrationContext.configure(connection).get_current_heads()
+    finally:
+        engine.dispose()
+    if not heads:
+        return None
+    if len(heads) > 1:
+        raise RuntimeError(f"database is at several heads: {heads}")
+    return heads[0]
+
+
+def is_up_to_date(url: str) -> bool:
+    """Whether the database at ``url`` is at the newest revision (the server refuses to start if not)."""
+    return current(url) == head()

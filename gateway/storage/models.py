@@ -1,0 +1,253 @@
+"""The ORM models: requests and outputs, the review queue, reviewers, API keys and the audit log.
+
+Alembic (``migrations/``) is the only schema source; ``tests/db/test_migrations.py`` fails when these
+models drift from the migrations. States are ``StrEnum`` values stored as short strings with a CHECK
+constraint (not native PostgreSQL enums: adding a state then needs no ``ALTER TYPE``).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.storage.base import Base, UTCDateTime, json_type, new_id, utcnow
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A portable enum column: VARCHAR + named CHECK constraint, storing the member *values*."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class RequestStatus(enum.StrEnum):
+    RECEIVED = "received"
+    GENERATING = "generating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ModerationAction(enum.StrEnum):
+    RELEASE = "release"
+    MASK = "mask"
+    HOLD = "hold"
+    BLOCK = "block"
+
+
+class OutputStatus(enum.StrEnum):
+    RELEASED = "released"
+    HELD = "held"
+    BLOCKED = "blocked"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class ReviewState(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+
+
+DECIDED_STATES: frozenset[ReviewState] = frozenset(
+    {ReviewState.APPROVED, ReviewState.EDITED, ReviewState.REJECTED}
+)
+
+
+class ReviewerRole(enum.StrEnum):
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class GenerationRequest(Base):
+    """One client call to Generate: what was asked, by whom, with which model, and how it ended."""
+
+    __tablename__ = "generation_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("api_keys.id", ondelete="SET NULL"))
+    model_id: Mapped[str] = mapped_column(String(256))
+    model_revision: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    prompt_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[RequestStatus] = mapped_column(
+        _enum(RequestStatus, "request_status"), default=RequestStatus.RECEIVED
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    outputs: Mapped[list[GenerationOutput]] = relationship(
+        back_populates="request",
+        order_by=lambda: [GenerationOutput.prompt_index, GenerationOutput.sequence_index],
+    )
+
+
+class GenerationOutput(Base):
+    """One generated sequence and its moderation verdict.
+
+    ``generated_text`` is the model's original text and is never overwritten; ``released_text`` is what
+    a client may see (masked, edited or approved text) and stays None while held, blocked or rejected.
+    """
+
+    __tablename__ = "generation_outputs"
+    __table_args__ = (UniqueConstraint("generation_request_id", "prompt_index", "sequence_index"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    generation_request_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("generation_requests.id", ondelete="CASCADE")
+    )
+    prompt_index: Mapped[int] = mapped_column(Integer)
+    sequence_index: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    generated_text: Mapped[str] = mapped_column(Text)
+    released_text: Mapped[str | None] = mapped_column(Text)
+    scores: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    reasons: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    spans: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    action: Mapped[ModerationAction] = mapped_column(_enum(ModerationAction, "moderation_action"))
+    status: Mapped[OutputStatus] = mapped_column(_enum(OutputStatus, "output_status"))
+    policy_name: Mapped[str] = mapped_column(String(128))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    scorers: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    ticket: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    request: Mapped[GenerationRequest] = relationship(back_populates="outputs")
+    review_item: Mapped[ReviewItem | None] = relationship(back_populates="output")
+
+
+class ReviewItem(Base):
+    """A held output waiting for (or decided by) a human.
+
+    ``version`` is an explicit optimistic lock, bumped by every state change (claim, release, decide);
+    the queue functions change it only through conditional UPDATEs (``WHERE version = :expected``), so
+    two reviewers, threads or replicas can never both win. A lease renewal does not bump it: the page a
+    reviewer is looking at stays valid while their heartbeat keeps the claim alive.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_queue", "state", "escalated", "priority", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    output_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("generation_outputs.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[ReviewState] = mapped_column(
+        _enum(ReviewState, "review_state"), default=ReviewState.PENDING
+    )
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    decided_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    output: Mapped[GenerationOutput] = relationship(back_populates="review_item")
+
+
+class Reviewer(Base):
+    """A human who works the review queue; admins also see escalated items."""
+
+    __tablename__ = "reviewers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[ReviewerRole] = mapped_column(
+        _enum(ReviewerRole, "reviewer_role"), default=ReviewerRole.REVIEWER
+    )
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ReviewerRole.ADMIN
+
+
+class ApiKey(Base):
+    """A client API key: belongs to one tenant, carries scopes and the moderation policy to apply.
+
+    Only ``sha256(secret)`` is stored. A fast hash is enough here, unlike for passwords: the secret is
+    256 bits from ``secrets``, so there is nothing to brute-force or look up in a dictionary, and a slow
+    hash would add its cost to every authenticated request. ``key_prefix`` is public (shown in listings,
+    used to find the row); the rest of the secret is shown once at creation.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    policy: Mapped[str | None] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """One append-only, hash-chained audit record.
+
+    ``id`` is the chain position: assigned by :func:`gateway.audit.append` as last id + 1 while holding
+    the append lock (not by a sequence, whose rolled-back values leave gaps), so ids are contiguous and
+    a deleted row shows as a gap. ``hash = sha256(prev_hash + canonical JSON of the fields)``.
+    ``payload`` is plain JSON even on PostgreSQL: JSONB rewrites numbers (``1e16`` comes back as an
+    integer), which would change the canonical form and raise false tampering alarms.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(128), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    ticket: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

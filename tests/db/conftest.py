@@ -1,0 +1,209 @@
+"""Database fixtures: fresh, migrated databases on SQLite and PostgreSQL for every test.
+
+The schema always comes from ``alembic upgrade head`` (never ``create_all``). To stay fast, each
+backend is migrated once per run into a template (a SQLite file, a PostgreSQL template database) and
+every test gets its own copy: a file copy, or ``CREATE DATABASE ... TEMPLATE``. PostgreSQL databases
+are called ``modgate_test_<random>`` and dropped afterwards; the PostgreSQL cases are skipped, with
+the reason shown, only when no server answers at ``MODGATE_TEST_PG_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.review import create_review_item, create_reviewer
+from gateway.storage import make_engine, make_session_factory, migrate
+from gateway.storage.models import GenerationOutput, Reviewer, ReviewerRole, ReviewItem
+from gateway.storage.records import record_output, record_request
+
+PG_ADMIN_URL = os.environ.get("MODGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+class PostgresServer:
+    """Creates and drops throwaway databases on the test server."""
+
+    def __init__(self, admin: Engine) -> None:
+        self.admin = admin
+        self.created: list[str] = []
+
+    def url_for(self, name: str) -> str:
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def create(self, template: str | None = None) -> str:
+        name = f"modgate_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            suffix = f" TEMPLATE {template}" if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+        self.created.append(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.remove(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL server not reachable at {PG_ADMIN_URL}: {exc.orig}")
+    server = PostgresServer(admin)
+    yield server
+    for name in list(server.created):
+        server.drop(name)
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PostgresServer) -> str:
+    """A PostgreSQL database at head, used only as a template (no connections stay open on it)."""
+    name = pg_server.create()
+    migrate.upgrade(pg_server.url_for(name))
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database with no schema at all (for migration tests)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    name = pg.create()
+    yield pg.url_for(name)
+    pg.drop(name)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at ``alembic upgrade head``, private to this test."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "modgate.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    name = pg.create(template=request.getfixturevalue("pg_template"))
+    yield pg.url_for(name)
+    pg.drop(name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> sessionmaker[Session]:
+    """The session factory: ``with db() as s, s.begin(): ...`` as the gateway does."""
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def add_reviewer(db: sessionmaker[Session]) -> Callable[..., Reviewer]:
+    """Commit a reviewer and return it (detached, attributes loaded)."""
+    counter = iter(range(1, 10_000))
+
+    def make(role: ReviewerRole = ReviewerRole.REVIEWER, username: str | None = None) -> Reviewer:
+        name = username or f"{role.value}{next(counter)}"
+        with db() as s, s.begin():
+            return create_reviewer(session=s, username=name, password="correct horse battery", role=role)
+
+    return make
+
+
+@pytest.fixture
+def add_held(db: sessionmaker[Session]) -> Callable[..., ReviewItem]:
+    """Commit a request with one held output and its review item; returns the item (detached)."""
+    counter = iter(range(1, 10_000))
+
+    def make(
+        *,
+        priority: float | None = None,
+        escalated: bool = False,
+        tenant: str = "acme",
+        text: str = "the generated text",
+        created_at: datetime | None = None,
+    ) -> ReviewItem:
+        n = next(counter)
+        with db() as s, s.begin():
+            request = record_request(
+                session=s, request_id=f"req-{n}", tenant=tenant, model_id="gpt-neo-125M", prompt_count=1
+            )
+            output = record_output(
+                session=s,
+                request=request,
+                prompt_index=0,
+                sequence_index=0,
+                prompt="a prompt",
+                generated_text=text,
+                action="hold",
+                policy_name="default",
+                policy_version="1",
+                scores={"toxicity": 0.7},
+            )
+            item = create_review_item(session=s, output=output, escalated=escalated, priority=priority)
+            if created_at is not None:
+                item.created_at = created_at
+            s.flush()
+            s.refresh(item, ["output"])
+            return item
+
+    return make
+
+
+@pytest.fixture
+def output_of(db: sessionmaker[Session]) -> Callable[[ReviewItem], GenerationOutput]:
+    """Reads the output row behind an item as the database has it now."""
+
+    def read(item: ReviewItem) -> GenerationOutput:
+        with db() as s:
+            output = s.get(GenerationOutput, item.output_id)
+            assert output is not None
+            return output
+
+    return read
+
+
+@pytest.fixture
+def exec_sql(engine: Engine) -> Callable[..., None]:
+    """Runs raw SQL in its own transaction (to tamper with rows as an attacker with db access would)."""
+
+    def run(sql: str, **params: Any) -> None:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+
+    return run
