@@ -152,23 +152,21 @@ def _reasons(output: Any) -> str:
     )
 
 
-def _register_optional_groups() -> None:
-    """Command groups that live beside their subsystems (db, audit, reviewers, keys)."""
-    from gateway.commands import audit, db, keys, reviewers
+def _register_groups() -> None:
+    """Command groups that live beside their subsystems; they import no model code."""
+    from gateway.commands.audit import audit_group
+    from gateway.commands.db import db_group
+    from gateway.commands.keys import keys_group
+    from gateway.commands.reviewers import reviewers_group
 
-    for module, name in (
-        (db, "db_group"),
-        (audit, "audit_group"),
-        (reviewers, "reviewers_group"),
-        (keys, "keys_group"),
-    ):
-        group = getattr(module, name, None)
-        if group is not None:
-            cli.add_command(group)
+    for group in (db_group, audit_group, reviewers_group, keys_group):
+        cli.add_command(group)
+
+
+_register_groups()
 
 
 def main() -> None:
-    _register_optional_groups()
     cli(prog_name="modgate")
 
 

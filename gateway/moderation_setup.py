@@ -7,6 +7,7 @@ Which scorers run is configuration: the production default needs detoxify's weig
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gateway.config import Settings
 from moderation.config import ModerationConfigError, build_moderator, default_config, offline_demo_config
@@ -19,19 +20,18 @@ class ModerationLoadError(RuntimeError):
     """The configured moderation cannot be built; the message says what to change."""
 
 
-def moderation_config(settings: Settings, *, device: str) -> dict:
+def moderation_config(settings: Settings) -> dict[str, Any]:
+    """The `[moderation]` table to build from. Scorers pick their device themselves ("auto": CUDA when
+    present, as for generation)."""
     if settings.offline_moderation:
-        config = offline_demo_config()
-    elif settings.moderation:
-        config = dict(settings.moderation)
-    else:
-        config = default_config()
-    config.setdefault("device", device)
-    return config
+        return offline_demo_config()
+    if settings.moderation:
+        return dict(settings.moderation)
+    return default_config()
 
 
-def load_moderator(settings: Settings, *, device: str) -> Moderator:
-    config = moderation_config(settings, device=device)
+def load_moderator(settings: Settings) -> Moderator:
+    config = moderation_config(settings)
     try:
         moderator = build_moderator(config)
     except ModerationConfigError as exc:

@@ -82,7 +82,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     loaded = load_model(
         settings.model, revision=settings.model_revision, device=settings.device, dtype=settings.dtype
     )
-    moderator = load_moderator(settings, device=loaded.device)
+    moderator = load_moderator(settings)
     return Components(
         settings=settings,
         generator=Generator(loaded),

@@ -38,7 +38,10 @@ class ServerThread:
         return self
 
     def stop(self, grace: float = 5.0) -> None:
-        if self.server is not None:
-            self.run(self.server.stop(grace), timeout=grace + 60)
+        """Idempotent: a test may stop its server itself before the fixture does."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        self.run(server.stop(grace), timeout=grace + 60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)

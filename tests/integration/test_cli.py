@@ -1,0 +1,159 @@
+"""The `modgate` command line: the real `serve` process, its refusals, and the `generate` client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from click.testing import CliRunner
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.cli import cli
+from tests.integration.gateway_harness import ServerThread
+
+MODGATE = str(Path(sys.executable).with_name("modgate"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_serving(address: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.3)
+    raise AssertionError("server did not become healthy in time")
+
+
+def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [
+            MODGATE,
+            "serve",
+            "--model",
+            str(demo_model_dir),
+            "--offline-moderation",
+            "--migrate",
+            "--grpc-address",
+            address,
+            "--database-url",
+            f"sqlite:///{tmp_path / 'serve.db'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        wait_serving(address, proc)
+        result = CliRunner().invoke(
+            cli,
+            [
+                "generate",
+                "the meaning of life is",
+                "--temperature",
+                "0.5",
+                "--top-p",
+                "0.5",
+                "--max-new-tokens",
+                "10",
+                "--seed",
+                "3",
+                "--address",
+                address,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert result.output.strip(), "the released text is printed"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "RANDOM WEIGHTS" in output and "OFFLINE MODERATION" in output
+    assert "shutting down" in output and "server stopped" in output
+
+
+def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}"])
+    assert result.exit_code == 1
+    assert "modgate db upgrade" in result.output and "--migrate" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_without_weights_names_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            "--migrate",
+            "--model",
+            "EleutherAI/gpt-neo-125M",
+            "--offline-moderation",
+            "--database-url",
+            f"sqlite:///{tmp_path / 'db.db'}",
+        ],
+    )
+    assert result.exit_code == 1
+    for hint in (
+        "cannot load model 'EleutherAI/gpt-neo-125M'",
+        "--model",
+        "modgate demo-model",
+        "never falls back",
+    ):
+        assert hint in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_rejects_bad_settings_with_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--grpc-address", "no-port"])
+    assert result.exit_code == 2
+    assert "grpc_address must look like HOST:PORT" in result.output
+
+
+def test_generate_prints_json_and_errors(gateway: ServerThread) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["generate", "hello", "--max-new-tokens", "3", "--seed", "1", "--json", "--address", gateway.address],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["seed"] == "1" and body["outputs"][0]["moderation"]["action"].startswith("MODERATION_ACTION_")
+    bad = runner.invoke(cli, ["generate", "hello", "--top-k", "-1", "--address", gateway.address])
+    assert bad.exit_code == 1
+    assert "INVALID_ARGUMENT: top_k:" in bad.output and "Traceback" not in bad.output
+    usage = runner.invoke(cli, ["generate", "a", "b", "--stream", "--address", gateway.address])
+    assert usage.exit_code == 2 and "--stream takes exactly one prompt" in usage.output
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys; from gateway.cli import main; sys.argv=['modgate','--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout and "generate" in result.stdout and "demo-model" in result.stdout
