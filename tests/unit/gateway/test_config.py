@@ -77,3 +77,12 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml", env={})
     with pytest.raises(SettingsError, match="not valid TOML"):
         load_settings(write(tmp_path, "model = \n"), env={})
+
+
+def test_readme_example_config_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    s = load_settings(write(tmp_path, block), env={})
+    assert s.model == "EleutherAI/gpt-neo-125M" and s.model_revision == "main"
+    assert s.max_queue == 64 and s.log_format == "text"
+    assert s.moderation == {"default_policy": "default"}
