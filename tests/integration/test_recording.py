@@ -1,0 +1,110 @@
+"""The database witnesses every call: recorded before generation, outcome committed before the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.audit import events
+from gateway.audit.chain import verify
+from gateway.client import GatewayClient
+from gateway.storage.engine import make_engine
+from gateway.storage.models import (
+    AuditEvent,
+    GenerationOutput,
+    GenerationRequest,
+    OutputStatus,
+    RequestStatus,
+    ReviewState,
+)
+from moderation.types import Action
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
+from tests.integration.gateway_harness import ServerThread
+
+
+@pytest.fixture(scope="module")
+def holding(make_gateway: Callable[..., ServerThread]) -> ServerThread:
+    return make_gateway(Action.HOLD)
+
+
+def rows_for(
+    db_url: str, request_id: str
+) -> tuple[GenerationRequest, list[GenerationOutput], list[AuditEvent]]:
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        req = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
+        outputs = list(req.outputs)
+        for o in outputs:
+            _ = o.review_item
+        audit = list(
+            s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id))
+        )
+        s.expunge_all()
+    engine.dispose()
+    return req, outputs, audit
+
+
+def test_held_call_is_recorded_with_review_item_and_audit_trail(
+    holding: ServerThread, db_url: str, flag_word: str
+) -> None:
+    with GatewayClient(holding.address) as client:
+        response = client.generate([PROMPT, "The garden"], max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED)
+    req, outputs, audit = rows_for(db_url, response.request_id)
+    assert req.status == RequestStatus.COMPLETED and req.prompt_count == 2
+    assert req.parameters["seed"] == FLAG_SEED and req.parameters["max_new_tokens"] == FLAG_TOKENS
+    held = [o for o in outputs if o.status == OutputStatus.HELD]
+    assert len(held) == 1 and held[0].ticket == response.outputs[0].ticket
+    assert flag_word in held[0].generated_text and held[0].released_text is None
+    assert held[0].review_item is not None and held[0].review_item.state == ReviewState.PENDING
+    assert any(r.get("excerpt") for r in held[0].reasons), "reviewers get the excerpt"
+    kinds = [e.event_type for e in audit]
+    assert kinds[0] == events.REQUEST_RECEIVED
+    assert events.REVIEW_HELD in kinds and kinds.count(events.MODERATION_DECIDED) == 2
+    received = audit[0].payload
+    assert received["model"] == holding.components.generator.model_id and received["seed"] == FLAG_SEED
+    for e in audit:
+        assert flag_word not in str(e.payload), "audit rows never carry withheld text"
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        assert verify(session=s).ok
+    engine.dispose()
+
+
+def test_deadline_stops_generation_and_marks_the_request_cancelled(
+    gateway: ServerThread, db_url: str
+) -> None:
+    with grpc.insecure_channel(gateway.address) as channel:
+        from gateway.api.v1 import generation_pb2 as gen_pb
+        from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+        from gateway.client import sampling_parameters
+
+        stub = gen_grpc.GenerationServiceStub(channel)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Generate(
+                gen_pb.GenerateRequest(
+                    input_string=[PROMPT],
+                    parameters=sampling_parameters(max_new_tokens=500, min_new_tokens=500),
+                ),
+                timeout=0.5,
+                metadata=(("x-request-id", "deadline-test-1"),),
+            )
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 10
+    while True:
+        req, outputs, audit = rows_for(db_url, "deadline-test-1")
+        if req.status != RequestStatus.GENERATING or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert req.status == RequestStatus.CANCELLED and outputs == []
+    assert audit[-1].event_type == events.REQUEST_CANCELLED
+    # The worker stopped early: a following call does not wait for 500 tokens to finish.
+    with GatewayClient(gateway.address, timeout=30) as client:
+        client.generate(PROMPT, max_new_tokens=2)
+    # 500 tokens take about 5.5 s on this model; stopped at the deadline, the whole exchange takes ~1 s.
+    assert time.monotonic() - started < 3.5
