@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,13 +25,13 @@ from gateway.audit.chain import append
 from gateway.errors import Cancelled, Unavailable
 from gateway.generation.generator import GeneratedSequence
 from gateway.generation.params import SamplingParams
+from gateway.review.queue import create_review_item, new_ticket
 from gateway.storage.models import (
     GenerationOutput,
     GenerationRequest,
     ModerationAction,
     OutputStatus,
     RequestStatus,
-    ReviewItem,
 )
 from moderation.types import Action, Decision
 
@@ -62,9 +61,9 @@ class OutputRecord:
     prompt: str
     sequence: GeneratedSequence
     decision: Decision
-    # What the client was sent; None means "decision.text if releasable". A stream that was stopped by
-    # the moderator released only a prefix, and that prefix is what gets recorded.
-    released_text: str | None
+    # For streams: what the client was sent. When the moderator stopped a stream's release, this prefix
+    # is all the client saw of a held or blocked text; the audit log records it (it was released).
+    streamed_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,6 @@ class RequestHandle:
     id: str
     request_id: str
     tenant: str
-
-
-def new_ticket() -> str:
-    return "tkt_" + secrets.token_urlsafe(18)
 
 
 def _reasons(decision: Decision, *, with_excerpts: bool) -> list[dict[str, Any]]:
@@ -172,14 +167,13 @@ class Recorder:
             for o in outputs:
                 d = o.decision
                 ticket = new_ticket() if d.action == Action.HOLD else None
-                released = o.released_text if o.released_text is not None else d.text
                 row = GenerationOutput(
                     generation_request_id=handle.id,
                     prompt_index=o.prompt_index,
                     sequence_index=o.sequence.sequence_index,
                     prompt=o.prompt,
                     generated_text=o.sequence.text,
-                    released_text=released if d.releasable or o.released_text else None,
+                    released_text=d.text if d.releasable else None,
                     scores=dict(d.scores),
                     reasons=_reasons(d, with_excerpts=True),
                     spans=[dataclasses.asdict(s) for s in d.spans],
@@ -197,13 +191,11 @@ class Recorder:
                 session.flush()
                 self._audit_output(session, handle, row, o, ticket)
                 if ticket is not None:
-                    categories = {r.category for r in d.reasons}
-                    session.add(
-                        ReviewItem(
-                            output_id=row.id,
-                            escalated=bool(categories & self._escalate),
-                            priority=max(d.scores.values(), default=0.0),
-                        )
+                    create_review_item(
+                        session=session,
+                        output=row,
+                        escalated=bool({r.category for r in d.reasons} & self._escalate),
+                        actor=ACTOR,
                     )
                 tickets.append(ticket)
             session.execute(
@@ -251,6 +243,7 @@ class Recorder:
                 "scores": dict(d.scores),
                 # No excerpts: audit rows are readable through Audit.Query; the text stays in the output row.
                 "reasons": _reasons(d, with_excerpts=False),
+                **({} if o.streamed_text is None or d.releasable else {"released_prefix": o.streamed_text}),
             },
             **common,
         )

@@ -105,7 +105,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 cancel, self._moderator.moderate, [s.text for _, _, s in generated], policy=call.policy
             )
             outputs = [
-                OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d, released_text=None)
+                OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
                 for (i, p, s), d in zip(generated, decisions, strict=True)
             ]
             tickets = await self._recorder.outcome(record, outputs)
@@ -189,7 +189,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 prompt=prompt,
                 sequence=sequence,
                 decision=decision,
-                released_text="".join(released),
+                streamed_text="".join(released),
             )
             (ticket,) = await self._recorder.outcome(record, [output])
         if rest:
