@@ -1,0 +1,215 @@
+"""Policies are data; `evaluate` is the one function that applies a policy and explains its decision.
+
+A policy maps score categories to `hold` / `block` thresholds, span categories (e.g. "profanity") to an
+action, and may send every output to review. The decision is the most severe action any rule triggers.
+The numbers in the presets are justified in docs/moderation.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from moderation.types import Action, Reason, Span
+
+__all__ = [
+    "DEFAULT",
+    "PERMISSIVE",
+    "PRESETS",
+    "STRICT",
+    "Policy",
+    "Thresholds",
+    "Verdict",
+    "evaluate",
+]
+
+EXCERPT_CHARS = 280
+MAX_SPAN_REASONS = 20
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Scores at or above `hold` go to a reviewer; at or above `block` are refused. None = never."""
+
+    hold: float | None = None
+    block: float | None = None
+
+    def __post_init__(self) -> None:
+        for label, value in (("hold", self.hold), ("block", self.block)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{label} threshold must be within [0, 1], got {value!r}")
+        if self.hold is not None and self.block is not None and self.hold > self.block:
+            raise ValueError(f"hold threshold {self.hold} is above block threshold {self.block}")
+
+    def action_for(self, score: float) -> tuple[Action, float] | None:
+        """The action this score triggers and the threshold it crossed, or None."""
+        if self.block is not None and score >= self.block:
+            return Action.BLOCK, self.block
+        if self.hold is not None and score >= self.hold:
+            return Action.HOLD, self.hold
+        return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named set of rules. Immutable, and identified by `version`, a hash of its rules."""
+
+    name: str
+    thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    span_actions: Mapping[str, Action] = field(default_factory=lambda: {"profanity": Action.MASK})
+    # Spans of a category the policy does not name (a new scorer): a human decides.
+    unknown_span_action: Action = Action.HOLD
+    review_all: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for category, action in {**self.span_actions, "(unknown)": self.unknown_span_action}.items():
+            if Action(action) is Action.RELEASE:
+                raise ValueError(f"span action for {category!r} must be mask, hold or block, not release")
+        object.__setattr__(self, "thresholds", MappingProxyType(dict(self.thresholds)))
+        object.__setattr__(
+            self, "span_actions", MappingProxyType({k: Action(v) for k, v in self.span_actions.items()})
+        )
+        object.__setattr__(self, "unknown_span_action", Action(self.unknown_span_action))
+
+    def canonical(self) -> dict[str, object]:
+        """The rules as plain sorted data (name and description excluded): what `version` hashes."""
+        return {
+            "thresholds": {c: {"hold": t.hold, "block": t.block} for c, t in sorted(self.thresholds.items())},
+            "span_actions": {c: a.name.lower() for c, a in sorted(self.span_actions.items())},
+            "unknown_span_action": self.unknown_span_action.name.lower(),
+            "review_all": self.review_all,
+        }
+
+    @property
+    def version(self) -> str:
+        """Short hash of the rules, stored with every decision so it can be traced to exact settings."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `evaluate` decided for one text: the action, why, and which spans to mask if it masks."""
+
+    action: Action
+    reasons: tuple[Reason, ...]
+    mask_spans: tuple[Span, ...]
+
+
+def evaluate(
+    policy: Policy,
+    *,
+    scores: Mapping[str, float],
+    spans: Sequence[Span],
+    text: str,
+    score_sources: Mapping[str, str] | None = None,
+) -> Verdict:
+    """Apply `policy` to one text's merged scores and spans.
+
+    The action is the most severe one triggered; reasons are sorted most severe first. `score_sources`
+    names the scorer behind each category (for the reasons).
+    """
+    sources = score_sources or {}
+    reasons: list[Reason] = []
+    for category, rule in policy.thresholds.items():
+        if category not in scores:
+            continue
+        hit = rule.action_for(scores[category])
+        if hit is not None:
+            action, threshold = hit
+            reasons.append(
+                Reason(
+                    category=category,
+                    score=float(scores[category]),
+                    threshold=threshold,
+                    action=action,
+                    excerpt=_excerpt(text),
+                    scorer=sources.get(category, ""),
+                )
+            )
+    mask_spans: list[Span] = []
+    span_reasons = 0
+    for span in sorted(spans, key=lambda s: (s.start, s.end)):
+        action = policy.span_actions.get(span.category, policy.unknown_span_action)
+        if action is Action.MASK:
+            mask_spans.append(span)
+        if span_reasons < MAX_SPAN_REASONS:
+            span_reasons += 1
+            reasons.append(
+                Reason(
+                    category=span.category,
+                    score=1.0,
+                    threshold=1.0,
+                    action=action,
+                    excerpt=text[span.start : span.end],
+                    scorer=span.scorer,
+                )
+            )
+    decided = max((r.action for r in reasons), default=Action.RELEASE)
+    if policy.review_all and decided < Action.HOLD:
+        decided = Action.HOLD
+        reasons.append(Reason("review_all", 1.0, 0.0, Action.HOLD, "", "policy"))
+    reasons.sort(key=lambda r: -r.action)
+    return Verdict(action=decided, reasons=tuple(reasons), mask_spans=tuple(mask_spans))
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "\u2026"
+
+
+def _t(hold: float | None = None, block: float | None = None) -> Thresholds:
+    return Thresholds(hold=hold, block=block)
+
+
+DEFAULT = Policy(
+    name="default",
+    description="Mask listed profanity; hold likely toxicity for review; block severe toxicity, threats and "
+    "identity attacks when the model is confident.",
+    thresholds={
+        "toxicity": _t(hold=0.80),
+        "severe_toxicity": _t(hold=0.30, block=0.60),
+        "obscene": _t(hold=0.90),
+        "threat": _t(hold=0.50, block=0.80),
+        "insult": _t(hold=0.80),
+        "identity_attack": _t(hold=0.50, block=0.80),
+        "sexual_explicit": _t(hold=0.70, block=0.95),
+        "profanity_ml": _t(hold=0.90),
+    },
+    span_actions={"profanity": Action.MASK},
+)
+
+STRICT = Policy(
+    name="strict",
+    description="Every output is held for a human; lower thresholds; listed profanity is held, not masked.",
+    thresholds={
+        "toxicity": _t(hold=0.50, block=0.90),
+        "severe_toxicity": _t(hold=0.15, block=0.40),
+        "obscene": _t(hold=0.60),
+        "threat": _t(hold=0.30, block=0.60),
+        "insult": _t(hold=0.50),
+        "identity_attack": _t(hold=0.30, block=0.60),
+        "sexual_explicit": _t(hold=0.40, block=0.80),
+        "profanity_ml": _t(hold=0.60),
+    },
+    span_actions={"profanity": Action.HOLD},
+    review_all=True,
+)
+
+PERMISSIVE = Policy(
+    name="permissive",
+    description="Mask listed profanity; hold or block only what is clearly severe, threatening or hateful.",
+    thresholds={
+        "severe_toxicity": _t(hold=0.60, block=0.80),
+        "threat": _t(hold=0.70, block=0.90),
+        "identity_attack": _t(hold=0.70, block=0.90),
+        "sexual_explicit": _t(hold=0.90, block=0.98),
+    },
+    span_actions={"profanity": Action.MASK},
+)
+
+PRESETS: Mapping[str, Policy] = MappingProxyType({p.name: p for p in (DEFAULT, STRICT, PERMISSIVE)})

@@ -1,0 +1,155 @@
+"""Incremental moderation of one text that arrives in pieces (the gateway's GenerateStream).
+
+The rule: a character is sent only after it has been scored together with everything before it and with
+enough complete words after it that no later text can change its verdict. Concretely `feed` holds back
+
+- the unfinished last word (no whitespace after it yet): "ass" may still become "assessment";
+- the last `right_context_words` complete words (more for scorers that ask, see `StreamHint`);
+- a trailing run of single letters, which may be a spaced-out word still growing ("f u c");
+- any flagged span that would straddle the release point.
+
+Masking is per character and length-preserving, so the prefix sent early equals the same prefix of the
+final masked text. `finish` checks that, and holds the text if it ever did not hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from moderation.types import Action, Decision, Reason, Span
+
+if TYPE_CHECKING:
+    from moderation.moderator import Moderator
+
+__all__ = ["StreamModerator", "release_point"]
+
+_TOKEN = re.compile(r"\S+")
+_SEPARATORS = "._-"
+
+
+class StreamModerator:
+    """One stream's state. Not thread-safe: one generation task feeds it, in order."""
+
+    def __init__(self, moderator: Moderator, *, policy: str) -> None:
+        """Built by `Moderator.stream()`; `policy` must be a name the moderator knows."""
+        moderator.policy(policy)  # unknown name -> UnknownPolicyError now, not at the first feed
+        self._moderator = moderator
+        self._policy = policy
+        settings = moderator.stream_settings
+        self._context_words = max(settings.right_context_words, moderator.stream_context_words)
+        self._min_release_words = settings.min_release_words
+        self._buf = ""
+        self._sent: list[str] = []
+        self._sent_len = 0
+        self._scored_words = 0
+        self._stop_decision: Decision | None = None
+        self._finished = False
+
+    @property
+    def stopped(self) -> bool:
+        """True once the text so far would be held or blocked; `feed` then returns "" for good."""
+        return self._stop_decision is not None
+
+    @property
+    def text(self) -> str:
+        """Everything fed so far (the original, unmasked text: for storage, not for the client)."""
+        return self._buf
+
+    @property
+    def sent_text(self) -> str:
+        """Everything `feed` returned so far."""
+        return "".join(self._sent)
+
+    def feed(self, delta: str) -> str:
+        """Append newly generated text; return the text that is now safe to send ("" if none yet)."""
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        self._buf += delta
+        if self.stopped:
+            return ""
+        scored_end = _complete_end(self._buf)
+        words = len(_TOKEN.findall(self._buf, 0, scored_end))
+        if words - self._scored_words < self._min_release_words:
+            return ""
+        self._scored_words = words
+        scored = self._buf[:scored_end]
+        decision = self._moderator.moderate([scored], policy=self._policy)[0]
+        if not decision.releasable:
+            self._stop_decision = decision
+            return ""
+        end = release_point(scored, decision.spans, context_words=self._context_words)
+        if end <= self._sent_len:
+            return ""
+        chunk = decision.text[self._sent_len : end]
+        self._sent.append(chunk)
+        self._sent_len = end
+        return chunk
+
+    def finish(self) -> tuple[str, Decision]:
+        """Score the whole text. Returns what may still be sent ("" unless the whole text is releasable
+        and the stream was not stopped) and the decision for the whole text.
+
+        A stopped stream never ends with a releasable decision: the client did not get the whole text.
+        """
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        decision = self._moderator.moderate([self._buf], policy=self._policy)[0]
+        if self._stop_decision is not None:
+            if decision.releasable:
+                decision = dataclasses.replace(
+                    decision,
+                    action=self._stop_decision.action,
+                    text=decision.original_text,
+                    reasons=self._stop_decision.reasons + decision.reasons,
+                )
+            return "", decision
+        if not decision.releasable:
+            return "", decision
+        sent = self.sent_text
+        if decision.text[: len(sent)] != sent:
+            # Cannot happen with the hold-back rules above; if a scorer ever breaks them, a human looks.
+            mismatch = Reason("stream_consistency", 1.0, 0.0, Action.HOLD, "", "stream")
+            held = dataclasses.replace(
+                decision,
+                action=Action.HOLD,
+                text=decision.original_text,
+                reasons=(mismatch, *decision.reasons),
+            )
+            return "", held
+        return decision.text[len(sent) :], decision
+
+
+def _complete_end(text: str) -> int:
+    """End of the last complete word: just after the last whitespace character (0 if there is none)."""
+    for i in range(len(text) - 1, -1, -1):
+        if text[i].isspace():
+            return i + 1
+    return 0
+
+
+def release_point(text: str, spans: Sequence[Span], *, context_words: int) -> int:
+    """How much of `text` (complete words only, already scored) can be sent: see the module docstring."""
+    tokens = [m.span() for m in _TOKEN.finditer(text)]
+    if context_words >= len(tokens):
+        return 0
+    end = tokens[-context_words][0] if context_words else len(text)
+    # A trailing run of one-character tokens may be a spaced-out word that is still growing.
+    run_start = None
+    for start, stop in reversed(tokens):
+        if len(text[start:stop].strip(_SEPARATORS)) > 1:
+            break
+        run_start = start
+    if run_start is not None:
+        end = min(end, run_start)
+    # Never cut through a flagged span.
+    moved = True
+    while moved:
+        moved = False
+        for span in spans:
+            if span.start < end < span.end:
+                end, moved = span.start, True
+    return end
