@@ -1,7 +1,7 @@
 # modgate: the two set-up commands are `make serve` and `make test`; both create .venv and install.
 #
 #   make serve                 the real gateway (EleutherAI/gpt-neo-125M + detoxify; needs the weights)
-#   make serve MODEL=demo      offline trial: a tiny RANDOM-weight GPT-Neo and offline moderation
+#   make serve MODEL=demo      offline trial: a tiny RANDOM-weight GPT-Neo, offline moderation, no auth
 #   make serve MODEL=DIR       a local model directory
 #   make test                  the default test suite (fast); make test-all adds the slow tests
 
@@ -33,8 +33,8 @@ $(DEMO_DIR)/config.json: | $(STAMP)
 
 ifeq ($(MODEL),demo)
 serve: $(STAMP) $(DEMO_DIR)/config.json
-	@echo "*** DEMO MODE: tiny GPT-Neo with RANDOM weights + offline moderation (no detoxify) ***"
-	$(BIN)/modgate serve --migrate --model $(DEMO_DIR) --offline-moderation $(ARGS)
+	@echo "*** DEMO MODE: tiny GPT-Neo with RANDOM weights, offline moderation (no detoxify), NO AUTH ***"
+	$(BIN)/modgate serve --migrate --model $(DEMO_DIR) --offline-moderation --insecure-no-auth $(ARGS)
 else ifneq ($(MODEL),)
 serve: $(STAMP)
 	$(BIN)/modgate serve --migrate --model $(MODEL) $(ARGS)

@@ -44,6 +44,12 @@ def cli() -> None:
     default=None,
     help="Score with the word list and alt-profanity-check only (no detoxify weights needed).",
 )
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Accept calls without an API key (trials only; logged as a warning).",
+)
 @click.option("--migrate", is_flag=True, help="Upgrade the database schema before starting.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @click.option("--log-format", type=click.Choice(["text", "json"]))

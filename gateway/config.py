@@ -33,6 +33,8 @@ class Settings:
     # gRPC server
     grpc_address: str = "127.0.0.1:50051"
     grace_period_s: float = 10.0
+    # Only for trials and tests: every call acts as tenant "default" with every scope. Logged loudly.
+    insecure_no_auth: bool = False
     # Request limits
     max_prompts: int = 16
     max_new_tokens_limit: int = 512

@@ -23,24 +23,19 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
-_STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.Cancelled, grpc.StatusCode.CANCELLED),
-]
-
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
-    for kind, code in _STATUS:
-        if isinstance(exc, kind):
-            return code
+    """The status a domain error asks for (its `grpc_status`), or None for anything unexpected."""
+    from gateway.storage.errors import DomainError
+
+    if isinstance(exc, errors.GatewayError | DomainError):
+        return grpc.StatusCode[exc.grpc_status]
     return None
 
 
-def _wrap(
+def wrap_handler(
     handler: grpc.RpcMethodHandler,
     unary: Callable[[Behavior], Behavior],
     stream: Callable[[Behavior], Behavior],
@@ -98,7 +93,7 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapped
 
-        return _wrap(handler, unary, stream)
+        return wrap_handler(handler, unary, stream)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -145,4 +140,4 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapped
 
-        return _wrap(handler, unary, stream)
+        return wrap_handler(handler, unary, stream)

@@ -117,6 +117,7 @@ class Recorder:
         *,
         request_id: str,
         tenant: str,
+        api_key_id: str | None,
         model_id: str,
         model_revision: str,
         params: SamplingParams,
@@ -130,6 +131,7 @@ class Recorder:
             row = GenerationRequest(
                 request_id=request_id,
                 tenant=tenant,
+                api_key_id=api_key_id,
                 model_id=model_id,
                 model_revision=model_revision,
                 parameters={**parameters, "stream": stream},

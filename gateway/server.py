@@ -15,8 +15,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import generation_pb2, generation_pb2_grpc
+from gateway.auth import AuthInterceptor, KeyAuthenticator
 from gateway.config import Settings
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
@@ -47,6 +49,7 @@ class Components:
     generator: Generator
     moderator: Moderator
     engine: Engine
+    sessions: sessionmaker[Session]
     recorder: Recorder
 
     def limits(self) -> Limits:
@@ -83,12 +86,14 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         settings.model, revision=settings.model_revision, device=settings.device, dtype=settings.dtype
     )
     moderator = load_moderator(settings)
+    sessions = make_session_factory(engine)
     return Components(
         settings=settings,
         generator=Generator(loaded),
         moderator=moderator,
         engine=engine,
-        recorder=Recorder(make_session_factory(engine)),
+        sessions=sessions,
+        recorder=Recorder(sessions),
     )
 
 
@@ -99,7 +104,10 @@ class GatewayServer:
         self._health = health.aio.HealthServicer()
         self._gen_worker = Worker("generation", max_queue=components.settings.max_queue)
         self._mod_worker = Worker("moderation", max_queue=components.settings.max_queue * 4)
-        self._server = grpc.aio.server(interceptors=[RequestIdInterceptor(), ErrorInterceptor()])
+        authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
+        self._server = grpc.aio.server(
+            interceptors=[RequestIdInterceptor(), AuthInterceptor(authenticate), ErrorInterceptor()]
+        )
         self.port = 0
 
     async def start(self) -> int:

@@ -17,7 +17,8 @@ import grpc
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
-from gateway.errors import InvalidArgument
+from gateway.auth import current_caller
+from gateway.errors import FailedPrecondition, InvalidArgument
 from gateway.generation.generator import GeneratedSequence, Generator
 from gateway.generation.params import Limits, SamplingParams, check_context, resolve, validate_prompt
 from gateway.generation.params import validate_prompts as validate_prompt_list
@@ -30,11 +31,10 @@ from moderation.moderator import Moderator
 
 @dataclass(frozen=True)
 class CallContext:
-    """What the servicer needs to know about the caller (tenants and keys arrive with auth)."""
-
     request_id: str
     tenant: str
     policy: str | None
+    api_key_id: str | None
 
 
 def _should_stop(cancel: threading.Event, context: grpc.aio.ServicerContext) -> Callable[[], bool]:
@@ -66,8 +66,18 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         self._gen_worker = generation_worker
         self._mod_worker = moderation_worker
 
-    def _call(self, context: grpc.aio.ServicerContext) -> CallContext:
-        return CallContext(request_id=request_id_var.get(), tenant="default", policy=None)
+    def _call(self) -> CallContext:
+        caller = current_caller()
+        if caller.policy is not None and caller.policy not in self._moderator.policy_names:
+            raise FailedPrecondition(
+                f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
+            )
+        return CallContext(
+            request_id=request_id_var.get(),
+            tenant=caller.tenant,
+            policy=caller.policy,
+            api_key_id=caller.key_id,
+        )
 
     def _params(self, request_params: gen_pb.SamplingParameters, prompts: list[str]) -> SamplingParams:
         params = resolve(raw_params_from_pb(request_params), self._limits)
@@ -82,10 +92,11 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         prompts = list(request.input_string)
         validate_prompt_list(prompts, self._limits, field="input_string")
         params = self._params(request.parameters, prompts)
-        call = self._call(context)
+        call = self._call()
         record = await self._recorder.request_received(
             request_id=call.request_id,
             tenant=call.tenant,
+            api_key_id=call.api_key_id,
             model_id=self._generator.model_id,
             model_revision=self._generator.loaded.revision,
             params=params,
@@ -129,10 +140,11 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             raise InvalidArgument(
                 "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
             )
-        call = self._call(context)
+        call = self._call()
         record = await self._recorder.request_received(
             request_id=call.request_id,
             tenant=call.tenant,
+            api_key_id=call.api_key_id,
             model_id=self._generator.model_id,
             model_revision=self._generator.loaded.revision,
             params=params,

@@ -65,20 +65,27 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
     engine = make_engine(db_url)
     started: list[ServerThread] = []
 
+    sessions = make_session_factory(engine)
+    policies = {p.name: p for p in (policy_for(a) for a in (Action.MASK, Action.HOLD, Action.BLOCK))}
+
     def make(span_action: Action = Action.MASK, **settings: object) -> ServerThread:
-        policy = policy_for(span_action)
+        """Auth is off unless the test passes insecure_no_auth=False; API-key tenants can pick any of
+        the three policies (test-mask, test-hold, test-block) through the key's policy."""
         moderator = Moderator(
             [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-            {policy.name: policy},
-            default_policy=policy.name,
+            policies,
+            default_policy=policy_for(span_action).name,
             masker=Masker(),
         )
         components = Components(
-            settings=Settings(model=generator.model_id, database_url=db_url, **settings),  # type: ignore[arg-type]
+            settings=Settings(
+                **{"model": generator.model_id, "database_url": db_url, "insecure_no_auth": True, **settings}  # type: ignore[arg-type]
+            ),
             generator=generator,
             moderator=moderator,
             engine=engine,
-            recorder=Recorder(make_session_factory(engine)),
+            sessions=sessions,
+            recorder=Recorder(sessions),
         )
         server = ServerThread(components).start()
         started.append(server)

@@ -45,6 +45,7 @@ def wait_serving(address: str, proc: subprocess.Popen[str], timeout: float = 90)
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
+    database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     proc = subprocess.Popen(
         [
             MODGATE,
@@ -56,7 +57,7 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
             "--grpc-address",
             address,
             "--database-url",
-            f"sqlite:///{tmp_path / 'serve.db'}",
+            database_url,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -65,6 +66,25 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
     )
     try:
         wait_serving(address, proc)
+        created = CliRunner().invoke(
+            cli,
+            [
+                "keys",
+                "--database-url",
+                database_url,
+                "create",
+                "--tenant",
+                "t1",
+                "--name",
+                "cli",
+                "--scope",
+                "generate",
+            ],
+        )
+        assert created.exit_code == 0, created.output
+        secret = created.stdout.split()[0]
+        refused = CliRunner().invoke(cli, ["generate", "hi", "--address", address])
+        assert refused.exit_code == 1 and "UNAUTHENTICATED" in refused.output
         result = CliRunner().invoke(
             cli,
             [
@@ -80,6 +100,8 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
                 "3",
                 "--address",
                 address,
+                "--api-key",
+                secret,
             ],
         )
         assert result.exit_code == 0, result.output
@@ -89,6 +111,7 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "RANDOM WEIGHTS" in output and "OFFLINE MODERATION" in output
     assert "shutting down" in output and "server stopped" in output

@@ -23,31 +23,38 @@ _sym_db = _symbol_database.Default()
 
 
 from gateway.api.v1 import moderation_pb2 as gateway_dot_api_dot_v1_dot_moderation__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgateway/api/v1/generation.proto\x12\nmodgate.v1\x1a\x1fgateway/api/v1/moderation.proto\"\x9e\x03\n\x12SamplingParameters\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0emax_new_tokens\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x16\n\tdo_sample\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x06\x88\x01\x01\x12\x0c\n\x04stop\x18\x08 \x03(\t\x12!\n\x14num_return_sequences\x18\t \x01(\x05H\x07\x88\x01\x01\x12\x1b\n\x0emin_new_tokens\x18\n \x01(\x05H\x08\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x11\n\x0f_max_new_tokensB\x0c\n\n_do_sampleB\x15\n\x13_repetition_penaltyB\x07\n\x05_seedB\x17\n\x15_num_return_sequencesB\x11\n\x0f_min_new_tokens\"[\n\x0fGenerateRequest\x12\x14\n\x0cinput_string\x18\x01 \x03(\t\x12\x32\n\nparameters\x18\x02 \x01(\x0b\x32\x1e.modgate.v1.SamplingParameters\"h\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12#\n\x07outputs\x18\x04 \x03(\x0b\x32\x12.modgate.v1.Output\"\xe8\x01\n\x06Output\x12\x14\n\x0cprompt_index\x18\x01 \x01(\r\x12\x16\n\x0esequence_index\x18\x02 \x01(\r\x12\x30\n\nmoderation\x18\x03 \x01(\x0b\x32\x1c.modgate.v1.ModerationResult\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x18\n\x10generated_tokens\x18\x07 \x01(\r\x12/\n\rfinish_reason\x18\x08 \x01(\x0e\x32\x18.modgate.v1.FinishReason\"a\n\x15GenerateStreamRequest\x12\x14\n\x0cinput_string\x18\x01 \x01(\t\x12\x32\n\nparameters\x18\x02 \x01(\x0b\x32\x1e.modgate.v1.SamplingParameters\"\x80\x01\n\x16GenerateStreamResponse\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.modgate.v1.StreamStartH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x12.modgate.v1.OutputH\x00\x42\x07\n\x05\x65vent\">\n\x0bStreamStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04*\x87\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1d\n\x19\x46INISH_REASON_END_OF_TEXT\x10\x02\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x03\x32\xb5\x01\n\x11GenerationService\x12\x45\n\x08Generate\x12\x1b.modgate.v1.GenerateRequest\x1a\x1c.modgate.v1.GenerateResponse\x12Y\n\x0eGenerateStream\x12!.modgate.v1.GenerateStreamRequest\x1a\".modgate.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgateway/api/v1/generation.proto\x12\nmodgate.v1\x1a\x1fgateway/api/v1/moderation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n\x12SamplingParameters\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0emax_new_tokens\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x16\n\tdo_sample\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x06 \x01(\x02H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x04H\x06\x88\x01\x01\x12\x0c\n\x04stop\x18\x08 \x03(\t\x12!\n\x14num_return_sequences\x18\t \x01(\x05H\x07\x88\x01\x01\x12\x1b\n\x0emin_new_tokens\x18\n \x01(\x05H\x08\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x11\n\x0f_max_new_tokensB\x0c\n\n_do_sampleB\x15\n\x13_repetition_penaltyB\x07\n\x05_seedB\x17\n\x15_num_return_sequencesB\x11\n\x0f_min_new_tokens\"[\n\x0fGenerateRequest\x12\x14\n\x0cinput_string\x18\x01 \x03(\t\x12\x32\n\nparameters\x18\x02 \x01(\x0b\x32\x1e.modgate.v1.SamplingParameters\"h\n\x10GenerateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12#\n\x07outputs\x18\x04 \x03(\x0b\x32\x12.modgate.v1.Output\"\xe8\x01\n\x06Output\x12\x14\n\x0cprompt_index\x18\x01 \x01(\r\x12\x16\n\x0esequence_index\x18\x02 \x01(\r\x12\x30\n\nmoderation\x18\x03 \x01(\x0b\x32\x1c.modgate.v1.ModerationResult\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x18\n\x10generated_tokens\x18\x07 \x01(\r\x12/\n\rfinish_reason\x18\x08 \x01(\x0e\x32\x18.modgate.v1.FinishReason\"a\n\x15GenerateStreamRequest\x12\x14\n\x0cinput_string\x18\x01 \x01(\t\x12\x32\n\nparameters\x18\x02 \x01(\x0b\x32\x1e.modgate.v1.SamplingParameters\"\x80\x01\n\x16GenerateStreamResponse\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.modgate.v1.StreamStartH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12#\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x12.modgate.v1.OutputH\x00\x42\x07\n\x05\x65vent\">\n\x0bStreamStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\"\"\n\x10GetResultRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\"\xc0\x01\n\x06Result\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.modgate.v1.ResultState\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0cprompt_index\x18\x05 \x01(\r\x12\x16\n\x0esequence_index\x18\x06 \x01(\r\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x87\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1d\n\x19\x46INISH_REASON_END_OF_TEXT\x10\x02\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x03*\x94\x01\n\x0bResultState\x12\x1c\n\x18RESULT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14RESULT_STATE_PENDING\x10\x01\x12\x19\n\x15RESULT_STATE_APPROVED\x10\x02\x12\x17\n\x13RESULT_STATE_EDITED\x10\x03\x12\x19\n\x15RESULT_STATE_REJECTED\x10\x04\x32\xb7\x02\n\x11GenerationService\x12\x45\n\x08Generate\x12\x1b.modgate.v1.GenerateRequest\x1a\x1c.modgate.v1.GenerateResponse\x12Y\n\x0eGenerateStream\x12!.modgate.v1.GenerateStreamRequest\x1a\".modgate.v1.GenerateStreamResponse0\x01\x12=\n\tGetResult\x12\x1c.modgate.v1.GetResultRequest\x1a\x12.modgate.v1.Result\x12\x41\n\x0bWatchResult\x12\x1c.modgate.v1.GetResultRequest\x1a\x12.modgate.v1.Result0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.api.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1226
-  _globals['_FINISHREASON']._serialized_end=1361
-  _globals['_SAMPLINGPARAMETERS']._serialized_start=81
-  _globals['_SAMPLINGPARAMETERS']._serialized_end=495
-  _globals['_GENERATEREQUEST']._serialized_start=497
-  _globals['_GENERATEREQUEST']._serialized_end=588
-  _globals['_GENERATERESPONSE']._serialized_start=590
-  _globals['_GENERATERESPONSE']._serialized_end=694
-  _globals['_OUTPUT']._serialized_start=697
-  _globals['_OUTPUT']._serialized_end=929
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=931
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=1028
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1031
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1159
-  _globals['_STREAMSTART']._serialized_start=1161
-  _globals['_STREAMSTART']._serialized_end=1223
-  _globals['_GENERATIONSERVICE']._serialized_start=1364
-  _globals['_GENERATIONSERVICE']._serialized_end=1545
+  _globals['_FINISHREASON']._serialized_start=1490
+  _globals['_FINISHREASON']._serialized_end=1625
+  _globals['_RESULTSTATE']._serialized_start=1628
+  _globals['_RESULTSTATE']._serialized_end=1776
+  _globals['_SAMPLINGPARAMETERS']._serialized_start=114
+  _globals['_SAMPLINGPARAMETERS']._serialized_end=528
+  _globals['_GENERATEREQUEST']._serialized_start=530
+  _globals['_GENERATEREQUEST']._serialized_end=621
+  _globals['_GENERATERESPONSE']._serialized_start=623
+  _globals['_GENERATERESPONSE']._serialized_end=727
+  _globals['_OUTPUT']._serialized_start=730
+  _globals['_OUTPUT']._serialized_end=962
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=964
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=1061
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1064
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1192
+  _globals['_STREAMSTART']._serialized_start=1194
+  _globals['_STREAMSTART']._serialized_end=1256
+  _globals['_GETRESULTREQUEST']._serialized_start=1258
+  _globals['_GETRESULTREQUEST']._serialized_end=1292
+  _globals['_RESULT']._serialized_start=1295
+  _globals['_RESULT']._serialized_end=1487
+  _globals['_GENERATIONSERVICE']._serialized_start=1779
+  _globals['_GENERATIONSERVICE']._serialized_end=2090
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,7 @@
+import datetime
+
 from gateway.api.v1 import moderation_pb2 as _moderation_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -14,10 +17,23 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_END_OF_TEXT: _ClassVar[FinishReason]
     FINISH_REASON_STOP_SEQUENCE: _ClassVar[FinishReason]
+
+class ResultState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESULT_STATE_UNSPECIFIED: _ClassVar[ResultState]
+    RESULT_STATE_PENDING: _ClassVar[ResultState]
+    RESULT_STATE_APPROVED: _ClassVar[ResultState]
+    RESULT_STATE_EDITED: _ClassVar[ResultState]
+    RESULT_STATE_REJECTED: _ClassVar[ResultState]
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_END_OF_TEXT: FinishReason
 FINISH_REASON_STOP_SEQUENCE: FinishReason
+RESULT_STATE_UNSPECIFIED: ResultState
+RESULT_STATE_PENDING: ResultState
+RESULT_STATE_APPROVED: ResultState
+RESULT_STATE_EDITED: ResultState
+RESULT_STATE_REJECTED: ResultState
 
 class SamplingParameters(_message.Message):
     __slots__ = ("temperature", "top_p", "top_k", "max_new_tokens", "do_sample", "repetition_penalty", "seed", "stop", "num_return_sequences", "min_new_tokens")
@@ -110,3 +126,27 @@ class StreamStart(_message.Message):
     model: str
     seed: int
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class GetResultRequest(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    def __init__(self, ticket: _Optional[str] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("ticket", "state", "text", "request_id", "prompt_index", "sequence_index", "decided_at")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    state: ResultState
+    text: str
+    request_id: str
+    prompt_index: int
+    sequence_index: int
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, ticket: _Optional[str] = ..., state: _Optional[_Union[ResultState, str]] = ..., text: _Optional[str] = ..., request_id: _Optional[str] = ..., prompt_index: _Optional[int] = ..., sequence_index: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

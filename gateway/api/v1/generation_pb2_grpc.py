@@ -44,6 +44,16 @@ class GenerationServiceStub:
                 request_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
                 response_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
                 _registered_method=True)
+        self.GetResult = channel.unary_unary(
+                '/modgate.v1.GenerationService/GetResult',
+                request_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
+                response_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
+                _registered_method=True)
+        self.WatchResult = channel.unary_stream(
+                '/modgate.v1.GenerationService/WatchResult',
+                request_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
+                response_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -65,6 +75,21 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetResult(self, request, context):
+        """The reviewed outcome of a held output. A caller sees only its own tenant's tickets: any other
+        ticket is NOT_FOUND, exactly like one that does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchResult(self, request, context):
+        """The result's state now, then each change, ending once a reviewer decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +102,16 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GenerateStream,
                     request_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamRequest.FromString,
                     response_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'GetResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResult,
+                    request_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.FromString,
+                    response_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.SerializeToString,
+            ),
+            'WatchResult': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchResult,
+                    request_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.FromString,
+                    response_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +168,60 @@ class GenerationService:
             '/modgate.v1.GenerationService/GenerateStream',
             gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
             gateway_dot_api_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modgate.v1.GenerationService/GetResult',
+            gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
+            gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modgate.v1.GenerationService/WatchResult',
+            gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
+            gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
             options,
             channel_credentials,
             insecure,

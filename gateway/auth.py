@@ -1,0 +1,143 @@
+"""Client authentication: an API key in `authorization: Bearer ...` metadata, and the scope per service.
+
+The key decides who the caller is (its tenant), what it may call (scopes), which moderation policy its
+outputs get, and for reviewers which account acts. Health checking and reflection need no key.
+Turning auth off takes the explicit `--insecure-no-auth` flag; every call then acts as tenant "default".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.interceptors import Behavior, wrap_handler
+from gateway.storage.apikeys import authenticate_key
+
+log = logging.getLogger(__name__)
+
+ALL_SCOPES = frozenset({"generate", "review", "audit"})
+SCOPE_FOR_SERVICE = {
+    "modgate.v1.GenerationService": "generate",
+    "modgate.v1.ReviewService": "review",
+    "modgate.v1.AuditService": "audit",
+}
+INSECURE_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    scopes: frozenset[str]
+    key_id: str | None = None
+    policy: str | None = None
+    reviewer_id: str | None = None
+
+
+caller_var: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+INSECURE_CALLER = Caller(tenant=INSECURE_TENANT, scopes=ALL_SCOPES)
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the current call (set by AuthInterceptor before the servicer runs)."""
+    caller = caller_var.get()
+    if caller is None:  # a servicer reached without the interceptor: a wiring bug, never a client error
+        raise RuntimeError("no authenticated caller in this context")
+    return caller
+
+
+def bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class KeyAuthenticator:
+    """Looks a secret up in the database (off the event loop) and returns the Caller, or None."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def _lookup(self, secret: str) -> Caller | None:
+        with self._sessions() as session, session.begin():
+            key = authenticate_key(session=session, secret=secret)
+            if key is None:
+                return None
+            return Caller(
+                tenant=key.tenant,
+                scopes=frozenset(key.scopes),
+                key_id=key.id,
+                policy=key.policy,
+                reviewer_id=getattr(key, "reviewer_id", None),
+            )
+
+    async def __call__(self, secret: str) -> Caller | None:
+        return await asyncio.to_thread(self._lookup, secret)
+
+
+Authenticate = Callable[[str], Awaitable[Caller | None]]
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """UNAUTHENTICATED for a missing, unknown or revoked key; PERMISSION_DENIED outside its scopes."""
+
+    def __init__(self, authenticate: Authenticate | None) -> None:
+        self._authenticate = authenticate
+        if authenticate is None:
+            log.warning(
+                "AUTHENTICATION IS OFF (--insecure-no-auth): every call acts as tenant %r", INSECURE_TENANT
+            )
+
+    async def _caller(self, metadata: Any, scope: str, context: grpc.aio.ServicerContext) -> Caller:
+        if self._authenticate is None:
+            return INSECURE_CALLER
+        secret = bearer_token(metadata)
+        if secret is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing API key: send metadata 'authorization: Bearer <key>'",
+            )
+        caller = await self._authenticate(secret)  # type: ignore[arg-type]
+        if caller is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or revoked API key")
+        if scope not in caller.scopes:  # type: ignore[union-attr]
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"this API key lacks the {scope!r} scope")
+        return caller  # type: ignore[return-value]
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        scope = SCOPE_FOR_SERVICE.get(details.method.split("/")[1] if details.method else "")
+        if scope is None:
+            return handler
+        metadata = details.invocation_metadata
+
+        def unary(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                caller_var.set(await self._caller(metadata, scope, context))
+                return await behavior(request, context)
+
+            return wrapped
+
+        def stream(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                caller_var.set(await self._caller(metadata, scope, context))
+                async for item in behavior(request, context):
+                    yield item
+
+            return wrapped
+
+        return wrap_handler(handler, unary, stream)
