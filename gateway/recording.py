@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import events
 from gateway.audit.chain import append
-from gateway.errors import Cancelled, Unavailable
+from gateway.errors import Cancelled
 from gateway.generation.generator import GeneratedSequence
 from gateway.generation.params import SamplingParams
 from gateway.review.queue import create_review_item, new_ticket
@@ -33,6 +31,7 @@ from gateway.storage.models import (
     OutputStatus,
     RequestStatus,
 )
+from gateway.storage.tx import in_transaction
 from moderation.types import Action, Decision
 
 log = logging.getLogger(__name__)
@@ -100,17 +99,7 @@ class Recorder:
         self._escalate = frozenset(escalate_categories)
 
     async def _in_transaction(self, work: Callable[[Session], T]) -> T:
-        """Runs `work` in its own committed transaction, off the event loop."""
-
-        def run() -> T:
-            with self._sessions() as session, session.begin():
-                return work(session)
-
-        try:
-            return await asyncio.to_thread(run)
-        except (OperationalError, PoolTimeoutError) as exc:
-            log.error("database unavailable: %s", exc.__class__.__name__, exc_info=True)
-            raise Unavailable("the gateway's database is unavailable; retry later") from exc
+        return await in_transaction(self._sessions, work)
 
     async def request_received(
         self,

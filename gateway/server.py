@@ -17,7 +17,14 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.api.v1 import generation_pb2, generation_pb2_grpc
+from gateway.api.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
+)
 from gateway.auth import AuthInterceptor, KeyAuthenticator
 from gateway.config import Settings
 from gateway.generation.generator import Generator
@@ -27,7 +34,10 @@ from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.moderation_setup import load_moderator
 from gateway.recording import Recorder
+from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
+from gateway.services.results import ResultReader
+from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
 from moderation.moderator import Moderator
@@ -35,6 +45,9 @@ from moderation.moderator import Moderator
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
+AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -118,18 +131,25 @@ class GatewayServer:
             limits=self._c.limits(),
             generation_worker=self._gen_worker,
             moderation_worker=self._mod_worker,
+            results=ResultReader(self._c.sessions),
         )
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
+        review_pb2_grpc.add_ReviewServiceServicer_to_server(
+            ReviewServicer(sessions=self._c.sessions), self._server
+        )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditServicer(sessions=self._c.sessions), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
-            (GENERATION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         try:
             self.port = self._server.add_insecure_port(self._address)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {self._address}: {exc}") from exc
         await self._server.start()
-        for service in ("", GENERATION_SERVICE):
+        for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         host = self._address.rpartition(":")[0]
         log.info("gRPC server listening on %s:%d", host, self.port)

@@ -23,14 +23,28 @@ def keys_group(ctx: click.Context, database_url: str | None) -> None:
 @click.option("--name", required=True, help="A label for people (e.g. 'batch jobs').")
 @click.option("--scope", "scopes", multiple=True, help="A scope to grant; repeat for several.")
 @click.option("--policy", help="Moderation policy for this key (default: the gateway's default policy).")
+@click.option("--reviewer", help="With --scope review: the reviewer account (username) the key acts as.")
 @click.pass_context
-def create(ctx: click.Context, tenant: str, name: str, scopes: tuple[str, ...], policy: str | None) -> None:
+def create(
+    ctx: click.Context,
+    tenant: str,
+    name: str,
+    scopes: tuple[str, ...],
+    policy: str | None,
+    reviewer: str | None,
+) -> None:
     """Create a key and print its secret: it is shown only this once."""
     from gateway.storage.apikeys import create_key
 
     with open_session(ctx) as session:
         key, secret = create_key(
-            session=session, tenant=tenant, name=name, scopes=scopes, policy=policy, actor=cli_actor()
+            session=session,
+            tenant=tenant,
+            name=name,
+            scopes=scopes,
+            policy=policy,
+            reviewer=reviewer,
+            actor=cli_actor(),
         )
         key_id, prefix = key.id, key.key_prefix
     click.echo(f"created key {key_id} (prefix {prefix}) for tenant {tenant}", err=True)

@@ -10,6 +10,7 @@ from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import moderation_pb2 as mod_pb
 from gateway.generation.generator import FinishReason, GeneratedSequence
 from gateway.generation.params import RawParams
+from gateway.review.queue import ResultState, ResultView
 from moderation.types import Action, Decision
 
 _ACTION_TO_PB = {
@@ -17,6 +18,12 @@ _ACTION_TO_PB = {
     Action.MASK: mod_pb.MODERATION_ACTION_MASKED,
     Action.HOLD: mod_pb.MODERATION_ACTION_HELD,
     Action.BLOCK: mod_pb.MODERATION_ACTION_BLOCKED,
+}
+_RESULT_TO_PB = {
+    ResultState.PENDING: gen_pb.RESULT_STATE_PENDING,
+    ResultState.APPROVED: gen_pb.RESULT_STATE_APPROVED,
+    ResultState.EDITED: gen_pb.RESULT_STATE_EDITED,
+    ResultState.REJECTED: gen_pb.RESULT_STATE_REJECTED,
 }
 _FINISH_TO_PB = {
     FinishReason.LENGTH: gen_pb.FINISH_REASON_LENGTH,
@@ -85,3 +92,17 @@ def output_to_pb(
         generated_tokens=sequence.generated_tokens,
         finish_reason=_FINISH_TO_PB[sequence.finish_reason],
     )
+
+
+def result_to_pb(view: ResultView) -> gen_pb.Result:
+    result = gen_pb.Result(
+        ticket=view.ticket,
+        state=_RESULT_TO_PB[view.state],
+        text=view.text or "",
+        request_id=view.request_id,
+        prompt_index=view.prompt_index,
+        sequence_index=view.sequence_index,
+    )
+    if view.decided_at is not None:
+        result.decided_at.FromDatetime(view.decided_at)
+    return result

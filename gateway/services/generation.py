@@ -25,7 +25,8 @@ from gateway.generation.params import validate_prompts as validate_prompt_list
 from gateway.generation.worker import Worker
 from gateway.interceptors import request_id_var
 from gateway.recording import OutputRecord, Recorder
-from gateway.services.convert import output_to_pb, raw_params_from_pb
+from gateway.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
+from gateway.services.results import ResultReader
 from moderation.moderator import Moderator
 
 
@@ -58,6 +59,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         limits: Limits,
         generation_worker: Worker,
         moderation_worker: Worker,
+        results: ResultReader,
     ) -> None:
         self._generator = generator
         self._moderator = moderator
@@ -65,6 +67,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         self._limits = generator.limits(limits)
         self._gen_worker = generation_worker
         self._mod_worker = moderation_worker
+        self._results = results
 
     def _call(self) -> CallContext:
         caller = current_caller()
@@ -211,3 +214,14 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 prompt_index=0, sequence=sequence, decision=decision, ticket=ticket, include_text=False
             )
         )
+
+    async def GetResult(
+        self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext
+    ) -> gen_pb.Result:
+        return result_to_pb(await self._results.read(request.ticket, current_caller()))
+
+    async def WatchResult(
+        self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gen_pb.Result]:
+        async for view in self._results.watch(request.ticket, current_caller()):
+            yield result_to_pb(view)

@@ -22,7 +22,7 @@ from gateway.audit import append as audit_append
 from gateway.audit import events
 from gateway.storage.base import utcnow
 from gateway.storage.errors import InvalidArgument, NotFound
-from gateway.storage.models import ApiKey
+from gateway.storage.models import ApiKey, Reviewer
 
 SECRET_PREFIX = "mg"
 # last_used_at is written at most this often per key: not a database write on every request.
@@ -53,19 +53,35 @@ def create_key(
     name: str,
     scopes: Iterable[str] = (),
     policy: str | None = None,
+    reviewer: str | None = None,
     actor: str = "system",
 ) -> tuple[ApiKey, str]:
-    """Create a key for ``tenant``; returns the row and the secret, which is never retrievable again."""
+    """Create a key for ``tenant``; returns the row and the secret, which is never retrievable again.
+
+    ``reviewer`` (a username) binds the key to a reviewer account: required with the ``review`` scope,
+    because claims and decisions are made by an accountable person (and their role decides access to
+    escalated items), refused without it.
+    """
     scopes = sorted(set(scopes))
-    if not tenant or not _NAME.match(tenant):
+    if not tenant or not _NAME.fullmatch(tenant):
         raise InvalidArgument("tenant must be 1-128 printable characters")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument("name must be 1-128 printable characters")
-    bad = [s for s in scopes if not _SCOPE.match(s)]
+    bad = [s for s in scopes if not _SCOPE.fullmatch(s)]
     if bad:
         raise InvalidArgument(f"invalid scope(s) {bad}: lowercase letters, digits and _.:- only")
-    if policy is not None and not _NAME.match(policy):
+    if policy is not None and not _NAME.fullmatch(policy):
         raise InvalidArgument("policy must be 1-128 printable characters")
+    reviewer_id = None
+    if "review" in scopes:
+        if not reviewer:
+            raise InvalidArgument("a key with the 'review' scope must name the reviewer account it acts as")
+        account = session.scalars(select(Reviewer).where(Reviewer.username == reviewer)).one_or_none()
+        if account is None or account.disabled:
+            raise InvalidArgument(f"no active reviewer {reviewer!r}")
+        reviewer_id = account.id
+    elif reviewer:
+        raise InvalidArgument("--reviewer goes with the 'review' scope")
     prefix, secret = _new_secret(session)
     key = ApiKey(
         tenant=tenant,
@@ -74,6 +90,7 @@ def create_key(
         key_hash=hash_secret(secret),
         scopes=scopes,
         policy=policy,
+        reviewer_id=reviewer_id,
     )
     session.add(key)
     session.flush()
@@ -83,7 +100,14 @@ def create_key(
         actor=actor,
         tenant=tenant,
         action="create",
-        payload={"key_id": key.id, "key_prefix": prefix, "name": name, "scopes": scopes, "policy": policy},
+        payload={
+            "key_id": key.id,
+            "key_prefix": prefix,
+            "name": name,
+            "scopes": scopes,
+            "policy": policy,
+            "reviewer": reviewer,
+        },
     )
     return key, secret
 
@@ -94,7 +118,7 @@ def authenticate_key(*, session: Session, secret: str, now: datetime | None = No
     The hash comparison is constant-time and also runs for unknown prefixes. Updates ``last_used_at``
     at most once per :data:`TOUCH_INTERVAL` (the caller commits).
     """
-    match = _SECRET.match(secret)
+    match = _SECRET.fullmatch(secret)
     key = None
     if match is not None:
         key = session.scalars(select(ApiKey).where(ApiKey.key_prefix == match.group(1))).one_or_none()

@@ -221,6 +221,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[list[str]] = mapped_column(json_type(), default=list)
     policy: Mapped[str | None] = mapped_column(String(128))
+    # Set for keys with the `review` scope: the reviewer account the key acts as.
+    reviewer_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

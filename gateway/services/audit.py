@@ -1,0 +1,84 @@
+"""The AuditService servicer: filtered, paged queries of the audit log, and chain verification."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Any
+
+import grpc
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.api.v1 import audit_pb2 as au_pb
+from gateway.api.v1 import audit_pb2_grpc as au_grpc
+from gateway.audit import MAX_LIMIT, query, verify
+from gateway.errors import InvalidArgument
+from gateway.storage.models import AuditEvent
+from gateway.storage.tx import in_transaction
+
+DEFAULT_LIMIT = 100
+
+
+def event_to_pb(event: AuditEvent) -> au_pb.AuditEvent:
+    payload = Struct()
+    payload.update(event.payload or {})
+    created = Timestamp()
+    created.FromDatetime(event.created_at)
+    return au_pb.AuditEvent(
+        id=event.id,
+        created_at=created,
+        event_type=event.event_type,
+        actor=event.actor,
+        tenant=event.tenant or "",
+        request_id=event.request_id or "",
+        ticket=event.ticket or "",
+        action=event.action or "",
+        payload=payload,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+    )
+
+
+class AuditServicer(au_grpc.AuditServiceServicer):
+    def __init__(self, *, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    async def Query(self, request: au_pb.AuditQuery, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        limit = request.limit or DEFAULT_LIMIT
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_LIMIT}, got {limit}")
+        filters: dict[str, Any] = {
+            name: getattr(request, name) or None
+            for name in ("tenant", "request_id", "ticket", "actor", "event_type", "action")
+        }
+        for name in ("since", "until"):
+            if request.HasField(name):
+                filters[name] = getattr(request, name).ToDatetime(tzinfo=UTC)
+        if "since" in filters and "until" in filters and filters["since"] >= filters["until"]:
+            raise InvalidArgument("until", "must be after since")
+
+        def work(session: Session) -> list[au_pb.AuditEvent]:
+            try:
+                rows = query(session=session, after_id=request.after_id or None, limit=limit, **filters)
+            except ValueError as exc:  # a malformed filter, e.g. an impossible event type pattern
+                raise InvalidArgument(str(exc)) from None
+            return [event_to_pb(e) for e in rows]
+
+        for event in await in_transaction(self._sessions, work):
+            yield event
+
+    async def Verify(self, request: au_pb.VerifyRequest, context: grpc.aio.ServicerContext) -> Any:
+        def work(session: Session) -> au_pb.VerifyResponse:
+            result = verify(session=session)
+            return au_pb.VerifyResponse(
+                ok=result.ok,
+                checked=result.checked,
+                first_bad_id=result.first_bad_id or 0,
+                problem=result.problem or "",
+                head_id=result.head_id or 0,
+                head_hash=result.head_hash or "",
+            )
+
+        return await in_transaction(self._sessions, work)

@@ -1,0 +1,70 @@
+"""Reading the reviewed result of a held output: what GetResult and WatchResult share.
+
+A caller reads only its own tenant's tickets (another tenant's ticket is NOT_FOUND, as if it did not
+exist), and text only once a reviewer approved or edited it. Every read is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit import append, events
+from gateway.auth import Caller
+from gateway.errors import InvalidArgument
+from gateway.review.queue import ResultState, ResultView, get_result
+from gateway.storage.tx import in_transaction
+
+MAX_TICKET_LENGTH = 64
+
+
+def caller_actor(caller: Caller) -> str:
+    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
+
+
+class ResultReader:
+    def __init__(self, sessions: sessionmaker[Session], *, poll_interval_s: float = 0.5) -> None:
+        self._sessions = sessions
+        self._poll = poll_interval_s
+
+    async def read(self, ticket: str, caller: Caller) -> ResultView:
+        if not ticket or len(ticket) > MAX_TICKET_LENGTH:
+            raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+
+        def work(session: Session) -> ResultView:
+            view = get_result(session=session, ticket=ticket, tenant=caller.tenant)
+            append(
+                session=session,
+                event_type=events.RESULT_READ,
+                actor=caller_actor(caller),
+                tenant=caller.tenant,
+                request_id=view.request_id,
+                ticket=ticket,
+                action=view.state.value,
+                payload={"text_delivered": view.text is not None},
+            )
+            return view
+
+        return await in_transaction(self._sessions, work)
+
+    async def watch(self, ticket: str, caller: Caller) -> AsyncIterator[ResultView]:
+        """The state now, then each change; ends after the decision. Polls, so that it works the same
+        with several gateway replicas on one database."""
+        last: ResultState | None = None
+        while True:
+            view = await self.read(ticket, caller) if last is None else await self._peek(ticket, caller)
+            if view.state != last:
+                if last is not None and view.state != ResultState.PENDING:
+                    view = await self.read(ticket, caller)  # the read that delivers text is audited
+                yield view
+                last = view.state
+            if view.state != ResultState.PENDING:
+                return
+            await asyncio.sleep(self._poll)
+
+    async def _peek(self, ticket: str, caller: Caller) -> ResultView:
+        return await in_transaction(
+            self._sessions, lambda s: get_result(session=s, ticket=ticket, tenant=caller.tenant)
+        )

@@ -1,0 +1,192 @@
+"""The ReviewService servicer: the review queue for programmatic reviewers.
+
+The caller's API key must be bound to a reviewer account (`modgate keys create --scope review
+--reviewer NAME`); that account claims and decides, and its role decides whether escalated items are
+visible. The generated text is shown only to the holder of a claim.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.api.v1 import moderation_pb2 as mod_pb
+from gateway.api.v1 import review_pb2 as rv_pb
+from gateway.api.v1 import review_pb2_grpc as rv_grpc
+from gateway.auth import current_caller
+from gateway.errors import Forbidden, InvalidArgument
+from gateway.review import queue
+from gateway.storage.models import Reviewer, ReviewItem, ReviewState
+from gateway.storage.tx import in_transaction
+
+DEFAULT_LEASE_S = 300
+LEASE_RANGE = (10, 3600)
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 500
+
+_STATE_TO_PB = {
+    ReviewState.PENDING: rv_pb.REVIEW_STATE_PENDING,
+    ReviewState.CLAIMED: rv_pb.REVIEW_STATE_CLAIMED,
+    ReviewState.APPROVED: rv_pb.REVIEW_STATE_APPROVED,
+    ReviewState.EDITED: rv_pb.REVIEW_STATE_EDITED,
+    ReviewState.REJECTED: rv_pb.REVIEW_STATE_REJECTED,
+}
+_STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+_DECISION_FROM_PB = {
+    rv_pb.REVIEW_DECISION_APPROVE: queue.Decision.APPROVE,
+    rv_pb.REVIEW_DECISION_EDIT: queue.Decision.EDIT,
+    rv_pb.REVIEW_DECISION_REJECT: queue.Decision.REJECT,
+}
+_ACTION_TO_PB = {
+    "release": mod_pb.MODERATION_ACTION_RELEASED,
+    "mask": mod_pb.MODERATION_ACTION_MASKED,
+    "hold": mod_pb.MODERATION_ACTION_HELD,
+    "block": mod_pb.MODERATION_ACTION_BLOCKED,
+}
+
+
+def _ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _lease(seconds: int) -> int:
+    if seconds == 0:
+        return DEFAULT_LEASE_S
+    low, high = LEASE_RANGE
+    if not low <= seconds <= high:
+        raise InvalidArgument("lease_seconds", f"must be between {low} and {high}, got {seconds}")
+    return seconds
+
+
+def item_to_pb(session: Session, item: ReviewItem, *, with_text: bool) -> rv_pb.ReviewItem:
+    output = item.output
+    names = {
+        r.id: r.username
+        for r in session.query(Reviewer).filter(
+            Reviewer.id.in_([i for i in (item.claimed_by, item.decided_by) if i])
+        )
+    }
+    msg = rv_pb.ReviewItem(
+        id=item.id,
+        ticket=output.ticket or "",
+        state=_STATE_TO_PB[item.state],
+        version=item.version,
+        escalated=item.escalated,
+        priority=item.priority,
+        tenant=output.request.tenant,
+        request_id=output.request.request_id,
+        scores={k: float(v) for k, v in (output.scores or {}).items() if isinstance(v, int | float)},
+        policy=output.policy_name,
+        policy_version=output.policy_version,
+        claimed_by=names.get(item.claimed_by or "", ""),
+        decided_by=names.get(item.decided_by or "", ""),
+        decision_reason=item.decision_reason or "",
+        edited_text=item.edited_text or "",
+    )
+    for field, value in (
+        ("lease_expires_at", item.lease_expires_at),
+        ("created_at", item.created_at),
+        ("decided_at", item.decided_at),
+    ):
+        ts = _ts(value)
+        if ts is not None:
+            getattr(msg, field).CopyFrom(ts)
+    if with_text:
+        msg.prompt = output.prompt
+        msg.generated_text = output.generated_text
+        msg.reasons.extend(_reason(r) for r in output.reasons or [])
+    return msg
+
+
+def _reason(r: dict[str, Any]) -> rv_pb.ReviewReason:
+    return rv_pb.ReviewReason(
+        category=str(r.get("category", "")),
+        score=float(r.get("score", 0.0)),
+        threshold=float(r.get("threshold", 0.0)),
+        action=_ACTION_TO_PB.get(str(r.get("action", "")), mod_pb.MODERATION_ACTION_UNSPECIFIED),
+        scorer=str(r.get("scorer", "")),
+        excerpt=str(r.get("excerpt", "")),
+    )
+
+
+class ReviewServicer(rv_grpc.ReviewServiceServicer):
+    def __init__(self, *, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    @staticmethod
+    def _reviewer(session: Session) -> Reviewer:
+        caller = current_caller()
+        reviewer = session.get(Reviewer, caller.reviewer_id) if caller.reviewer_id else None
+        if reviewer is None:
+            raise Forbidden("this API key is not bound to a reviewer account (keys create --reviewer)")
+        return reviewer
+
+    async def ListItems(self, request: rv_pb.ListItemsRequest, context: grpc.aio.ServicerContext) -> Any:
+        limit = request.limit or DEFAULT_LIST_LIMIT
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
+        try:
+            states = {_STATE_FROM_PB[s] for s in request.states} or {ReviewState.PENDING, ReviewState.CLAIMED}
+        except KeyError:
+            raise InvalidArgument("states", "contains an unknown state") from None
+
+        def work(session: Session) -> rv_pb.ListItemsResponse:
+            reviewer = self._reviewer(session)
+            items = queue.list_items(
+                session=session, states=states, include_escalated=reviewer.is_admin, limit=limit
+            )
+            return rv_pb.ListItemsResponse(items=[item_to_pb(session, i, with_text=False) for i in items])
+
+        return await in_transaction(self._sessions, work)
+
+    async def ClaimNext(self, request: rv_pb.ClaimNextRequest, context: grpc.aio.ServicerContext) -> Any:
+        lease = _lease(request.lease_seconds)
+
+        def work(session: Session) -> rv_pb.ClaimNextResponse:
+            item = queue.claim_next(session=session, reviewer=self._reviewer(session), lease_seconds=lease)
+            if item is None:
+                return rv_pb.ClaimNextResponse()
+            return rv_pb.ClaimNextResponse(item=item_to_pb(session, item, with_text=True))
+
+        return await in_transaction(self._sessions, work)
+
+    async def RenewLease(self, request: rv_pb.RenewLeaseRequest, context: grpc.aio.ServicerContext) -> Any:
+        lease = _lease(request.lease_seconds)
+
+        def work(session: Session) -> rv_pb.ReviewItem:
+            item = queue.renew_lease(
+                session=session,
+                item_id=request.item_id,
+                reviewer=self._reviewer(session),
+                lease_seconds=lease,
+            )
+            return item_to_pb(session, item, with_text=True)
+
+        return await in_transaction(self._sessions, work)
+
+    async def Decide(self, request: rv_pb.DecideRequest, context: grpc.aio.ServicerContext) -> Any:
+        decision = _DECISION_FROM_PB.get(request.decision)
+        if decision is None:
+            raise InvalidArgument("decision", "must be APPROVE, EDIT or REJECT")
+
+        def work(session: Session) -> rv_pb.ReviewItem:
+            item = queue.decide(
+                session=session,
+                item_id=request.item_id,
+                reviewer=self._reviewer(session),
+                expected_version=request.expected_version,
+                decision=decision,
+                edited_text=request.edited_text if decision is queue.Decision.EDIT else None,
+                reason=request.reason or None,
+            )
+            return item_to_pb(session, item, with_text=True)
+
+        return await in_transaction(self._sessions, work)
