@@ -93,7 +93,7 @@ def append(
     stored value and the hashed value are the same document. Never put withheld generated text in it:
     audit rows are readable through ``Audit.Query``.
     """
-    if not _EVENT_TYPE.match(event_type) or len(event_type) > 64:
+    if not _EVENT_TYPE.fullmatch(event_type) or len(event_type) > 64:
         raise ValueError(f"invalid audit event type {event_type!r}")
     if not actor:
         raise ValueError("an audit event needs an actor")

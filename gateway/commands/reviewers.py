@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -19,7 +20,7 @@ def reviewers_group(ctx: click.Context, database_url: str | None) -> None:
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise click.UsageError("--password-stdin: no password on standard input")
         return password

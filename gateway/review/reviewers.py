@@ -41,7 +41,7 @@ def create_reviewer(
     actor: str = "system",
 ) -> Reviewer:
     """Add a reviewer (password hashed with scrypt) and audit it; AlreadyExists if the name is taken."""
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         raise InvalidArgument(
             "username must be 1-64 characters: letters, digits, '_', '.', '@', '-', starting alphanumeric"
         )

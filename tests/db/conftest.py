@@ -9,6 +9,7 @@ the reason shown, only when no server answers at ``MODGATE_TEST_PG_URL``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -133,16 +134,28 @@ def db(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def add_reviewer(db: sessionmaker[Session]) -> Callable[..., Reviewer]:
-    """Commit a reviewer and return it (detached, attributes loaded)."""
+def add_reviewer_to() -> Callable[..., Reviewer]:
+    """Commit a reviewer through a given session factory and return it (detached, loaded)."""
     counter = iter(range(1, 10_000))
 
-    def make(role: ReviewerRole = ReviewerRole.REVIEWER, username: str | None = None) -> Reviewer:
+    def make(
+        factory: sessionmaker[Session],
+        role: ReviewerRole = ReviewerRole.REVIEWER,
+        username: str | None = None,
+    ) -> Reviewer:
         name = username or f"{role.value}{next(counter)}"
-        with db() as s, s.begin():
+        with factory() as s, s.begin():
             return create_reviewer(session=s, username=name, password="correct horse battery", role=role)
 
     return make
+
+
+@pytest.fixture
+def add_reviewer(
+    db: sessionmaker[Session], add_reviewer_to: Callable[..., Reviewer]
+) -> Callable[..., Reviewer]:
+    """Commit a reviewer in the test's database and return it."""
+    return functools.partial(add_reviewer_to, db)
 
 
 @pytest.fixture
