@@ -111,11 +111,8 @@ def test_nothing_is_left_half_written(
     assert len(reply.outputs) == 1
     engine = make_engine(db_url)
     with Session(engine) as s:
-        statuses = dict(
-            s.execute(select(GenerationRequest.status, func.count()).group_by(GenerationRequest.status))
-            .tuples()
-            .all()
-        )
+        rows = s.execute(select(GenerationRequest.status, func.count()).group_by(GenerationRequest.status))
+        statuses = {status: count for status, count in rows}
     engine.dispose()
     assert statuses.get(RequestStatus.COMPLETED, 0) >= 1
     assert statuses.get(RequestStatus.RECEIVED, 0) == 0 and statuses.get(RequestStatus.GENERATING, 0) == 0
