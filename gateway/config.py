@@ -51,6 +51,9 @@ class Settings:
     offline_moderation: bool = False
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
+    # A request still open this long after its last update was interrupted (crash): marked failed.
+    stale_request_s: float = 900.0
+    maintenance_interval_s: float = 30.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -86,8 +89,14 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1, got {getattr(s, name)}")
     if s.default_max_new_tokens > s.max_new_tokens_limit:
         raise SettingsError("default_max_new_tokens must not exceed max_new_tokens_limit")
-    if not math.isfinite(s.grace_period_s) or s.grace_period_s < 0:
-        raise SettingsError(f"grace_period_s must be a non-negative number, got {s.grace_period_s}")
+    for name, least in (
+        ("grace_period_s", "non-negative"),
+        ("stale_request_s", "positive"),
+        ("maintenance_interval_s", "positive"),
+    ):
+        value = getattr(s, name)
+        if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):
+            raise SettingsError(f"{name} must be a {least} number, got {value}")
     host, sep, port = s.grpc_address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise SettingsError(f"grpc_address must look like HOST:PORT, got {s.grpc_address!r}")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,6 +33,7 @@ from gateway.generation.model import load_model
 from gateway.generation.params import Limits
 from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
+from gateway.maintenance import run_periodically
 from gateway.moderation_setup import load_moderator
 from gateway.recording import Recorder
 from gateway.services.audit import AuditServicer
@@ -174,10 +176,18 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     components = build_components(settings, migrate_schema=migrate_schema)
     server = GatewayServer(components)
     await server.start()
+    housekeeping = asyncio.create_task(
+        run_periodically(
+            components.sessions,
+            stale_after=timedelta(seconds=settings.stale_request_s),
+            interval_s=settings.maintenance_interval_s,
+        )
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    housekeeping.cancel()
     await server.stop()
     components.engine.dispose()

@@ -86,3 +86,8 @@ def test_readme_example_config_loads(tmp_path: Path) -> None:
     assert s.model == "EleutherAI/gpt-neo-125M" and s.model_revision == "main"
     assert s.max_queue == 64 and s.log_format == "text"
     assert s.moderation == {"default_policy": "default"}
+
+
+def test_maintenance_intervals_must_be_positive() -> None:
+    with pytest.raises(SettingsError, match="stale_request_s must be a positive number"):
+        load_settings(None, env={"MODGATE_STALE_REQUEST_S": "0"})

@@ -1,0 +1,80 @@
+"""Housekeeping that keeps the database honest after crashes and abandoned work.
+
+- A request still `received`/`generating` long after any call could last was interrupted (the process
+  died between recording it and answering): it is marked `failed` with an audit event, so that no
+  accepted request is left in a state that never resolves. Time-based rather than per-process, because
+  several gateway replicas may share the database and a restarted process cannot tell its own old rows.
+- Claimed review items whose lease lapsed go back to pending (`review.lease_expired` events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit import append, events
+from gateway.review.queue import release_expired
+from gateway.storage.base import utcnow
+from gateway.storage.models import GenerationRequest, RequestStatus
+from gateway.storage.tx import run_in_transaction
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the gateway stopped before answering"
+_OPEN = (RequestStatus.RECEIVED, RequestStatus.GENERATING)
+
+
+def fail_stale_requests(*, session: Session, older_than: timedelta, now: datetime | None = None) -> int:
+    """Marks open requests not updated for `older_than` as failed; returns how many."""
+    cutoff = (now or utcnow()) - older_than
+    stale = session.execute(
+        select(GenerationRequest.id, GenerationRequest.request_id, GenerationRequest.tenant).where(
+            GenerationRequest.status.in_(_OPEN), GenerationRequest.updated_at < cutoff
+        )
+    ).all()
+    for row in stale:
+        done = session.execute(
+            update(GenerationRequest)
+            .where(GenerationRequest.id == row.id, GenerationRequest.status.in_(_OPEN))
+            .values(status=RequestStatus.FAILED, error=INTERRUPTED, updated_at=now or utcnow())
+        )
+        if done.rowcount:  # type: ignore[attr-defined]
+            append(
+                session=session,
+                event_type=events.GENERATION_FAILED,
+                actor="system",
+                tenant=row.tenant,
+                request_id=row.request_id,
+                payload={"generation_request": row.id, "error": INTERRUPTED},
+            )
+    return len(stale)
+
+
+def sweep(sessions: sessionmaker[Session], *, stale_after: timedelta) -> tuple[int, int]:
+    """One pass: (requests failed, review leases released)."""
+    failed = run_in_transaction(sessions, lambda s: fail_stale_requests(session=s, older_than=stale_after))
+    released = run_in_transaction(sessions, lambda s: release_expired(session=s))
+    if failed or released:
+        log.info(
+            "maintenance: %d interrupted request(s) marked failed, %d lapsed claim(s) released",
+            failed,
+            released,
+        )
+    return failed, released
+
+
+async def run_periodically(
+    sessions: sessionmaker[Session], *, stale_after: timedelta, interval_s: float
+) -> None:
+    """Until cancelled; a failing pass is logged and retried at the next interval (the database may be
+    down for a while, and the gateway must recover without a restart)."""
+    while True:
+        try:
+            await asyncio.to_thread(sweep, sessions, stale_after=stale_after)
+        except Exception:
+            log.exception("maintenance pass failed; retrying in %.0fs", interval_s)
+        await asyncio.sleep(interval_s)
