@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from gateway.review.errors import (
     NotFound,
     StaleVersion,
 )
+from gateway.review.results import ResultState, ResultView, get_result
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import (
@@ -46,6 +46,23 @@ from gateway.storage.models import (
     ReviewItem,
     ReviewState,
 )
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "Decision",
+    "ResultState",
+    "ResultView",
+    "claim_next",
+    "create_review_item",
+    "decide",
+    "escalate",
+    "get_item",
+    "get_result",
+    "list_items",
+    "new_ticket",
+    "release_expired",
+    "renew_lease",
+]
 
 DEFAULT_LEASE_SECONDS = 300
 MAX_LEASE_SECONDS = 3600
@@ -419,48 +436,3 @@ def list_items(
     if not include_escalated:
         stmt = stmt.where(ReviewItem.escalated.is_(False))
     return list(session.scalars(stmt.limit(limit)))
-
-
-class ResultState(enum.StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    EDITED = "edited"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class ResultView:
-    """What a client may learn about a held output: its state, and text only once released."""
-
-    ticket: str
-    state: ResultState
-    text: str | None
-    request_id: str
-    prompt_index: int
-    sequence_index: int
-    decided_at: datetime | None
-
-
-def get_result(*, session: Session, ticket: str, tenant: str | None = None) -> ResultView:
-    """The result behind ``ticket``. With ``tenant``, another tenant's ticket is NotFound (not 403:
-    a client learns nothing about tickets it does not own)."""
-    output = session.scalars(select(GenerationOutput).where(GenerationOutput.ticket == ticket)).one_or_none()
-    if output is None or (tenant is not None and output.request.tenant != tenant):
-        raise NotFound(f"no result for ticket {ticket!r}")
-    item = output.review_item
-    review_state = item.state if item is not None else ReviewState.PENDING
-    state = {
-        ReviewState.APPROVED: ResultState.APPROVED,
-        ReviewState.EDITED: ResultState.EDITED,
-        ReviewState.REJECTED: ResultState.REJECTED,
-    }.get(review_state, ResultState.PENDING)
-    released = state in (ResultState.APPROVED, ResultState.EDITED)
-    return ResultView(
-        ticket=ticket,
-        state=state,
-        text=output.released_text if released else None,
-        request_id=output.request.request_id,
-        prompt_index=output.prompt_index,
-        sequence_index=output.sequence_index,
-        decided_at=item.decided_at if item is not None else None,
-    )
