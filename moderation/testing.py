@@ -195,6 +195,7 @@ def build_tiny_detoxify_checkpoint(
     vocab_words: Iterable[str] | None = None,
     vocab_size: int | None = None,
     classifier_bias: float = 0.0,
+    model_type: str | None = None,
     seed: int = 0,
 ) -> tuple[Path, Path]:
     """Write a randomly initialised BERT classifier in detoxify's checkpoint format.
@@ -204,7 +205,9 @@ def build_tiny_detoxify_checkpoint(
     config and a WordPiece tokenizer; `arch.args.model_type` points at it because detoxify always calls
     `from_pretrained(model_type)`, which offline must be a local directory. `vocab_size` pads the
     vocabulary with synthetic word pieces (the benchmark uses 30522, BERT-base's size); `classifier_bias`
-    is added to the classifier's bias (tests use it to show the checkpoint's weights are really used).
+    is added to the classifier's bias (tests use it to show the checkpoint's weights are really used);
+    `model_type` overrides the config directory as `arch.args.model_type` (e.g. "bert-base-uncased", as in
+    the released checkpoints, which does not load offline).
     """
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
@@ -244,7 +247,7 @@ def build_tiny_detoxify_checkpoint(
         "config": {
             "arch": {
                 "args": {
-                    "model_type": str(config_dir),
+                    "model_type": model_type or str(config_dir),
                     "model_name": "BertForSequenceClassification",
                     "tokenizer_name": "BertTokenizer",
                     "num_classes": len(classes),

@@ -19,7 +19,7 @@ from typing import Any
 
 from moderation.types import ScoreResult
 
-__all__ = ["MODELS", "DetoxifyScorer", "ScorerLoadError"]
+__all__ = ["MODELS", "DetoxifyScorer", "ScorerLoadError", "localize_checkpoint"]
 
 # Labels per released model (the checkpoint's own list is what is used; this is for documentation/tests).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -189,6 +189,28 @@ class DetoxifyScorer:
             if start + self._window >= len(ids):
                 break
         return out
+
+
+def localize_checkpoint(
+    checkpoint: str | Path, config_dir: str | Path, out: str | Path | None = None
+) -> Path:
+    """Rewrite a detoxify checkpoint so that it loads offline from `config_dir`.
+
+    Why: detoxify always calls `from_pretrained(model_type)` with the checkpoint's `model_type`
+    ("roberta-base" in the released ones), which offline needs the Hugging Face cache. Pointing it at the
+    absolute path of the local config directory removes that dependency. Writes `out` (default: next to
+    the input, with a `.local.ckpt` suffix) and returns its path. Run it once on the serving machine.
+    """
+    import torch
+
+    src = Path(checkpoint)
+    loaded = torch.load(src, map_location="cpu", weights_only=False)
+    if "config" not in loaded or "state_dict" not in loaded:
+        raise ScorerLoadError(f"{src} is not a detoxify checkpoint (no 'config' and 'state_dict')")
+    loaded["config"]["arch"]["args"]["model_type"] = str(Path(config_dir).resolve())
+    dst = Path(out) if out is not None else src.with_suffix(".local.ckpt")
+    torch.save(loaded, dst)
+    return dst
 
 
 def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("detoxify")
 
 from moderation.config import ModerationConfigError, build_moderator
-from moderation.scorers.detoxify_scorer import MODELS, DetoxifyScorer
+from moderation.scorers.detoxify_scorer import MODELS, DetoxifyScorer, localize_checkpoint
 from moderation.testing import build_tiny_detoxify_checkpoint
 from moderation.types import Action
 
@@ -42,7 +42,9 @@ def test_labels_and_ranges(scorer: DetoxifyScorer) -> None:
         assert tuple(result.scores) == MODELS["unbiased"]
         assert all(0.0 <= v <= 1.0 for v in result.scores.values())
         assert result.spans == ()
-    assert scorer.device == "cpu"  # no CUDA on the test machines; "auto" picked the CPU
+    import torch
+
+    assert scorer.device == ("cuda" if torch.cuda.is_available() else "cpu")  # what "auto" means
 
 
 def test_scores_equal_detoxify_predict(scorer: DetoxifyScorer) -> None:
@@ -95,9 +97,12 @@ def test_version_names_model_and_checkpoint(scorer: DetoxifyScorer, tiny) -> Non
 
 def test_quantized_scores_stay_close(tiny, scorer: DetoxifyScorer) -> None:
     checkpoint, config_dir = tiny
-    quantized = DetoxifyScorer(checkpoint=checkpoint, huggingface_config_path=config_dir, quantize=True)
+    quantized = DetoxifyScorer(
+        checkpoint=checkpoint, huggingface_config_path=config_dir, device="cpu", quantize=True
+    )
     assert quantized.version.endswith("-int8")
-    for a, b in zip(scorer.score(TEXTS), quantized.score(TEXTS), strict=True):
+    reference = DetoxifyScorer(checkpoint=checkpoint, huggingface_config_path=config_dir, device="cpu")
+    for a, b in zip(reference.score(TEXTS), quantized.score(TEXTS), strict=True):
         for label in a.scores:
             assert abs(a.scores[label] - b.scores[label]) < 0.05
 
@@ -135,3 +140,24 @@ def test_corrupt_checkpoint_is_a_config_error(tmp_path, tiny) -> None:
                 ]
             }
         )
+
+
+def test_released_style_checkpoint_needs_localizing_offline(tmp_path) -> None:
+    # released checkpoints name a hub model ("bert-base-uncased"): offline, detoxify cannot resolve it
+    checkpoint, config_dir = build_tiny_detoxify_checkpoint(tmp_path, model_type="no-such-hub-model-offline")
+    with pytest.raises(ModerationConfigError, match="cannot load the model"):
+        build_moderator(
+            {
+                "scorers": [
+                    {
+                        "type": "detoxify",
+                        "checkpoint": str(checkpoint),
+                        "huggingface_config_path": str(config_dir),
+                    }
+                ]
+            }
+        )
+    local = localize_checkpoint(checkpoint, config_dir)
+    assert local != checkpoint and local.exists()
+    scorer = DetoxifyScorer(checkpoint=local, huggingface_config_path=config_dir)
+    assert scorer.labels == MODELS["unbiased"]
