@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.interceptors import Behavior, wrap_handler
+from gateway.interceptors import with_prelude
 from gateway.storage.apikeys import authenticate_key
 
 log = logging.getLogger(__name__)
@@ -125,19 +125,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = details.invocation_metadata
 
-        def unary(behavior: Behavior) -> Behavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                caller_var.set(await self._caller(metadata, scope, context))
-                return await behavior(request, context)
+        async def prelude(context: grpc.aio.ServicerContext) -> None:
+            caller_var.set(await self._caller(metadata, scope, context))
 
-            return wrapped
-
-        def stream(behavior: Behavior) -> Behavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                caller_var.set(await self._caller(metadata, scope, context))
-                async for item in behavior(request, context):
-                    yield item
-
-            return wrapped
-
-        return wrap_handler(handler, unary, stream)
+        return with_prelude(handler, prelude)

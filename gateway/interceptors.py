@@ -58,6 +58,31 @@ def wrap_handler(
     return handler
 
 
+Prelude = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+
+
+def with_prelude(handler: grpc.RpcMethodHandler, prelude: Prelude) -> grpc.RpcMethodHandler:
+    """Runs `prelude(context)` before the method, for unary and server-streaming methods alike (it may
+    set context variables for the call, send metadata, or abort)."""
+
+    def unary(behavior: Behavior) -> Behavior:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await prelude(context)
+            return await behavior(request, context)
+
+        return wrapped
+
+    def stream(behavior: Behavior) -> Behavior:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await prelude(context)
+            async for item in behavior(request, context):
+                yield item
+
+        return wrapped
+
+    return wrap_handler(handler, unary, stream)
+
+
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     """Takes the client's `x-request-id` (when well-formed) or makes one, and returns it in metadata."""
 
@@ -71,29 +96,12 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         if isinstance(given, bytes):
             given = None
 
-        def new_id() -> str:
-            return given if given and _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        async def prelude(context: grpc.aio.ServicerContext) -> None:
+            rid = given if given and _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+            request_id_var.set(rid)
+            await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
 
-        def unary(behavior: Behavior) -> Behavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                rid = new_id()
-                request_id_var.set(rid)
-                await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
-                return await behavior(request, context)
-
-            return wrapped
-
-        def stream(behavior: Behavior) -> Behavior:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                rid = new_id()
-                request_id_var.set(rid)
-                await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
-                async for item in behavior(request, context):
-                    yield item
-
-            return wrapped
-
-        return wrap_handler(handler, unary, stream)
+        return with_prelude(handler, prelude)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

@@ -24,7 +24,7 @@ from gateway.generation.params import Limits, SamplingParams, check_context, res
 from gateway.generation.params import validate_prompts as validate_prompt_list
 from gateway.generation.worker import Worker
 from gateway.interceptors import request_id_var
-from gateway.recording import OutputRecord, Recorder
+from gateway.recording import OutputRecord, Recorder, RequestHandle
 from gateway.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
 from gateway.services.results import ResultReader
 from moderation.moderator import Moderator
@@ -82,6 +82,23 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             api_key_id=caller.key_id,
         )
 
+    async def _admit(
+        self, params: SamplingParams, prompts: list[str], *, stream: bool
+    ) -> tuple[CallContext, RequestHandle]:
+        """Who is calling, and the committed record of the request, before any generation work."""
+        call = self._call()
+        record = await self._recorder.request_received(
+            request_id=call.request_id,
+            tenant=call.tenant,
+            api_key_id=call.api_key_id,
+            model_id=self._generator.model_id,
+            model_revision=self._generator.loaded.revision,
+            params=params,
+            prompts=prompts,
+            stream=stream,
+        )
+        return call, record
+
     def _params(self, request_params: gen_pb.SamplingParameters, prompts: list[str]) -> SamplingParams:
         params = resolve(raw_params_from_pb(request_params), self._limits)
         for i, prompt in enumerate(prompts):
@@ -95,17 +112,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         prompts = list(request.input_string)
         validate_prompt_list(prompts, self._limits, field="input_string")
         params = self._params(request.parameters, prompts)
-        call = self._call()
-        record = await self._recorder.request_received(
-            request_id=call.request_id,
-            tenant=call.tenant,
-            api_key_id=call.api_key_id,
-            model_id=self._generator.model_id,
-            model_revision=self._generator.loaded.revision,
-            params=params,
-            prompts=prompts,
-            stream=False,
-        )
+        call, record = await self._admit(params, prompts, stream=False)
         cancel = threading.Event()
         should_stop = _should_stop(cancel, context)
         async with self._recorder.failure_guard(record):
@@ -143,17 +150,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             raise InvalidArgument(
                 "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
             )
-        call = self._call()
-        record = await self._recorder.request_received(
-            request_id=call.request_id,
-            tenant=call.tenant,
-            api_key_id=call.api_key_id,
-            model_id=self._generator.model_id,
-            model_revision=self._generator.loaded.revision,
-            params=params,
-            prompts=[prompt],
-            stream=True,
-        )
+        call, record = await self._admit(params, [prompt], stream=True)
         yield gen_pb.GenerateStreamResponse(
             start=gen_pb.StreamStart(
                 request_id=call.request_id, model=self._generator.model_id, seed=params.seed
