@@ -9,6 +9,7 @@ The database URL never lives in ``alembic.ini``. It comes from, in order:
 5. the gateway's default, ``sqlite:///var/modgate.db`` (relative to the working directory).
 
 SQLite runs with ``render_as_batch=True`` (ALTER TABLE support) and foreign keys off while migrating.
+Offline mode (``--sql``) works for PostgreSQL; SQLite batch operations need a live connection.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from gateway.storage.base import Base
 from gateway.storage.engine import DEFAULT_DATABASE_URL, make_engine, normalize_url
 
 config = context.config
-if config.config_file_name is not None and config.get_section("loggers") is not None:
+if (
+    config.config_file_name is not None
+    and config.get_section("loggers") is not None
+    and config.attributes.get("configure_logger", True)
+):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
@@ -37,11 +42,15 @@ def database_url() -> str:
 
 
 def _configure(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
+        # make_engine's SQLite connections emit their own BEGIN, so DDL is transactional there too:
+        # a migration that fails half-way leaves the schema as it was, as on PostgreSQL.
+        transactional_ddl=True,
     )
 
 
