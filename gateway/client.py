@@ -70,12 +70,22 @@ class GatewayClient:
     def close(self) -> None:
         self._channel.close()
 
-    def generate(self, prompts: str | Sequence[str], **params: Any) -> gen_pb.GenerateResponse:
+    def _call_metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
+        return (*self._metadata, ("x-request-id", request_id)) if request_id else self._metadata
+
+    def generate(
+        self, prompts: str | Sequence[str], *, request_id: str | None = None, **params: Any
+    ) -> gen_pb.GenerateResponse:
+        """`request_id` (optional) ties the call to the server's logs and audit trail."""
         if isinstance(prompts, str):
             prompts = [prompts]
         request = gen_pb.GenerateRequest(input_string=list(prompts), parameters=sampling_parameters(**params))
-        return self._stub.Generate(request, timeout=self._timeout, metadata=self._metadata)
+        return self._stub.Generate(request, timeout=self._timeout, metadata=self._call_metadata(request_id))
 
-    def generate_stream(self, prompt: str, **params: Any) -> Iterator[gen_pb.GenerateStreamResponse]:
+    def generate_stream(
+        self, prompt: str, *, request_id: str | None = None, **params: Any
+    ) -> Iterator[gen_pb.GenerateStreamResponse]:
         request = gen_pb.GenerateStreamRequest(input_string=prompt, parameters=sampling_parameters(**params))
-        return self._stub.GenerateStream(request, timeout=self._timeout, metadata=self._metadata)
+        return self._stub.GenerateStream(
+            request, timeout=self._timeout, metadata=self._call_metadata(request_id)
+        )
