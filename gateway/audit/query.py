@@ -55,13 +55,13 @@ def query(
             stmt = stmt.where(AuditEvent.event_type.startswith(prefix, autoescape=True))
         else:
             stmt = stmt.where(AuditEvent.event_type == event_type)
-    for column, value in (
+    for column, wanted in (
         (AuditEvent.tenant, tenant),
         (AuditEvent.request_id, request_id),
         (AuditEvent.ticket, ticket),
         (AuditEvent.actor, actor),
         (AuditEvent.action, action),
     ):
-        if value is not None:
-            stmt = stmt.where(column == value)
+        if wanted is not None:
+            stmt = stmt.where(column == wanted)
     return list(session.scalars(stmt))

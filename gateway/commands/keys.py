@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -65,7 +66,7 @@ def list_(ctx: click.Context, tenant: str | None, active: bool, as_json: bool) -
         return value.isoformat(timespec="seconds") if value is not None else None
 
     with open_session(ctx) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": k.id,
                 "prefix": k.key_prefix,

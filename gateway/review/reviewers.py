@@ -114,19 +114,22 @@ def disable_reviewer(
     reviewer = get_reviewer(session=session, username=username)
     now = now or utcnow()
     reviewer.disabled = True
-    released = session.execute(
-        update(ReviewItem)
-        .where(ReviewItem.claimed_by == reviewer.id, ReviewItem.state == ReviewState.CLAIMED)
-        .values(
-            state=ReviewState.PENDING,
-            claimed_by=None,
-            claimed_at=None,
-            lease_expires_at=None,
-            version=ReviewItem.version + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session="fetch")
-    ).rowcount
+    released = len(
+        session.execute(
+            update(ReviewItem)
+            .where(ReviewItem.claimed_by == reviewer.id, ReviewItem.state == ReviewState.CLAIMED)
+            .values(
+                state=ReviewState.PENDING,
+                claimed_by=None,
+                claimed_at=None,
+                lease_expires_at=None,
+                version=ReviewItem.version + 1,
+                updated_at=now,
+            )
+            .returning(ReviewItem.id)
+            .execution_options(synchronize_session="fetch")
+        ).all()
+    )
     session.flush()
     audit_append(
         session=session,

@@ -281,6 +281,8 @@ def test_disabled_reviewer_is_forbidden_and_loses_claims(
         _decide(db, item, disabled, decision="approve")
     retaken = _claim(db, other)  # handed back at once, no lease wait
     assert retaken is not None and retaken.id == item.id
+    [event] = _events(db, "reviewer.disabled")
+    assert event.payload["released_items"] == 1
 
 
 def test_non_admin_cannot_decide_escalated_item(
