@@ -45,3 +45,4 @@ class ServerThread:
         self.run(server.stop(grace), timeout=grace + 60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        self.loop.close()
