@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import events
@@ -28,9 +27,9 @@ from gateway.storage.models import (
     GenerationOutput,
     GenerationRequest,
     ModerationAction,
-    OutputStatus,
     RequestStatus,
 )
+from gateway.storage.records import record_output, record_request, set_request_status
 from gateway.storage.tx import in_transaction
 from moderation.types import Action, Decision
 
@@ -45,12 +44,6 @@ _ACTION = {
     Action.MASK: ModerationAction.MASK,
     Action.HOLD: ModerationAction.HOLD,
     Action.BLOCK: ModerationAction.BLOCK,
-}
-_STATUS = {
-    Action.RELEASE: OutputStatus.RELEASED,
-    Action.MASK: OutputStatus.RELEASED,
-    Action.HOLD: OutputStatus.HELD,
-    Action.BLOCK: OutputStatus.BLOCKED,
 }
 
 
@@ -117,7 +110,8 @@ class Recorder:
         parameters["stop"] = list(params.stop)
 
         def work(session: Session) -> RequestHandle:
-            row = GenerationRequest(
+            row = record_request(
+                session=session,
                 request_id=request_id,
                 tenant=tenant,
                 api_key_id=api_key_id,
@@ -125,10 +119,8 @@ class Recorder:
                 model_revision=model_revision,
                 parameters={**parameters, "stream": stream},
                 prompt_count=len(prompts),
-                status=RequestStatus.GENERATING,
             )
-            session.add(row)
-            session.flush()
+            set_request_status(session=session, request=row, status=RequestStatus.GENERATING)
             append(
                 session=session,
                 event_type=events.REQUEST_RECEIVED,
@@ -154,46 +146,41 @@ class Recorder:
         tickets in order (None where not held)."""
 
         def work(session: Session) -> list[str | None]:
+            request = session.get_one(GenerationRequest, handle.id)
             tickets: list[str | None] = []
             for o in outputs:
                 d = o.decision
-                ticket = new_ticket() if d.action == Action.HOLD else None
-                row = GenerationOutput(
-                    generation_request_id=handle.id,
+                row = record_output(
+                    session=session,
+                    request=request,
                     prompt_index=o.prompt_index,
                     sequence_index=o.sequence.sequence_index,
                     prompt=o.prompt,
                     generated_text=o.sequence.text,
-                    released_text=d.text if d.releasable else None,
-                    scores=dict(d.scores),
-                    reasons=_reasons(d, with_excerpts=True),
-                    spans=[dataclasses.asdict(s) for s in d.spans],
                     action=_ACTION[d.action],
-                    status=_STATUS[d.action],
+                    masked_text=d.text if d.action == Action.MASK else None,
                     policy_name=d.policy_name,
                     policy_version=d.policy_version,
-                    scorers=[dataclasses.asdict(s) for s in d.scorers],
+                    scores=dict(d.scores),
+                    reasons=_reasons(d, with_excerpts=True),
+                    spans=[dataclasses.asdict(sp) for sp in d.spans],
+                    scorers=[dataclasses.asdict(sc) for sc in d.scorers],
                     prompt_tokens=o.sequence.prompt_tokens,
                     generated_tokens=o.sequence.generated_tokens,
                     finish_reason=o.sequence.finish_reason.value,
-                    ticket=ticket,
                 )
-                session.add(row)
-                session.flush()
-                self._audit_output(session, handle, row, o, ticket)
-                if ticket is not None:
+                if d.action == Action.HOLD:
+                    row.ticket = new_ticket()  # before the audit events, which name it
+                self._audit_output(session, handle, row, o)
+                if row.ticket is not None:
                     create_review_item(
                         session=session,
                         output=row,
                         escalated=bool({r.category for r in d.reasons} & self._escalate),
                         actor=ACTOR,
                     )
-                tickets.append(ticket)
-            session.execute(
-                update(GenerationRequest)
-                .where(GenerationRequest.id == handle.id)
-                .values(status=RequestStatus.COMPLETED)
-            )
+                tickets.append(row.ticket)
+            set_request_status(session=session, request=request, status=RequestStatus.COMPLETED)
             return tickets
 
         return await self._in_transaction(work)
@@ -204,7 +191,6 @@ class Recorder:
         handle: RequestHandle,
         row: GenerationOutput,
         o: OutputRecord,
-        ticket: str | None,
     ) -> None:
         d = o.decision
         common = {"tenant": handle.tenant, "request_id": handle.request_id, "actor": ACTOR}
@@ -224,7 +210,7 @@ class Recorder:
         append(
             session=session,
             event_type=events.MODERATION_DECIDED,
-            ticket=ticket,
+            ticket=row.ticket,
             action=d.action.name.lower(),
             payload={
                 "output": row.id,
@@ -238,15 +224,7 @@ class Recorder:
             },
             **common,
         )
-        if ticket is not None:
-            append(
-                session=session,
-                event_type=events.REVIEW_HELD,
-                ticket=ticket,
-                payload={"output": row.id},
-                **common,
-            )
-        elif d.releasable:
+        if d.releasable:  # held ones get review.held from create_review_item
             append(
                 session=session,
                 event_type=events.RESULT_RELEASED,
@@ -267,11 +245,8 @@ class Recorder:
             error = "cancelled" if cancelled else exc.__class__.__name__
 
             def work(session: Session) -> None:
-                session.execute(
-                    update(GenerationRequest)
-                    .where(GenerationRequest.id == handle.id)
-                    .values(status=status, error=error)
-                )
+                request = session.get_one(GenerationRequest, handle.id)
+                set_request_status(session=session, request=request, status=status, error=error)
                 append(
                     session=session,
                     event_type=event,
