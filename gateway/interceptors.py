@@ -28,9 +28,7 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
     """The status a domain error asks for (its `grpc_status`), or None for anything unexpected."""
-    from gateway.storage.errors import DomainError
-
-    if isinstance(exc, errors.GatewayError | DomainError):
+    if isinstance(exc, errors.GatewayError):
         return grpc.StatusCode[exc.grpc_status]
     return None
 
