@@ -38,6 +38,14 @@ class Caller:
     key_id: str | None = None
     policy: str | None = None
     reviewer_id: str | None = None
+    # The key's own per-minute limits; None: the gateway's default applies.
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def rate_key(self) -> str:
+        """What rate limits count against: the key, or the tenant when auth is off."""
+        return self.key_id or f"tenant:{self.tenant}"
 
 
 caller_var: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
@@ -78,7 +86,9 @@ class KeyAuthenticator:
                 scopes=frozenset(key.scopes),
                 key_id=key.id,
                 policy=key.policy,
-                reviewer_id=getattr(key, "reviewer_id", None),
+                reviewer_id=key.reviewer_id,
+                requests_per_minute=key.requests_per_minute,
+                tokens_per_minute=key.tokens_per_minute,
             )
 
     async def __call__(self, secret: str) -> Caller | None:

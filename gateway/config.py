@@ -44,6 +44,9 @@ class Settings:
     max_prompt_chars: int = 32_000
     default_max_new_tokens: int = 64
     max_queue: int = 64
+    # Per-key rate limits, per minute, for keys that do not set their own; 0 means unlimited.
+    default_requests_per_minute: int = 0
+    default_tokens_per_minute: int = 0
     # Moderation: the `[moderation]` table of the TOML file, handed to `moderation.config.build_moderator`.
     # When empty, the production default (detoxify + word list) applies; `offline_moderation` picks the
     # scorers that need no downloaded weights, and the server announces it.
@@ -87,6 +90,9 @@ def _validate(s: Settings) -> None:
     for name in _POSITIVE_INTS:
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1, got {getattr(s, name)}")
+    for name in ("default_requests_per_minute", "default_tokens_per_minute"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name} must be 0 (unlimited) or more, got {getattr(s, name)}")
     if s.default_max_new_tokens > s.max_new_tokens_limit:
         raise SettingsError("default_max_new_tokens must not exceed max_new_tokens_limit")
     for name, least in (

@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import status_pb2
+from google.rpc.error_details_pb2 import RetryInfo
+from grpc_status import rpc_status
 
 from gateway import errors
 
@@ -24,6 +29,15 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def retry_status(code: grpc.StatusCode, message: str, retry_after_s: float) -> grpc.Status:
+    """A status whose details carry google.rpc.RetryInfo, so that clients know when to come back."""
+    delay = Duration()
+    delay.FromNanoseconds(int(retry_after_s * 1e9))
+    detail = AnyProto()
+    detail.Pack(RetryInfo(retry_delay=delay))
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode | None:
@@ -121,6 +135,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     grpc.StatusCode.INTERNAL, f"internal error; request id {request_id_var.get()}"
                 )
             log.info("%s refused: %s %s", method, code.name, exc)
+            retry_after = getattr(exc, "retry_after_s", None)
+            if retry_after is not None:
+                await context.abort_with_status(retry_status(code, str(exc), retry_after))
             await context.abort(code, str(exc))
 
         def unary(behavior: Behavior) -> Behavior:

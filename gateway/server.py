@@ -35,6 +35,8 @@ from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
 from gateway.moderation_setup import load_moderator
+from gateway.ratelimit import Limits as RateLimits
+from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
@@ -134,6 +136,11 @@ class GatewayServer:
             generation_worker=self._gen_worker,
             moderation_worker=self._mod_worker,
             results=ResultReader(self._c.sessions),
+            limiter=RateLimiter(),
+            default_limits=RateLimits(
+                requests_per_minute=self._c.settings.default_requests_per_minute,
+                tokens_per_minute=self._c.settings.default_tokens_per_minute,
+            ),
         )
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
         review_pb2_grpc.add_ReviewServiceServicer_to_server(

@@ -25,6 +25,10 @@ def keys_group(ctx: click.Context, database_url: str | None) -> None:
 @click.option("--scope", "scopes", multiple=True, help="A scope to grant; repeat for several.")
 @click.option("--policy", help="Moderation policy for this key (default: the gateway's default policy).")
 @click.option("--reviewer", help="With --scope review: the reviewer account (username) the key acts as.")
+@click.option("--requests-per-minute", type=int, help="Rate limit (0: unlimited; default: the gateway's).")
+@click.option(
+    "--tokens-per-minute", type=int, help="Generated-token quota (0: unlimited; default: the gateway's)."
+)
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -33,6 +37,8 @@ def create(
     scopes: tuple[str, ...],
     policy: str | None,
     reviewer: str | None,
+    requests_per_minute: int | None,
+    tokens_per_minute: int | None,
 ) -> None:
     """Create a key and print its secret: it is shown only this once."""
     from gateway.storage.apikeys import create_key
@@ -45,6 +51,8 @@ def create(
             scopes=scopes,
             policy=policy,
             reviewer=reviewer,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
             actor=cli_actor(),
         )
         key_id, prefix = key.id, key.key_prefix

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -24,10 +25,19 @@ from gateway.generation.params import Limits, SamplingParams, check_context, res
 from gateway.generation.params import validate_prompts as validate_prompt_list
 from gateway.generation.worker import Worker
 from gateway.interceptors import request_id_var
+from gateway.ratelimit import Limits as RateLimits
+from gateway.ratelimit import RateLimiter
 from gateway.recording import OutputRecord, Recorder, RequestHandle
 from gateway.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
 from gateway.services.results import ResultReader
 from moderation.moderator import Moderator
+
+
+@dataclass
+class Admission:
+    call: CallContext
+    record: RequestHandle
+    generated_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,9 @@ class CallContext:
     tenant: str
     policy: str | None
     api_key_id: str | None
+    rate_key: str
+    limits: RateLimits
+    reserved_tokens: int
 
 
 def _should_stop(cancel: threading.Event, context: grpc.aio.ServicerContext) -> Callable[[], bool]:
@@ -60,6 +73,8 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         generation_worker: Worker,
         moderation_worker: Worker,
         results: ResultReader,
+        limiter: RateLimiter,
+        default_limits: RateLimits,
     ) -> None:
         self._generator = generator
         self._moderator = moderator
@@ -68,36 +83,63 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         self._gen_worker = generation_worker
         self._mod_worker = moderation_worker
         self._results = results
+        self._limiter = limiter
+        self._default_limits = default_limits
 
-    def _call(self) -> CallContext:
+    def _call(self, params: SamplingParams, prompts: list[str]) -> CallContext:
+        """Who is calling, checked against the key's policy and rate limits (which reserve the most
+        tokens the request can generate; `_settle` gives back what was not used)."""
         caller = current_caller()
         if caller.policy is not None and caller.policy not in self._moderator.policy_names:
             raise FailedPrecondition(
                 f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
             )
+        d = self._default_limits
+        limits = RateLimits(
+            requests_per_minute=d.requests_per_minute
+            if caller.requests_per_minute is None
+            else caller.requests_per_minute,
+            tokens_per_minute=d.tokens_per_minute
+            if caller.tokens_per_minute is None
+            else caller.tokens_per_minute,
+        )
+        reserved = len(prompts) * params.num_return_sequences * params.max_new_tokens
+        self._limiter.admit(caller.rate_key, limits, tokens=reserved)
         return CallContext(
             request_id=request_id_var.get(),
             tenant=caller.tenant,
             policy=caller.policy,
             api_key_id=caller.key_id,
+            rate_key=caller.rate_key,
+            limits=limits,
+            reserved_tokens=reserved,
         )
 
-    async def _admit(
+    @asynccontextmanager
+    async def _admitted(
         self, params: SamplingParams, prompts: list[str], *, stream: bool
-    ) -> tuple[CallContext, RequestHandle]:
-        """Who is calling, and the committed record of the request, before any generation work."""
-        call = self._call()
-        record = await self._recorder.request_received(
-            request_id=call.request_id,
-            tenant=call.tenant,
-            api_key_id=call.api_key_id,
-            model_id=self._generator.model_id,
-            model_revision=self._generator.loaded.revision,
-            params=params,
-            prompts=prompts,
-            stream=stream,
-        )
-        return call, record
+    ) -> AsyncIterator[Admission]:
+        """Admits the call (policy, rate limits), commits its record before any generation work, marks
+        the record failed or cancelled if the body raises, and gives back unused reserved tokens."""
+        call = self._call(params, prompts)
+        admission = Admission(call=call, record=None)  # type: ignore[arg-type]
+        try:
+            admission.record = await self._recorder.request_received(
+                request_id=call.request_id,
+                tenant=call.tenant,
+                api_key_id=call.api_key_id,
+                model_id=self._generator.model_id,
+                model_revision=self._generator.loaded.revision,
+                params=params,
+                prompts=prompts,
+                stream=stream,
+            )
+            async with self._recorder.failure_guard(admission.record):
+                yield admission
+        finally:
+            self._limiter.refund(
+                call.rate_key, call.limits, tokens=call.reserved_tokens - admission.generated_tokens
+            )
 
     def _params(self, request_params: gen_pb.SamplingParameters, prompts: list[str]) -> SamplingParams:
         params = resolve(raw_params_from_pb(request_params), self._limits)
@@ -112,16 +154,17 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         prompts = list(request.input_string)
         validate_prompt_list(prompts, self._limits, field="input_string")
         params = self._params(request.parameters, prompts)
-        call, record = await self._admit(params, prompts, stream=False)
         cancel = threading.Event()
         should_stop = _should_stop(cancel, context)
-        async with self._recorder.failure_guard(record):
+        async with self._admitted(params, prompts, stream=False) as admission:
+            call = admission.call
             generated: list[tuple[int, str, GeneratedSequence]] = []
             for index, prompt in enumerate(prompts):
                 sequences = await self._gen_worker.run(
                     cancel, self._generator.generate, prompt, params, should_stop=should_stop
                 )
                 generated.extend((index, prompt, s) for s in sequences)
+                admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             decisions = await self._mod_worker.run(
                 cancel, self._moderator.moderate, [s.text for _, _, s in generated], policy=call.policy
             )
@@ -129,7 +172,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
                 for (i, p, s), d in zip(generated, decisions, strict=True)
             ]
-            tickets = await self._recorder.outcome(record, outputs)
+            tickets = await self._recorder.outcome(admission.record, outputs)
         return gen_pb.GenerateResponse(
             request_id=call.request_id,
             model=self._generator.model_id,
@@ -150,17 +193,17 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             raise InvalidArgument(
                 "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
             )
-        call, record = await self._admit(params, [prompt], stream=True)
-        yield gen_pb.GenerateStreamResponse(
-            start=gen_pb.StreamStart(
-                request_id=call.request_id, model=self._generator.model_id, seed=params.seed
-            )
-        )
         cancel = threading.Event()
         should_stop = _should_stop(cancel, context)
-        moderator = self._moderator.stream(policy=call.policy)
         released: list[str] = []
-        async with self._recorder.failure_guard(record):
+        async with self._admitted(params, [prompt], stream=True) as admission:
+            call = admission.call
+            yield gen_pb.GenerateStreamResponse(
+                start=gen_pb.StreamStart(
+                    request_id=call.request_id, model=self._generator.model_id, seed=params.seed
+                )
+            )
+            moderator = self._moderator.stream(policy=call.policy)
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()
             generation = asyncio.ensure_future(
@@ -189,6 +232,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                         released.append(chunk)
                         yield gen_pb.GenerateStreamResponse(text=chunk)
                 sequence = generation.result()
+                admission.generated_tokens = sequence.generated_tokens
             finally:
                 if not generation.done():
                     cancel.set()
@@ -203,7 +247,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 decision=decision,
                 streamed_text="".join(released),
             )
-            (ticket,) = await self._recorder.outcome(record, [output])
+            (ticket,) = await self._recorder.outcome(admission.record, [output])
         if rest:
             yield gen_pb.GenerateStreamResponse(text=rest)
         yield gen_pb.GenerateStreamResponse(

@@ -54,6 +54,8 @@ def create_key(
     scopes: Iterable[str] = (),
     policy: str | None = None,
     reviewer: str | None = None,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
     actor: str = "system",
 ) -> tuple[ApiKey, str]:
     """Create a key for ``tenant``; returns the row and the secret, which is never retrievable again.
@@ -72,6 +74,12 @@ def create_key(
         raise InvalidArgument(f"invalid scope(s) {bad}: lowercase letters, digits and _.:- only")
     if policy is not None and not _NAME.fullmatch(policy):
         raise InvalidArgument("policy must be 1-128 printable characters")
+    for label, limit in (
+        ("requests_per_minute", requests_per_minute),
+        ("tokens_per_minute", tokens_per_minute),
+    ):
+        if limit is not None and limit < 0:
+            raise InvalidArgument(f"{label} must be 0 (unlimited) or more, got {limit}")
     reviewer_id = None
     if "review" in scopes:
         if not reviewer:
@@ -91,6 +99,8 @@ def create_key(
         scopes=scopes,
         policy=policy,
         reviewer_id=reviewer_id,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
     )
     session.add(key)
     session.flush()
@@ -107,6 +117,8 @@ def create_key(
             "scopes": scopes,
             "policy": policy,
             "reviewer": reviewer,
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
         },
     )
     return key, secret

@@ -223,6 +223,9 @@ class ApiKey(Base):
     policy: Mapped[str | None] = mapped_column(String(128))
     # Set for keys with the `review` scope: the reviewer account the key acts as.
     reviewer_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
+    # Per-minute limits for this key; None: the gateway's default (settings), 0: unlimited.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
