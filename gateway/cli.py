@@ -35,6 +35,7 @@ def cli() -> None:
 @click.option("--model", help="Hub id (default EleutherAI/gpt-neo-125M) or a local model directory.")
 @click.option("--revision", "model_revision", help="Model revision (branch, tag or commit) on the hub.")
 @click.option("--grpc-address", help="HOST:PORT to listen on (default 127.0.0.1:50051).")
+@click.option("--metrics-address", help="HOST:PORT of the Prometheus /metrics endpoint ('' to turn it off).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the models run.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
 @click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")

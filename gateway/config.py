@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "MODGATE_"
 DEFAULT_MODEL = "EleutherAI/gpt-neo-125M"
+MIN_SESSION_SECRET_CHARS = 32
 
 
 class SettingsError(ValueError):
@@ -33,6 +34,15 @@ class Settings:
     # gRPC server
     grpc_address: str = "127.0.0.1:50051"
     grace_period_s: float = 10.0
+    # Reviewer web queue (gateway/web): its own HTTP port, started beside the gRPC server by `serve`.
+    web_enabled: bool = True
+    web_address: str = "127.0.0.1:8080"
+    # Signs reviewers' session cookies (32+ characters; prefer MODGATE_SESSION_SECRET to a config file).
+    # None: a random secret per process, logged as a warning: sessions then end when the process
+    # restarts and are not shared between replicas. Never a built-in default.
+    session_secret: str | None = field(default=None, repr=False)
+    # Prometheus /metrics endpoint (HOST:PORT); empty to turn it off.
+    metrics_address: str = "127.0.0.1:9464"
     # Only for trials and tests: every call acts as tenant "default" with every scope. Logged loudly.
     insecure_no_auth: bool = False
     # Request limits
@@ -103,9 +113,18 @@ def _validate(s: Settings) -> None:
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):
             raise SettingsError(f"{name} must be a {least} number, got {value}")
-    host, sep, port = s.grpc_address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SettingsError(f"grpc_address must look like HOST:PORT, got {s.grpc_address!r}")
+    for name in ("grpc_address", "metrics_address"):
+        address = getattr(s, name)
+        if name == "metrics_address" and not address:
+            continue
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(f"{name} must look like HOST:PORT, got {address!r}")
+    web_host, web_sep, web_port = s.web_address.rpartition(":")
+    if not web_sep or not web_host or not web_port.isdigit() or not 0 <= int(web_port) <= 65535:
+        raise SettingsError(f"web_address must look like HOST:PORT, got {s.web_address!r}")
+    if s.session_secret is not None and len(s.session_secret) < MIN_SESSION_SECRET_CHARS:
+        raise SettingsError(f"session_secret must be at least {MIN_SESSION_SECRET_CHARS} characters")
     if not s.model.strip():
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):

@@ -34,6 +34,7 @@ from gateway.generation.params import Limits
 from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
+from gateway.metrics import WORK_SECONDS, MetricsInterceptor, serve_metrics
 from gateway.moderation_setup import load_moderator
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
@@ -119,11 +120,24 @@ class GatewayServer:
         self._c = components
         self._address = address or components.settings.grpc_address
         self._health = health.aio.HealthServicer()
-        self._gen_worker = Worker("generation", max_queue=components.settings.max_queue)
-        self._mod_worker = Worker("moderation", max_queue=components.settings.max_queue * 4)
+        self._gen_worker = Worker(
+            "generation",
+            max_queue=components.settings.max_queue,
+            observe=WORK_SECONDS.labels("generation").observe,
+        )
+        self._mod_worker = Worker(
+            "moderation",
+            max_queue=components.settings.max_queue * 4,
+            observe=WORK_SECONDS.labels("moderation").observe,
+        )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._server = grpc.aio.server(
-            interceptors=[RequestIdInterceptor(), AuthInterceptor(authenticate), ErrorInterceptor()]
+            interceptors=[
+                MetricsInterceptor(),
+                RequestIdInterceptor(),
+                AuthInterceptor(authenticate),
+                ErrorInterceptor(),
+            ]
         )
         self.port = 0
 
@@ -183,6 +197,12 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     components = build_components(settings, migrate_schema=migrate_schema)
     server = GatewayServer(components)
     await server.start()
+    if settings.metrics_address:
+        try:
+            serve_metrics(settings.metrics_address, components.sessions)
+        except OSError as exc:
+            await server.stop(0)
+            raise StartupError(f"cannot serve metrics on {settings.metrics_address}: {exc}") from exc
     housekeeping = asyncio.create_task(
         run_periodically(
             components.sessions,

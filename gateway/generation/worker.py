@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -20,11 +21,15 @@ T = TypeVar("T")
 
 
 class Worker:
-    def __init__(self, name: str, *, max_queue: int, threads: int = 1) -> None:
+    def __init__(
+        self, name: str, *, max_queue: int, threads: int = 1, observe: Callable[[float], None] | None = None
+    ) -> None:
+        """`observe` receives each job's seconds (queue wait + run), e.g. a latency histogram."""
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._name = name
         self._max_queue = max_queue
         self._pending = 0
+        self._observe = observe
 
     @property
     def pending(self) -> int:
@@ -38,8 +43,12 @@ class Worker:
             )
         self._pending += 1
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
-            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+            result = await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+            if self._observe is not None:
+                self._observe(time.perf_counter() - started)
+            return result
         except asyncio.CancelledError:
             cancel.set()
             raise

@@ -25,6 +25,7 @@ from gateway.generation.params import Limits, SamplingParams, check_context, res
 from gateway.generation.params import validate_prompts as validate_prompt_list
 from gateway.generation.worker import Worker
 from gateway.interceptors import request_id_var
+from gateway.metrics import observe_decisions
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import OutputRecord, Recorder, RequestHandle
@@ -173,6 +174,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 for (i, p, s), d in zip(generated, decisions, strict=True)
             ]
             tickets = await self._recorder.outcome(admission.record, outputs)
+            observe_decisions(decisions, admission.generated_tokens)
         return gen_pb.GenerateResponse(
             request_id=call.request_id,
             model=self._generator.model_id,
@@ -248,6 +250,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 streamed_text="".join(released),
             )
             (ticket,) = await self._recorder.outcome(admission.record, [output])
+            observe_decisions([decision], admission.generated_tokens)
         if rest:
             yield gen_pb.GenerateStreamResponse(text=rest)
         yield gen_pb.GenerateStreamResponse(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -45,6 +46,7 @@ def wait_serving(address: str, proc: subprocess.Popen[str], timeout: float = 90)
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
+    metrics_port = free_port()
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     proc = subprocess.Popen(
         [
@@ -58,6 +60,8 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
             address,
             "--database-url",
             database_url,
+            "--metrics-address",
+            f"127.0.0.1:{metrics_port}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -106,6 +110,22 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
         )
         assert result.exit_code == 0, result.output
         assert result.output.strip(), "the released text is printed"
+        bad = CliRunner().invoke(
+            cli, ["generate", "x", "--top-p", "2", "--address", address, "--api-key", secret]
+        )
+        assert bad.exit_code == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+            metrics = page.read().decode()
+        generate = "/modgate.v1.GenerationService/Generate"
+        assert f'modgate_grpc_requests_total{{code="OK",method="{generate}"}} 1.0' in metrics
+        assert f'modgate_grpc_requests_total{{code="INVALID_ARGUMENT",method="{generate}"}} 1.0' in metrics
+        assert f'modgate_grpc_requests_total{{code="UNAUTHENTICATED",method="{generate}"}} 1.0' in metrics
+        assert 'modgate_outputs_total{action="release",policy="default"}' in metrics or (
+            'modgate_outputs_total{action="mask",policy="default"}' in metrics
+        )
+        assert 'modgate_review_queue_items{state="pending"} 0.0' in metrics
+        assert "modgate_generated_tokens_total 10.0" in metrics
+        assert 'modgate_work_seconds_count{worker="generation"} 1.0' in metrics
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     finally:

@@ -1,0 +1,161 @@
+"""Prometheus metrics: what an operator watches. Served by `modgate serve` on `metrics_address`.
+
+Metric names start with `modgate_`. Labels are bounded sets (method, status code, policy, action,
+category, worker): never tenants, keys or request ids, which would make the series unbounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.interceptors import status_for, wrap_handler
+from gateway.storage.base import utcnow
+from gateway.storage.models import ReviewItem, ReviewState
+from moderation.types import Decision
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+GRPC_REQUESTS = Counter(
+    "modgate_grpc_requests_total", "gRPC calls by method and status code.", ["method", "code"]
+)
+GRPC_SECONDS = Histogram("modgate_grpc_seconds", "gRPC call latency.", ["method"], buckets=LATENCY_BUCKETS)
+OUTPUTS = Counter("modgate_outputs_total", "Moderated outputs by policy and action.", ["policy", "action"])
+REASONS = Counter(
+    "modgate_moderation_reasons_total",
+    "Rules that fired, by policy, category and action.",
+    ["policy", "category", "action"],
+)
+WORK_SECONDS = Histogram(
+    "modgate_work_seconds",
+    "Time in a worker (queue wait + run), by worker.",
+    ["worker"],
+    buckets=LATENCY_BUCKETS,
+)
+GENERATED_TOKENS = Counter("modgate_generated_tokens_total", "Tokens generated.")
+BATCH_SIZE = Histogram("modgate_batch_size", "Rows per generation batch.", buckets=(1, 2, 4, 8, 16, 32, 64))
+
+
+def observe_decisions(decisions: Sequence[Decision], generated_tokens: int) -> None:
+    for d in decisions:
+        action = d.action.name.lower()
+        OUTPUTS.labels(d.policy_name, action).inc()
+        for r in d.reasons:
+            REASONS.labels(d.policy_name, r.category, r.action.name.lower()).inc()
+    GENERATED_TOKENS.inc(generated_tokens)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every call by method and final status code, and times it."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method or "unknown"
+
+        def record(started: float, code: str) -> None:
+            GRPC_REQUESTS.labels(method, code).inc()
+            GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+
+        def code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
+            if not isinstance(exc, Exception):  # asyncio.CancelledError: the client went away
+                return "CANCELLED"
+            if isinstance(exc, grpc.aio.AbortError):
+                code = context.code()
+                return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            known = status_for(exc)
+            return known.name if known else "INTERNAL"
+
+        def unary(behavior: Any) -> Any:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    result = await behavior(request, context)
+                except BaseException as exc:
+                    record(started, code_of(exc, context))
+                    raise
+                record(started, "OK")
+                return result
+
+            return wrapped
+
+        def stream(behavior: Any) -> Any:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as exc:
+                    record(started, code_of(exc, context))
+                    raise
+                record(started, "OK")
+
+            return wrapped
+
+        return wrap_handler(handler, unary, stream)
+
+
+class ReviewQueueCollector(Collector):
+    """Queue depth by state and the age of the oldest pending item, read from the database at scrape
+    time (so that every replica reports the shared queue), at most every `min_interval_s`."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, min_interval_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._min_interval = min_interval_s
+        self._cached: tuple[float, dict[str, int], float] | None = None
+
+    def _read(self) -> tuple[dict[str, int], float]:
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] < self._min_interval:
+            return self._cached[1], self._cached[2]
+        with self._sessions() as s:
+            counts = {
+                str(state.value): n
+                for state, n in s.execute(select(ReviewItem.state, func.count()).group_by(ReviewItem.state))
+            }
+            oldest = s.scalar(
+                select(func.min(ReviewItem.created_at)).where(ReviewItem.state == ReviewState.PENDING)
+            )
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        self._cached = (now, counts, age)
+        return counts, age
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts, age = self._read()
+        except Exception:  # a scrape must not fail because the database is down; the gap shows it
+            log.warning("metrics: could not read the review queue", exc_info=True)
+            return
+        depth = GaugeMetricFamily("modgate_review_queue_items", "Review items by state.", labels=["state"])
+        for state in ReviewState:
+            depth.add_metric([state.value], counts.get(state.value, 0))
+        yield depth
+        yield GaugeMetricFamily(
+            "modgate_review_oldest_pending_seconds", "Age of the oldest pending review item.", value=age
+        )
+
+
+def serve_metrics(
+    address: str, sessions: sessionmaker[Session], registry: CollectorRegistry = REGISTRY
+) -> int:
+    """Starts the /metrics HTTP endpoint on HOST:PORT (port 0: any free port); returns the port."""
+    registry.register(ReviewQueueCollector(sessions))
+    host, _, port = address.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host, registry=registry)
+    bound = int(server.server_port)
+    log.info("Prometheus metrics on http://%s:%d/metrics", host, bound)
+    return bound
