@@ -35,6 +35,8 @@ def cli() -> None:
 @click.option("--model", help="Hub id (default EleutherAI/gpt-neo-125M) or a local model directory.")
 @click.option("--revision", "model_revision", help="Model revision (branch, tag or commit) on the hub.")
 @click.option("--grpc-address", help="HOST:PORT to listen on (default 127.0.0.1:50051).")
+@click.option("--tls-cert-file", help="PEM certificate (chain) for gRPC TLS; with --tls-key-file.")
+@click.option("--tls-key-file", help="PEM private key for gRPC TLS.")
 @click.option("--metrics-address", help="HOST:PORT of the Prometheus /metrics endpoint ('' to turn it off).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the models run.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
@@ -98,6 +100,12 @@ def demo_model(directory: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 @click.option("--timeout", type=float, default=120.0, show_default=True)
 @click.option("--api-key", envvar="MODGATE_API_KEY", help="API key (or MODGATE_API_KEY).")
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="MODGATE_TLS_CA_FILE",
+    help="Connect with TLS, trusting this CA (PEM).",
+)
 def generate(
     prompts: tuple[str, ...],
     address: str,
@@ -105,6 +113,7 @@ def generate(
     as_json: bool,
     timeout: float,
     api_key: str | None,
+    tls_ca_file: str | None,
     **params: Any,
 ) -> None:
     """Ask a running gateway to generate from PROMPTS, and print the moderated outcome."""
@@ -116,7 +125,8 @@ def generate(
     if stream and len(prompts) != 1:
         raise click.UsageError("--stream takes exactly one prompt")
     try:
-        with GatewayClient(address, timeout=timeout, api_key=api_key) as client:
+        credentials = grpc.ssl_channel_credentials(Path(tls_ca_file).read_bytes()) if tls_ca_file else None
+        with GatewayClient(address, timeout=timeout, api_key=api_key, credentials=credentials) as client:
             if stream:
                 for message in client.generate_stream(prompts[0], **params):
                     kind = message.WhichOneof("event")

@@ -34,6 +34,9 @@ class Settings:
     # gRPC server
     grpc_address: str = "127.0.0.1:50051"
     grace_period_s: float = 10.0
+    # TLS for gRPC: PEM files. Both or neither; without them the port is plaintext (loopback use).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     # Reviewer web queue (gateway/web): its own HTTP port, started beside the gRPC server by `serve`.
     web_enabled: bool = True
     web_address: str = "127.0.0.1:8080"
@@ -125,6 +128,12 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"web_address must look like HOST:PORT, got {s.web_address!r}")
     if s.session_secret is not None and len(s.session_secret) < MIN_SESSION_SECRET_CHARS:
         raise SettingsError(f"session_secret must be at least {MIN_SESSION_SECRET_CHARS} characters")
+    if (s.tls_cert_file is None) != (s.tls_key_file is None):
+        raise SettingsError("tls_cert_file and tls_key_file go together: give both or neither")
+    for name in ("tls_cert_file", "tls_key_file"):
+        path = getattr(s, name)
+        if path is not None and not Path(path).is_file():
+            raise SettingsError(f"{name}: no such file {path!r}")
     if not s.model.strip():
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):

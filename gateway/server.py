@@ -11,6 +11,7 @@ import logging
 import signal
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -81,6 +82,18 @@ class Components:
             max_stop_length=s.max_stop_length,
             max_prompt_chars=s.max_prompt_chars,
         )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files, or None for a plaintext port."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    try:
+        key = Path(settings.tls_key_file).read_bytes()
+        cert = Path(settings.tls_cert_file).read_bytes()
+    except OSError as exc:
+        raise StartupError(f"cannot read the TLS certificate or key: {exc}") from exc
+    return grpc.ssl_server_credentials([(key, cert)])
 
 
 def check_schema(url: str, *, upgrade: bool) -> None:
@@ -168,14 +181,19 @@ class GatewayServer:
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         try:
-            self.port = self._server.add_insecure_port(self._address)
+            credentials = server_credentials(self._c.settings)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(self._address)
+            else:
+                self.port = self._server.add_secure_port(self._address, credentials)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {self._address}: {exc}") from exc
         await self._server.start()
         for service in ("", *SERVICES):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         host = self._address.rpartition(":")[0]
-        log.info("gRPC server listening on %s:%d", host, self.port)
+        scheme = "TLS" if self._c.settings.tls_cert_file else "plaintext"
+        log.info("gRPC server listening on %s:%d (%s)", host, self.port, scheme)
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
