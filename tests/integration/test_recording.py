@@ -109,3 +109,28 @@ def test_deadline_stops_generation_and_marks_the_request_cancelled(
         client.generate(PROMPT, max_new_tokens=2)
     # 500 tokens take about 5.5 s on this model; stopped at the deadline, the whole exchange takes ~1 s.
     assert time.monotonic() - started < 3.5
+
+
+def test_client_cancelling_a_stream_stops_the_work_and_the_record_says_so(
+    gateway: ServerThread, db_url: str
+) -> None:
+    with GatewayClient(gateway.address, timeout=60) as client:
+        stream = client.generate_stream(
+            PROMPT, max_new_tokens=500, min_new_tokens=500, request_id="cancel-test-1"
+        )
+        first = next(stream)
+        assert first.WhichOneof("event") == "start"
+        next(stream)  # some text flowed
+        started = time.monotonic()
+        stream.cancel()
+        deadline = time.monotonic() + 10
+        while True:
+            req, outputs, audit = rows_for(db_url, "cancel-test-1")
+            if req.status != RequestStatus.GENERATING or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert req.status == RequestStatus.CANCELLED and outputs == []
+        assert audit[-1].event_type == events.REQUEST_CANCELLED
+        client.generate(PROMPT, max_new_tokens=2)  # the worker is free again at once
+        # 500 tokens take ~5.5 s on this model; stopped at the cancellation the whole exchange is quick.
+        assert time.monotonic() - started < 3.5
