@@ -142,8 +142,8 @@ class Recorder:
         return await self._in_transaction(work)
 
     async def outcome(self, handle: RequestHandle, outputs: Sequence[OutputRecord]) -> list[str | None]:
-        """Stores every output with its decision; held ones get a review item and a ticket. Returns the
-        tickets in order (None where not held)."""
+        """Stores every output with its decision; held ones get a review item and a ticket, blocked ones a
+        ticket to appeal with. Returns the tickets in order (None where released)."""
 
         def work(session: Session) -> list[str | None]:
             request = session.get_one(GenerationRequest, handle.id)
@@ -169,10 +169,11 @@ class Recorder:
                     generated_tokens=o.sequence.generated_tokens,
                     finish_reason=o.sequence.finish_reason.value,
                 )
-                if d.action == Action.HOLD:
+                if d.action in (Action.HOLD, Action.BLOCK):
+                    # Held: the handle for the reviewed result. Blocked: the handle for an appeal.
                     row.ticket = new_ticket()  # before the audit events, which name it
                 self._audit_output(session, handle, row, o)
-                if row.ticket is not None:
+                if d.action == Action.HOLD:
                     create_review_item(
                         session=session,
                         output=row,

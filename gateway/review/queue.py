@@ -127,11 +127,13 @@ def create_review_item(
     escalated: bool = False,
     priority: float | None = None,
     actor: str = "system",
+    appeal_reason: str | None = None,
 ) -> ReviewItem:
     """Hold ``output`` for review: give it a ticket, withdraw any released text, queue an item.
 
     ``priority`` defaults to the output's highest numeric score (the most toxic is looked at first);
-    ``escalated`` items are visible to admins only.
+    ``escalated`` items are visible to admins only. ``appeal_reason`` (possibly empty) marks the item
+    as a client's appeal of a blocked output.
     """
     if session.scalar(select(ReviewItem.id).where(ReviewItem.output_id == output.id)) is not None:
         raise AlreadyExists(f"output {output.id} is already in the review queue")
@@ -142,10 +144,19 @@ def create_review_item(
         output.ticket = new_ticket()
     output.status = OutputStatus.HELD
     output.released_text = None
-    item = ReviewItem(output=output, priority=priority, escalated=escalated, state=ReviewState.PENDING)
+    appeal = appeal_reason is not None
+    item = ReviewItem(
+        output=output,
+        priority=priority,
+        escalated=escalated,
+        state=ReviewState.PENDING,
+        appeal=appeal,
+        appeal_reason=appeal_reason or None,
+    )
     session.add(item)
     session.flush()
-    _audit(session, events.REVIEW_HELD, actor, item, priority=priority, escalated=escalated)
+    event = events.REVIEW_APPEALED if appeal else events.REVIEW_HELD
+    _audit(session, event, actor, item, priority=priority, escalated=escalated)
     return item
 
 

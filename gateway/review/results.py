@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.review.errors import NotFound
-from gateway.storage.models import GenerationOutput, ReviewState
+from gateway.storage.models import GenerationOutput, OutputStatus, ReviewState
 
 
 class ResultState(enum.StrEnum):
@@ -22,6 +22,8 @@ class ResultState(enum.StrEnum):
     APPROVED = "approved"
     EDITED = "edited"
     REJECTED = "rejected"
+    # Blocked by the policy and not (yet) appealed: no text; Appeal puts it in the review queue.
+    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,16 @@ def get_result(*, session: Session, ticket: str, tenant: str | None = None) -> R
     if output is None or (tenant is not None and output.request.tenant != tenant):
         raise NotFound(f"no result for ticket {ticket!r}")
     item = output.review_item
+    if item is None and output.status == OutputStatus.BLOCKED:
+        return ResultView(
+            ticket=ticket,
+            state=ResultState.BLOCKED,
+            text=None,
+            request_id=output.request.request_id,
+            prompt_index=output.prompt_index,
+            sequence_index=output.sequence_index,
+            decided_at=None,
+        )
     review_state = item.state if item is not None else ReviewState.PENDING
     state = {
         ReviewState.APPROVED: ResultState.APPROVED,

@@ -24,6 +24,7 @@ _RESULT_TO_PB = {
     ResultState.APPROVED: gen_pb.RESULT_STATE_APPROVED,
     ResultState.EDITED: gen_pb.RESULT_STATE_EDITED,
     ResultState.REJECTED: gen_pb.RESULT_STATE_REJECTED,
+    ResultState.BLOCKED: gen_pb.RESULT_STATE_BLOCKED,
 }
 _FINISH_TO_PB = {
     FinishReason.LENGTH: gen_pb.FINISH_REASON_LENGTH,

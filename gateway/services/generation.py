@@ -269,3 +269,6 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[gen_pb.Result]:
         async for view in self._results.watch(request.ticket, current_caller()):
             yield result_to_pb(view)
+
+    async def Appeal(self, request: gen_pb.AppealRequest, context: grpc.aio.ServicerContext) -> gen_pb.Result:
+        return result_to_pb(await self._results.appeal(request.ticket, request.reason, current_caller()))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import append, events
 from gateway.auth import Caller
 from gateway.errors import InvalidArgument
+from gateway.review import appeals
 from gateway.review.queue import ResultState, ResultView, get_result
 from gateway.storage.tx import in_transaction
 
@@ -49,18 +50,34 @@ class ResultReader:
 
         return await in_transaction(self._sessions, work)
 
+    async def appeal(self, ticket: str, reason: str, caller: Caller) -> ResultView:
+        if not ticket or len(ticket) > MAX_TICKET_LENGTH:
+            raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+
+        def work(session: Session) -> ResultView:
+            appeals.appeal(
+                session=session,
+                ticket=ticket,
+                tenant=caller.tenant,
+                reason=reason,
+                actor=caller_actor(caller),
+            )
+            return get_result(session=session, ticket=ticket, tenant=caller.tenant)
+
+        return await in_transaction(self._sessions, work)
+
     async def watch(self, ticket: str, caller: Caller) -> AsyncIterator[ResultView]:
-        """The state now, then each change; ends after the decision. Polls, so that it works the same
-        with several gateway replicas on one database."""
+        """The state now, then each change; ends after a reviewer's decision (a blocked output is watched
+        through its appeal). Polls, so that it works the same with several gateway replicas."""
         last: ResultState | None = None
         while True:
             view = await self.read(ticket, caller) if last is None else await self._peek(ticket, caller)
             if view.state != last:
-                if last is not None and view.state != ResultState.PENDING:
+                if last is not None and view.state not in (ResultState.PENDING, ResultState.BLOCKED):
                     view = await self.read(ticket, caller)  # the read that delivers text is audited
                 yield view
                 last = view.state
-            if view.state != ResultState.PENDING:
+            if view.state not in (ResultState.PENDING, ResultState.BLOCKED):
                 return
             await asyncio.sleep(self._poll)
 

@@ -90,6 +90,8 @@ def item_to_pb(session: Session, item: ReviewItem, *, with_text: bool) -> rv_pb.
         decided_by=names.get(item.decided_by or "", ""),
         decision_reason=item.decision_reason or "",
         edited_text=item.edited_text or "",
+        appeal=item.appeal,
+        appeal_reason=item.appeal_reason or "",
     )
     for field, value in (
         ("lease_expires_at", item.lease_expires_at),

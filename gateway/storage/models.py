@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from gateway.storage.base import Base, UTCDateTime, json_type, new_id, utcnow
 
@@ -170,6 +171,9 @@ class ReviewItem(Base):
     )
     priority: Mapped[float] = mapped_column(Float, default=0.0)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A blocked output its client appealed (the policy blocked it; a human now decides).
+    appeal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    appeal_reason: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

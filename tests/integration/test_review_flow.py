@@ -41,12 +41,16 @@ def keys(db_url: str) -> dict[str, str]:
         create_reviewer(session=s, username="ravi", password=PASSWORD, role="reviewer")
         for name, tenant, scopes, reviewer in [
             ("client", "acme", ["generate"], None),
+            ("blocked-client", "acme", ["generate"], None),
             ("other", "globex", ["generate"], None),
             ("rita", "staff", ["review"], "rita"),
             ("ravi", "staff", ["review"], "ravi"),
             ("auditor", "staff", ["audit"], None),
         ]:
-            made[name] = create_key(session=s, tenant=tenant, name=name, scopes=scopes, reviewer=reviewer)[1]
+            policy = "test-block" if name == "blocked-client" else None
+            made[name] = create_key(
+                session=s, tenant=tenant, name=name, scopes=scopes, reviewer=reviewer, policy=policy
+            )[1]
     engine.dispose()
     return made
 
@@ -249,3 +253,43 @@ def test_audit_query_and_verify(server: ServerThread, channel: grpc.Channel, key
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Query(au_pb.AuditQuery(limit=5000), metadata=md(keys["auditor"])))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_appeal_of_a_blocked_output_reaches_the_queue_and_approval_releases_it(
+    server: ServerThread, channel: grpc.Channel, keys: dict[str, str], flag_word: str
+) -> None:
+    with GatewayClient(server.address, api_key=keys["blocked-client"]) as client:
+        out = client.generate(PROMPT, max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED).outputs[0]
+    assert action_name(out.moderation.action) == "BLOCKED" and out.text == "" and out.ticket
+    blocked = result(channel, keys["blocked-client"], out.ticket)
+    assert blocked.state == gen_pb.RESULT_STATE_BLOCKED and blocked.text == ""
+    stub = gen_grpc.GenerationServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:  # another tenant cannot appeal it
+        stub.Appeal(gen_pb.AppealRequest(ticket=out.ticket), metadata=md(keys["other"]))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    appealed = stub.Appeal(
+        gen_pb.AppealRequest(ticket=out.ticket, reason="it is a quote from a novel"),
+        metadata=md(keys["blocked-client"]),
+    )
+    assert appealed.state == gen_pb.RESULT_STATE_PENDING and appealed.text == ""
+    with pytest.raises(grpc.RpcError) as info:  # once is enough
+        stub.Appeal(gen_pb.AppealRequest(ticket=out.ticket), metadata=md(keys["blocked-client"]))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    item = claim(channel, keys["rita"], out.ticket)
+    assert item.appeal and item.appeal_reason == "it is a quote from a novel"
+    assert flag_word in item.generated_text
+    decide(channel, keys["rita"], item, rv_pb.REVIEW_DECISION_APPROVE)
+    final = result(channel, keys["blocked-client"], out.ticket)
+    assert final.state == gen_pb.RESULT_STATE_APPROVED and final.text == item.generated_text
+
+
+def test_only_blocked_outputs_can_be_appealed(
+    server: ServerThread, channel: grpc.Channel, keys: dict[str, str]
+) -> None:
+    out = hold_one(server, keys["client"])
+    with pytest.raises(grpc.RpcError) as info:
+        gen_grpc.GenerationServiceStub(channel).Appeal(
+            gen_pb.AppealRequest(ticket=out.ticket), metadata=md(keys["client"])
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already in the review queue" in info.value.details()

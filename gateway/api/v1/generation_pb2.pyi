@@ -25,6 +25,7 @@ class ResultState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESULT_STATE_APPROVED: _ClassVar[ResultState]
     RESULT_STATE_EDITED: _ClassVar[ResultState]
     RESULT_STATE_REJECTED: _ClassVar[ResultState]
+    RESULT_STATE_BLOCKED: _ClassVar[ResultState]
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_END_OF_TEXT: FinishReason
@@ -34,6 +35,7 @@ RESULT_STATE_PENDING: ResultState
 RESULT_STATE_APPROVED: ResultState
 RESULT_STATE_EDITED: ResultState
 RESULT_STATE_REJECTED: ResultState
+RESULT_STATE_BLOCKED: ResultState
 
 class SamplingParameters(_message.Message):
     __slots__ = ("temperature", "top_p", "top_k", "max_new_tokens", "do_sample", "repetition_penalty", "seed", "stop", "num_return_sequences", "min_new_tokens")
@@ -150,3 +152,11 @@ class Result(_message.Message):
     sequence_index: int
     decided_at: _timestamp_pb2.Timestamp
     def __init__(self, ticket: _Optional[str] = ..., state: _Optional[_Union[ResultState, str]] = ..., text: _Optional[str] = ..., request_id: _Optional[str] = ..., prompt_index: _Optional[int] = ..., sequence_index: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AppealRequest(_message.Message):
+    __slots__ = ("ticket", "reason")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    reason: str
+    def __init__(self, ticket: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

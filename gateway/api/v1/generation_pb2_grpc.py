@@ -54,6 +54,11 @@ class GenerationServiceStub:
                 request_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
                 response_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
                 _registered_method=True)
+        self.Appeal = channel.unary_unary(
+                '/modgate.v1.GenerationService/Appeal',
+                request_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.AppealRequest.SerializeToString,
+                response_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -90,6 +95,14 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Appeal(self, request, context):
+        """Asks a human to look again at a BLOCKED output (by its ticket). The output enters the review queue
+        marked as an appeal; its outcome then arrives like a held output's (GetResult / WatchResult).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
             'WatchResult': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchResult,
                     request_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.FromString,
+                    response_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.SerializeToString,
+            ),
+            'Appeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.Appeal,
+                    request_deserializer=gateway_dot_api_dot_v1_dot_generation__pb2.AppealRequest.FromString,
                     response_serializer=gateway_dot_api_dot_v1_dot_generation__pb2.Result.SerializeToString,
             ),
     }
@@ -221,6 +239,33 @@ class GenerationService:
             target,
             '/modgate.v1.GenerationService/WatchResult',
             gateway_dot_api_dot_v1_dot_generation__pb2.GetResultRequest.SerializeToString,
+            gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Appeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modgate.v1.GenerationService/Appeal',
+            gateway_dot_api_dot_v1_dot_generation__pb2.AppealRequest.SerializeToString,
             gateway_dot_api_dot_v1_dot_generation__pb2.Result.FromString,
             options,
             channel_credentials,
