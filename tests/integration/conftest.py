@@ -7,6 +7,7 @@ policy then decides mask, hold or block for that real output, through the real s
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +43,9 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def generator(demo_model_dir: Path) -> Generator:
-    return Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
+    # MODGATE_TEST_DEVICE=cuda runs the same tests on a GPU (CI has none; see docs/benchmarks.md).
+    device = os.environ.get("MODGATE_TEST_DEVICE", "cpu")
+    return Generator(load_model(str(demo_model_dir), revision=None, device=device, dtype="float32"))
 
 
 @pytest.fixture(scope="session")
