@@ -46,6 +46,7 @@ from gateway.services.results import ResultReader
 from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
+from gateway.web import WebServer, WebStartupError, create_app
 from moderation.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,15 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
 
 
 class GatewayServer:
-    def __init__(self, components: Components, *, address: str | None = None) -> None:
+    def __init__(
+        self, components: Components, *, address: str | None = None, web_address: str | None = None
+    ) -> None:
+        """`web_address`: also serve the reviewer web queue there (`serve` passes the setting; tests
+        pass "127.0.0.1:0" or leave it out for gRPC only)."""
         self._c = components
         self._address = address or components.settings.grpc_address
+        self._web_address = web_address
+        self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
         self._gen_worker = Worker(
             "generation",
@@ -194,13 +201,33 @@ class GatewayServer:
         host = self._address.rpartition(":")[0]
         scheme = "TLS" if self._c.settings.tls_cert_file else "plaintext"
         log.info("gRPC server listening on %s:%d (%s)", host, self.port, scheme)
+        if self._web_address is not None:
+            await self._start_web(self._web_address)
         return self.port
+
+    async def _start_web(self, address: str) -> None:
+        moderator = self._c.moderator
+        app = create_app(
+            sessions=self._c.sessions,
+            settings=self._c.settings,
+            policies={name: moderator.policy(name) for name in moderator.policy_names},
+        )
+        tls = self._c.settings
+        self.web = WebServer(app, address, tls_cert_file=tls.tls_cert_file, tls_key_file=tls.tls_key_file)
+        try:
+            await self.web.start()
+        except WebStartupError as exc:
+            self.web = None
+            await self._server.stop(0)
+            raise StartupError(str(exc)) from None
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuses new calls, lets in-flight ones finish within `grace` seconds, then stops."""
         grace = self._c.settings.grace_period_s if grace is None else grace
         log.info("shutting down: refusing new calls, %.0fs grace for calls in flight", grace)
         await self._health.enter_graceful_shutdown()
+        if self.web is not None:
+            await self.web.stop()
         await self._server.stop(grace)
         self._gen_worker.shutdown()
         self._mod_worker.shutdown()
@@ -213,7 +240,7 @@ class GatewayServer:
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     components = build_components(settings, migrate_schema=migrate_schema)
-    server = GatewayServer(components)
+    server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)
     await server.start()
     if settings.metrics_address:
         try:

@@ -1,0 +1,132 @@
+"""The review page of one item, its decisions, escalation and the lease heartbeat.
+
+Decisions are plain form posts (they work without JavaScript; the keyboard shortcuts only submit the
+same forms). Each carries the item version the reviewer saw, so :func:`gateway.review.queue.decide`
+refuses a decision on an item that changed meanwhile; the refusal reaches the reviewer as a 409 page
+that says what happened (``gateway/web/errors.py``). The heartbeat is a fetch to ``/api/...`` that
+renews the lease while the page is open.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.errors import Forbidden, InvalidArgument, NotFound
+from gateway.review import queue
+from gateway.storage.base import utcnow
+from gateway.storage.models import Reviewer, ReviewItem
+from gateway.web import data
+from gateway.web.base import BaseView, form_fields
+
+MAX_REASON_CHARS = 1000
+_PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected"}
+
+
+def _item_id(request: Request) -> str:
+    item_id = str(request.path_params["item_id"])
+    if not 1 <= len(item_id) <= 64:
+        raise NotFound("no such review item")
+    return item_id
+
+
+def visible_item(session: Session, reviewer: Reviewer, item_id: str) -> ReviewItem:
+    """The item, if this reviewer may see it: escalated items are for admins only."""
+    item = queue.get_item(session=session, item_id=item_id)
+    if item.escalated and not reviewer.is_admin:
+        raise Forbidden("this item was escalated: only an admin may open it")
+    return item
+
+
+class ItemPage(BaseView):
+    async def get(self, request: Request) -> Response:
+        item_id = _item_id(request)
+        policies = self.ctx.policies
+
+        def work(session: Session, reviewer: Reviewer) -> data.ItemView:
+            return data.item_view(session, reviewer, visible_item(session, reviewer, item_id), policies)
+
+        view = await self.db(request, work)
+        context = {
+            "item": view,
+            "lease_seconds": self.ctx.lease_seconds,
+            "lease_left": _seconds_left(view),
+            "max_reason_chars": MAX_REASON_CHARS,
+        }
+        return self.render(request, "review.html", context)
+
+
+def _seconds_left(view: data.ItemView) -> int:
+    if view.lease_expires_at is None:
+        return 0
+    return max(0, int((view.lease_expires_at - utcnow()).total_seconds()))
+
+
+class Decide(BaseView):
+    async def post(self, request: Request) -> Response:
+        item_id = _item_id(request)
+        fields = await form_fields(request, "decision", "version", "edited_text", "reason")
+        decision = fields["decision"]
+        if decision not in _PAST:
+            raise InvalidArgument("decision", "must be approve, edit or reject")
+        try:
+            version = int(fields["version"])
+        except ValueError:
+            raise InvalidArgument("version", "must be the item version shown on the page") from None
+        reason = " ".join(fields["reason"].split()) or None
+        if reason is not None and len(reason) > MAX_REASON_CHARS:
+            raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
+        if decision == "reject" and reason is None:
+            raise InvalidArgument("reason", "a rejection needs a reason")
+        # Browsers send textarea line breaks as CRLF; the model's text uses LF.
+        edited = fields["edited_text"].replace("\r\n", "\n") if decision == "edit" else None
+
+        def work(session: Session, reviewer: Reviewer) -> str:
+            visible_item(session, reviewer, item_id)
+            item = queue.decide(
+                session=session,
+                item_id=item_id,
+                reviewer=reviewer,
+                expected_version=version,
+                decision=decision,
+                edited_text=edited,
+                reason=reason,
+            )
+            return item.output.ticket or item.id
+
+        ticket = await self.db(request, work)
+        return self.redirect(request, "/queue", flash=f"{_PAST[decision]} {ticket}.", kind="success")
+
+
+class Escalate(BaseView):
+    """Hand a claimed item to the admins (back to pending, visible to admins only)."""
+
+    async def post(self, request: Request) -> Response:
+        item_id = _item_id(request)
+        reason = " ".join((await form_fields(request, "reason"))["reason"].split()) or None
+        if reason is not None and len(reason) > MAX_REASON_CHARS:
+            raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
+
+        def work(session: Session, reviewer: Reviewer) -> str:
+            item = queue.escalate(session=session, item_id=item_id, reviewer=reviewer, reason=reason)
+            return item.output.ticket or item.id
+
+        ticket = await self.db(request, work)
+        return self.redirect(request, "/queue", flash=f"Escalated {ticket} to the admins.", kind="success")
+
+
+class LeaseHeartbeat(BaseView):
+    """POST /api/items/{id}/lease: extend the viewer's live claim; 409 with a reason when it is gone."""
+
+    async def post(self, request: Request) -> Response:
+        item_id = _item_id(request)
+        lease = self.ctx.lease_seconds
+
+        def work(session: Session, reviewer: Reviewer) -> int:
+            item = queue.renew_lease(session=session, item_id=item_id, reviewer=reviewer, lease_seconds=lease)
+            assert item.lease_expires_at is not None
+            return max(0, int((item.lease_expires_at - utcnow()).total_seconds()))
+
+        seconds_left = await self.db(request, work)
+        return JSONResponse({"item_id": item_id, "seconds_left": seconds_left, "lease_seconds": lease})
