@@ -32,6 +32,15 @@ class Limits:
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
 
+    def overridden(self, *, requests_per_minute: int | None, tokens_per_minute: int | None) -> Limits:
+        """These limits with a key's own values where it has them (None: keep the default)."""
+        return Limits(
+            requests_per_minute=self.requests_per_minute
+            if requests_per_minute is None
+            else requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute if tokens_per_minute is None else tokens_per_minute,
+        )
+
 
 class _Bucket:
     def __init__(self, per_minute: int, now: float) -> None:

@@ -36,9 +36,16 @@ from moderation.moderator import Moderator
 
 @dataclass
 class Admission:
+    """A call let in: who, its committed record, and the tokens it generated (for the rate limiter)."""
+
     call: CallContext
-    record: RequestHandle
+    record: RequestHandle | None = None
     generated_tokens: int = 0
+
+    @property
+    def handle(self) -> RequestHandle:
+        assert self.record is not None, "used only inside _admitted, after the request was recorded"
+        return self.record
 
 
 @dataclass(frozen=True)
@@ -89,20 +96,14 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
 
     def _call(self, params: SamplingParams, prompts: list[str]) -> CallContext:
         """Who is calling, checked against the key's policy and rate limits (which reserve the most
-        tokens the request can generate; `_settle` gives back what was not used)."""
+        tokens the request can generate; `_admitted` gives back what was not used)."""
         caller = current_caller()
         if caller.policy is not None and caller.policy not in self._moderator.policy_names:
             raise FailedPrecondition(
                 f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
             )
-        d = self._default_limits
-        limits = RateLimits(
-            requests_per_minute=d.requests_per_minute
-            if caller.requests_per_minute is None
-            else caller.requests_per_minute,
-            tokens_per_minute=d.tokens_per_minute
-            if caller.tokens_per_minute is None
-            else caller.tokens_per_minute,
+        limits = self._default_limits.overridden(
+            requests_per_minute=caller.requests_per_minute, tokens_per_minute=caller.tokens_per_minute
         )
         reserved = len(prompts) * params.num_return_sequences * params.max_new_tokens
         self._limiter.admit(caller.rate_key, limits, tokens=reserved)
@@ -123,7 +124,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         """Admits the call (policy, rate limits), commits its record before any generation work, marks
         the record failed or cancelled if the body raises, and gives back unused reserved tokens."""
         call = self._call(params, prompts)
-        admission = Admission(call=call, record=None)  # type: ignore[arg-type]
+        admission = Admission(call=call)
         try:
             admission.record = await self._recorder.request_received(
                 request_id=call.request_id,
@@ -173,7 +174,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
                 for (i, p, s), d in zip(generated, decisions, strict=True)
             ]
-            tickets = await self._recorder.outcome(admission.record, outputs)
+            tickets = await self._recorder.outcome(admission.handle, outputs)
             observe_decisions(decisions, admission.generated_tokens)
         return gen_pb.GenerateResponse(
             request_id=call.request_id,
@@ -249,7 +250,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
                 decision=decision,
                 streamed_text="".join(released),
             )
-            (ticket,) = await self._recorder.outcome(admission.record, [output])
+            (ticket,) = await self._recorder.outcome(admission.handle, [output])
             observe_decisions([decision], admission.generated_tokens)
         if rest:
             yield gen_pb.GenerateStreamResponse(text=rest)
