@@ -38,6 +38,8 @@ def cli() -> None:
 @click.option("--tls-cert-file", help="PEM certificate (chain) for gRPC TLS; with --tls-key-file.")
 @click.option("--tls-key-file", help="PEM private key for gRPC TLS.")
 @click.option("--metrics-address", help="HOST:PORT of the Prometheus /metrics endpoint ('' to turn it off).")
+@click.option("--web-address", help="HOST:PORT of the reviewer web queue (default 127.0.0.1:8080).")
+@click.option("--web/--no-web", "web_enabled", default=None, help="Serve the reviewer web queue (on).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the models run.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
 @click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")

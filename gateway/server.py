@@ -218,7 +218,7 @@ class GatewayServer:
             await self.web.start()
         except WebStartupError as exc:
             self.web = None
-            await self._server.stop(0)
+            await self.stop(0)
             raise StartupError(str(exc)) from None
 
     async def stop(self, grace: float | None = None) -> None:

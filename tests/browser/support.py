@@ -3,14 +3,22 @@ through the real data layer, the way the gateway's recorder makes them."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
 
+from gateway.config import Settings
 from gateway.review.queue import create_review_item
+from gateway.review.reviewers import create_reviewer
+from gateway.storage import migrate
+from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import ModerationAction
 from gateway.storage.records import record_output, record_request
+from gateway.web import create_app
 
 PASSWORD = "correct horse battery staple"
 # Script in a prompt or an output must show up as text and never run.
@@ -67,3 +75,52 @@ def hold_output(
     item = create_review_item(session=session, output=output, escalated=escalated, priority=priority)
     assert output.ticket is not None
     return item.id, output.ticket
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+SECRET = "test-session-secret-0123456789abcdef"
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_META.search(html)
+    assert found, "page has no CSRF token"
+    return found.group(1)
+
+
+class WebHarness:
+    """A migrated SQLite database, reviewers ``rita`` (reviewer), ``ravi`` (reviewer) and ``ada``
+    (admin), and the web app over it, for Starlette TestClient tests."""
+
+    def __init__(self, tmp: Path, **app_kwargs: Any) -> None:
+        self.url = f"sqlite:///{tmp / 'web.db'}"
+        migrate.upgrade(self.url)
+        self.engine = make_engine(self.url)
+        self.sessions = make_session_factory(self.engine)
+        with self.sessions() as s, s.begin():
+            for name, role in (("rita", "reviewer"), ("ravi", "reviewer"), ("ada", "admin")):
+                create_reviewer(session=s, username=name, password=PASSWORD, role=role)
+        self.app = create_app(
+            sessions=self.sessions, settings=Settings(database_url=self.url), secret=SECRET, **app_kwargs
+        )
+
+    def hold(self, **kwargs: Any) -> tuple[str, str]:
+        with self.sessions() as s, s.begin():
+            return hold_output(s, **kwargs)
+
+    def client(self, username: str | None = None, **kwargs: Any) -> TestClient:
+        """A browser-like client, logged in as ``username`` when given."""
+        client = TestClient(self.app, follow_redirects=False, **kwargs)
+        if username is not None:
+            token = csrf_of(client.get("/login").text)
+            reply = client.post(
+                "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+            )
+            assert reply.status_code == 303, reply.text
+        return client
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def page_csrf(client: TestClient, path: str = "/queue") -> str:
+    return csrf_of(client.get(path).text)
