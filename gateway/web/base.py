@@ -67,7 +67,8 @@ class BaseView(HTTPEndpoint):
 
     async def dispatch(self) -> None:
         request = Request(self.scope, receive=self.receive)
-        handler = getattr(self, request.method.lower(), None)
+        method = "get" if request.method == "HEAD" else request.method.lower()
+        handler = getattr(self, method, None)
         if handler is None:
             raise HTTPException(405)
         await check_csrf(request)

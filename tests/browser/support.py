@@ -37,6 +37,7 @@ def hold_output(
     spans: list[dict[str, Any]] | None = None,
     parameters: dict[str, Any] | None = None,
     policy: str = "strict",
+    policy_version: str = "test",
     escalated: bool = False,
     priority: float | None = None,
 ) -> tuple[str, str]:
@@ -58,7 +59,7 @@ def hold_output(
         generated_text=text,
         action=ModerationAction.HOLD,
         policy_name=policy,
-        policy_version="test",
+        policy_version=policy_version,
         scores=scores if scores is not None else {"toxicity": 0.62, "insult": 0.31, "profanity_ml": 0.12},
         reasons=reasons
         if reasons is not None

@@ -37,11 +37,17 @@
     });
   }
 
+  // Submits a form once: a second keypress while the first decision is on its way would only earn a
+  // "someone already decided this" page.
+  var submitting = false;
   function submitForm(id) {
     var form = document.getElementById(id);
-    if (!form) return;
+    if (!form || submitting) return;
+    if (form.checkValidity && !form.checkValidity()) { form.reportValidity(); return; }
+    submitting = true;
     if (form.requestSubmit) form.requestSubmit(); else form.submit();
   }
+  window.addEventListener("pageshow", function () { submitting = false; });
 
   window.modgate = { csrfToken: csrfToken, shortcuts: shortcuts, post: post, submitForm: submitForm };
 
