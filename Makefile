@@ -43,7 +43,15 @@ serve: $(STAMP)
 	$(BIN)/modgate serve --migrate $(ARGS)
 endif
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests (tests/browser/): Playwright drives /usr/bin/chromium and never
+# downloads a browser of its own. Installed only when missing (apt-get as root, else through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	fi
+
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(ARGS)
