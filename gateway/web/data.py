@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.review import queue
 from gateway.storage.base import utcnow
-from gateway.storage.models import Reviewer, ReviewItem, ReviewState
+from gateway.storage.models import GenerationOutput, Reviewer, ReviewItem, ReviewState
 from gateway.web import present
 
 QUEUE_LIMIT = 200
@@ -60,6 +60,22 @@ def _names(session: Session, ids: set[str]) -> dict[str, str]:
     return dict(session.execute(select(Reviewer.id, Reviewer.username).where(Reviewer.id.in_(ids))).all())
 
 
+def _preload(session: Session, items: list[ReviewItem]) -> list[GenerationOutput]:
+    """Load the items' outputs and requests in two queries instead of two per row: the lazy loads of
+    ``item.output`` and ``output.request`` then find them in the session (the page polls every 5 s).
+    The caller keeps the returned list while it works: the session holds objects only weakly."""
+    ids = [i.output_id for i in items]
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(GenerationOutput)
+            .options(selectinload(GenerationOutput.request))
+            .where(GenerationOutput.id.in_(ids))
+        )
+    )
+
+
 def state_counts(session: Session, *, include_escalated: bool) -> dict[str, int]:
     """Items per review state (and, for admins, how many open items are escalated)."""
     stmt = select(ReviewItem.state, func.count()).group_by(ReviewItem.state)
@@ -97,6 +113,7 @@ def queue_view(session: Session, reviewer: Reviewer, *, sort: str, descending: b
     )
     truncated = len(items) > QUEUE_LIMIT
     items = items[:QUEUE_LIMIT]
+    loaded = _preload(session, items)
     names = _names(session, {i.claimed_by or "" for i in items})
     rows = []
     for item in items:
@@ -127,6 +144,7 @@ def queue_view(session: Session, reviewer: Reviewer, *, sort: str, descending: b
     elif not descending:
         rows.reverse()
     counts = state_counts(session, include_escalated=reviewer.is_admin)
+    del loaded
     return QueueView(rows=rows, counts=counts, sort=sort, descending=descending, truncated=truncated)
 
 

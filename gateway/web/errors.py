@@ -79,7 +79,7 @@ def error_response(
             body["hint"] = hint
         return JSONResponse(body, status_code=status)
     session = request.scope.get("session")
-    context = {
+    context: dict[str, Any] = {
         "status": status,
         "title": _TITLES.get(status, "Error"),
         "message": message,

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from gateway.review.queue import get_result
@@ -270,3 +271,26 @@ def test_segments_split_overlaps_and_ignore_bad_spans() -> None:
     ]
     assert present.segments("", spans) == []
     assert "".join(s.text for s in present.segments("xyz", None)) == "xyz"
+
+
+def test_the_queue_poll_costs_the_same_few_queries_for_many_rows(web: WebHarness) -> None:
+    client = web.client("rita")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    def queries_for_rows() -> int:
+        statements.clear()
+        event.listen(web.engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/queue/rows").status_code == 200
+        finally:
+            event.remove(web.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    web.hold()
+    few = queries_for_rows()
+    for _ in range(20):
+        web.hold()
+    assert queries_for_rows() == few <= 8, "no query per row"

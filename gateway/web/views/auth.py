@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from gateway.review.reviewers import authenticate_reviewer
 from gateway.storage.tx import in_transaction
-from gateway.web.base import BaseView, form_fields, principal_of
+from gateway.web.base import BaseView, Principal, form_fields, principal_of
 
 
 def safe_next(target: str | None) -> str:
@@ -50,7 +50,7 @@ class LoginView(BaseView):
         if not username or not fields["password"]:
             return self._failed(request, target, username, "Enter your username and password.")
 
-        def work(session: Session) -> object:
+        def work(session: Session) -> Principal | None:
             reviewer = authenticate_reviewer(session=session, username=username, password=fields["password"])
             return principal_of(reviewer) if reviewer is not None else None
 
@@ -59,7 +59,7 @@ class LoginView(BaseView):
             self.ctx.throttle.failed(key)
             return self._failed(request, target, username, "Wrong username or password.")
         self.ctx.throttle.succeeded(key)
-        self.session(request).start(principal.id)  # type: ignore[attr-defined]
+        self.session(request).start(principal.id)
         return self.redirect(request, target)
 
     def _failed(self, request: Request, target: str, username: str, error: str) -> Response:
