@@ -10,6 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from moderation.identity import (
+    DEFAULT_CATEGORIES,
+    IdentityCheckSettings,
+    IdentityTerms,
+    builtin_terms,
+    load_terms,
+)
 from moderation.masking import Masker, MaskStyle
 from moderation.moderator import Moderator, StreamSettings, UnknownPolicyError
 from moderation.policy import PRESETS, Policy, Thresholds
@@ -18,6 +25,7 @@ from moderation.types import Action, Scorer
 __all__ = [
     "ModerationConfigError",
     "UnknownPolicyError",
+    "build_identity_check",
     "build_moderator",
     "build_policies",
     "build_scorer",
@@ -65,13 +73,24 @@ def offline_demo_config() -> dict[str, Any]:
 def build_moderator(config: Mapping[str, Any]) -> Moderator:
     """A ready Moderator (models loaded) from the `[moderation]` table. Raises ModerationConfigError."""
     _require_mapping(config, _ROOT)
-    _check_keys(config, _ROOT, {"default_policy", "mask", "scorers", "policies", "streaming"})
+    _check_keys(
+        config,
+        _ROOT,
+        {"default_policy", "mask", "scorers", "policies", "streaming", "identity_check", "shadow_policies"},
+    )
     policies = build_policies(config.get("policies", {}))
     default_policy = config.get("default_policy", "default")
     if default_policy not in policies:
         raise ModerationConfigError(
             f"{_ROOT}.default_policy: unknown policy {default_policy!r}; known: {', '.join(policies)}"
         )
+    shadow = _str_list(config.get("shadow_policies", []), f"{_ROOT}.shadow_policies")
+    for i, name in enumerate(shadow):
+        if name not in policies:
+            raise ModerationConfigError(
+                f"{_ROOT}.shadow_policies[{i}]: unknown policy {name!r}; known: {', '.join(policies)}"
+            )
+    identity_check = build_identity_check(config.get("identity_check", {}))
     masker = _build_masker(config.get("mask", {}))
     scorer_tables = config.get("scorers", default_config()["scorers"])
     if not isinstance(scorer_tables, list) or not scorer_tables:
@@ -98,6 +117,8 @@ def build_moderator(config: Mapping[str, Any]) -> Moderator:
             masker=masker,
             masked_scorers=masked,
             stream_settings=_build_stream_settings(config.get("streaming", {})),
+            identity_check=identity_check,
+            shadow_policies=shadow,
         )
     except ValueError as exc:  # duplicate scorer names
         raise ModerationConfigError(f"{_ROOT}.scorers: {exc}") from exc
@@ -169,13 +190,17 @@ def _profanity_check(table: Mapping[str, Any], where: str) -> Scorer:
 def _keyword(table: Mapping[str, Any], where: str) -> Scorer:
     from moderation.testing import KeywordScorer
 
-    _check_keys(table, where, {"name", "keywords"})
+    _check_keys(table, where, {"name", "keywords", "hit", "miss"})
     keywords = table.get("keywords")
     _require_mapping(keywords, f"{where}.keywords")
     parsed = {str(cat): _str_list(words, f"{where}.keywords.{cat}") for cat, words in keywords.items()}
-    return KeywordScorer(
-        parsed, **({"name": _str(table["name"], f"{where}.name")} if "name" in table else {})
-    )
+    kwargs: dict[str, Any] = {}
+    if "name" in table:
+        kwargs["name"] = _str(table["name"], f"{where}.name")
+    for key in ("hit", "miss"):
+        if key in table:
+            kwargs[key] = _unit(table[key], f"{where}.{key}")
+    return KeywordScorer(parsed, **kwargs)
 
 
 _SCORERS: dict[str, Callable[[Mapping[str, Any], str], Scorer]] = {
@@ -258,6 +283,39 @@ def build_policies(tables: Mapping[str, Any]) -> dict[str, Policy]:
             description=_str(table.get("description", base.description), f"{here}.description"),
         )
     return policies
+
+
+# ---- identity-term check --------------------------------------------------------------------------
+
+
+def build_identity_check(table: Mapping[str, Any]) -> IdentityCheckSettings | None:
+    """`[moderation.identity_check]`: on by default (the shipped term list, identity_attack and
+    toxicity); `enabled = false` turns it off. `terms_file` replaces the shipped list, `extra_terms`
+    (term -> substitute) adds to or overrides whichever list is used."""
+    where = f"{_ROOT}.identity_check"
+    _require_mapping(table, where)
+    _check_keys(table, where, {"enabled", "categories", "terms_file", "extra_terms"})
+    if not _bool(table.get("enabled", True), f"{where}.enabled"):
+        return None
+    categories = _str_list(table.get("categories", list(DEFAULT_CATEGORIES)), f"{where}.categories")
+    if not categories:
+        raise ModerationConfigError(f"{where}.categories: must name at least one category")
+    extra = table.get("extra_terms", {})
+    _require_mapping(extra, f"{where}.extra_terms")
+    extra_terms = {str(t): _str(sub, f"{where}.extra_terms.{t}") for t, sub in extra.items()}
+    try:
+        if "terms_file" in table:
+            terms = load_terms(_str(table["terms_file"], f"{where}.terms_file"))
+        else:
+            terms = builtin_terms()
+    except OSError as exc:
+        raise ModerationConfigError(f"{where}.terms_file: cannot read it: {exc}") from exc
+    except ValueError as exc:
+        raise ModerationConfigError(f"{where}.terms_file: {exc}") from exc
+    try:
+        return IdentityCheckSettings(IdentityTerms({**terms, **extra_terms}), tuple(categories))
+    except ValueError as exc:
+        raise ModerationConfigError(f"{where}: {exc}") from exc
 
 
 # ---- small parts -----------------------------------------------------------------------------------

@@ -3,18 +3,25 @@
 Scorers in `scorers` see the text as generated. Scorers in `masked_scorers` see it with every span the
 first group found already masked: useful for a model that should judge what is left once the profanity
 is masked (alt-profanity-check calls "what the f***" clean but "you are a f****** idiot" offensive).
+
+Two extras ride on the same scores. The identity-term check (`moderation.identity`) re-scores, once per
+batch, the texts whose identity_attack / toxicity rule fired, with identity terms made neutral, so that a
+block caused by naming a group becomes a hold. Shadow policies are evaluated beside the live one and
+reported in `Decision.shadow`, so that a candidate policy can be measured without acting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from moderation.identity import IdentityCheckSettings, NeutralScores, NeutralText, categories_to_check
 from moderation.masking import Masker
-from moderation.policy import Policy, evaluate
+from moderation.policy import Policy, Verdict, evaluate
 from moderation.scorers.base import StreamHint, check_results
 from moderation.streaming import StreamModerator
-from moderation.types import Action, Decision, Scorer, ScoreResult, ScorerInfo, Span
+from moderation.types import Action, Decision, Scorer, ScoreResult, ScorerInfo, ShadowDecision, Span
 
 __all__ = ["Moderator", "StreamSettings", "UnknownPolicyError"]
 
@@ -54,8 +61,13 @@ class Moderator:
         masker: Masker,
         masked_scorers: Sequence[Scorer] = (),
         stream_settings: StreamSettings | None = None,
+        identity_check: IdentityCheckSettings | None = None,
+        shadow_policies: Sequence[str] = (),
     ) -> None:
-        """Models are loaded by the caller (once, at start-up); the moderator only holds them."""
+        """Models are loaded by the caller (once, at start-up); the moderator only holds them.
+
+        `identity_check` turns the identity-term check on (off when None); `shadow_policies` are the
+        policies evaluated in shadow when `moderate` is not told otherwise."""
         all_scorers = [*scorers, *masked_scorers]
         if not all_scorers:
             raise ValueError("a moderator needs at least one scorer")
@@ -64,6 +76,9 @@ class Moderator:
             raise ValueError(f"scorer names must be unique, got {names}")
         if default_policy not in policies:
             raise UnknownPolicyError(f"default policy {default_policy!r} is not among {sorted(policies)}")
+        for name in shadow_policies:
+            if name not in policies:
+                raise UnknownPolicyError(f"shadow policy {name!r} is not among {sorted(policies)}")
         self._scorers = tuple(scorers)
         self._masked_scorers = tuple(masked_scorers)
         self._policies = dict(policies)
@@ -71,6 +86,8 @@ class Moderator:
         self._masker = masker
         self._stream_settings = stream_settings or StreamSettings()
         self._scorers_info = tuple(ScorerInfo(s.name, s.version) for s in all_scorers)
+        self._identity = identity_check
+        self._shadow_names = tuple(dict.fromkeys(shadow_policies))
 
     @property
     def scorers_info(self) -> tuple[ScorerInfo, ...]:
@@ -84,6 +101,16 @@ class Moderator:
     @property
     def default_policy(self) -> str:
         return self._default_policy
+
+    @property
+    def shadow_policies(self) -> tuple[str, ...]:
+        """Policies evaluated in shadow by default (see `moderate`)."""
+        return self._shadow_names
+
+    @property
+    def identity_check(self) -> IdentityCheckSettings | None:
+        """The identity-term check's settings, or None when it is off."""
+        return self._identity
 
     @property
     def masker(self) -> Masker:
@@ -113,12 +140,25 @@ class Moderator:
         except KeyError:
             raise UnknownPolicyError(f"unknown policy {key!r}; known: {', '.join(self._policies)}") from None
 
-    def moderate(self, texts: Sequence[str], *, policy: str | None = None) -> list[Decision]:
+    def moderate(
+        self,
+        texts: Sequence[str],
+        *,
+        policy: str | None = None,
+        shadow: Sequence[str] | None = None,
+    ) -> list[Decision]:
         """One decision per text, in order. Every scorer is called once with the whole list.
+
+        `shadow` names policies to evaluate beside the live one on the same scores (None = the configured
+        `shadow_policies`, () = none); their decisions are in `Decision.shadow` and never act. When the
+        identity check is on and a checked category holds or blocks under the live or a shadow policy,
+        the scorers that produced it are called once more, with only the neutralised texts that need it.
 
         Scorer errors propagate: the caller must treat them as "not released" (never fail open).
         """
         chosen = self.policy(policy)
+        names = self._shadow_names if shadow is None else tuple(dict.fromkeys(shadow))
+        shadows = tuple(self.policy(name) for name in names)
         texts = list(texts)
         if not texts:
             return []
@@ -134,13 +174,22 @@ class Moderator:
             for scorer in self._masked_scorers:
                 for i, result in enumerate(check_results(scorer, len(texts), scorer.score(masked))):
                     per_text[i].append(result)
-        return [self._decide(chosen, text, results) for text, results in zip(texts, per_text, strict=True)]
+        merged = [self._merge(results) for results in per_text]
+        neutral = self._identity_rescore(texts, per_text, merged, (chosen, *shadows))
+        return [
+            self._decide(chosen, shadows, text, m, n)
+            for text, m, n in zip(texts, merged, neutral, strict=True)
+        ]
 
-    def stream(self, *, policy: str | None = None) -> StreamModerator:
-        """An incremental moderator for one generated text that arrives in pieces."""
-        return StreamModerator(self, policy=self.policy(policy).name)
+    def stream(self, *, policy: str | None = None, shadow: Sequence[str] | None = None) -> StreamModerator:
+        """An incremental moderator for one generated text that arrives in pieces. Shadow policies are
+        evaluated only by `finish()`, on the whole text."""
+        for name in shadow or ():
+            self.policy(name)
+        return StreamModerator(self, policy=self.policy(policy).name, shadow=shadow)
 
-    def _decide(self, policy: Policy, text: str, results: list[ScoreResult]) -> Decision:
+    def _merge(self, results: list[ScoreResult]) -> _Merged:
+        """Max score per category over the scorers (remembering which gave it), and all spans."""
         scores: dict[str, float] = {}
         sources: dict[str, str] = {}
         spans: list[Span] = []
@@ -151,16 +200,100 @@ class Moderator:
                     sources[category] = scorer.name
             spans.extend(result.spans)
         spans.sort(key=lambda s: (s.start, s.end, s.category))
-        verdict = evaluate(policy, scores=scores, spans=spans, text=text, score_sources=sources)
+        return _Merged(scores, sources, tuple(spans))
+
+    def _identity_rescore(
+        self,
+        texts: list[str],
+        per_text: list[list[ScoreResult]],
+        merged: list[_Merged],
+        policies: tuple[Policy, ...],
+    ) -> list[NeutralScores | None]:
+        """Neutral scores for each text some policy holds or blocks on a checked category (None for the
+        rest). Each scorer that produced such a category on some text is called once, with the neutral
+        texts that need it; masked-input scorers get the neutral text masked at the mapped spans."""
+        out: list[NeutralScores | None] = [None] * len(texts)
+        if self._identity is None:
+            return out
+        jobs: dict[int, tuple[NeutralText, list[str]]] = {}
+        for i, (text, m) in enumerate(zip(texts, merged, strict=True)):
+            categories = categories_to_check(policies, m.scores, self._identity.categories)
+            if categories:
+                neutral = self._identity.terms.neutralise(text)
+                if neutral.substitutions:  # no identity term: nothing to check
+                    jobs[i] = (neutral, categories)
+        if not jobs:
+            return out
+        found: dict[int, dict[str, float]] = {i: {} for i in jobs}
+        direct = len(self._scorers)
+        for k, scorer in enumerate((*self._scorers, *self._masked_scorers)):
+            wanted = [i for i, (_, cats) in jobs.items() if any(c in per_text[i][k].scores for c in cats)]
+            if not wanted:
+                continue
+            if k < direct:
+                inputs = [jobs[i][0].text for i in wanted]
+            else:
+                inputs = [self._mask_neutral(jobs[i][0], per_text[i][:direct]) for i in wanted]
+            results = check_results(scorer, len(wanted), scorer.score(inputs))
+            for i, result in zip(wanted, results, strict=True):
+                for category in jobs[i][1]:
+                    if category in per_text[i][k].scores and category in result.scores:
+                        value = float(result.scores[category])
+                        found[i][category] = max(value, found[i].get(category, value))
+        version = self._identity.terms.version
+        for i, (neutral, _) in jobs.items():
+            out[i] = NeutralScores(scores=found[i], terms=neutral.terms, terms_version=version)
+        return out
+
+    def _mask_neutral(self, neutral: NeutralText, direct_results: list[ScoreResult]) -> str:
+        spans = []
+        for result in direct_results:
+            for span in result.spans:
+                start, end = neutral.map_span(span.start, span.end)
+                spans.append(dataclasses.replace(span, start=start, end=end))
+        return self._masker.mask(neutral.text, spans)
+
+    def _decide(
+        self,
+        policy: Policy,
+        shadows: tuple[Policy, ...],
+        text: str,
+        merged: _Merged,
+        neutral: NeutralScores | None,
+    ) -> Decision:
+        def judge(p: Policy) -> Verdict:
+            return evaluate(
+                p,
+                scores=merged.scores,
+                spans=merged.spans,
+                text=text,
+                score_sources=merged.sources,
+                neutral=neutral,
+            )
+
+        verdict = judge(policy)
         released = self._masker.mask(text, verdict.mask_spans) if verdict.action is Action.MASK else text
+        shadow_decisions = []
+        for p in shadows:
+            v = judge(p)
+            shadow_decisions.append(ShadowDecision(p.name, p.version, v.action, v.reasons, v.identity_checks))
         return Decision(
             action=verdict.action,
             text=released,
             original_text=text,
-            scores=scores,
+            scores=merged.scores,
             reasons=verdict.reasons,
-            spans=tuple(spans),
+            spans=merged.spans,
             policy_name=policy.name,
             policy_version=policy.version,
             scorers=self._scorers_info,
+            identity_checks=verdict.identity_checks,
+            shadow=tuple(shadow_decisions),
         )
+
+
+@dataclass(frozen=True)
+class _Merged:
+    scores: dict[str, float]
+    sources: dict[str, str]
+    spans: tuple[Span, ...]

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from moderation.types import Action, Reason, Span
+from moderation.identity import NeutralScores
+from moderation.types import Action, IdentityCheck, Reason, Span
 
 __all__ = [
     "DEFAULT",
@@ -93,11 +94,13 @@ class Policy:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What `evaluate` decided for one text: the action, why, and which spans to mask if it masks."""
+    """What `evaluate` decided for one text: the action, why, which spans to mask if it masks, and the
+    identity-term checks its rules triggered."""
 
     action: Action
     reasons: tuple[Reason, ...]
     mask_spans: tuple[Span, ...]
+    identity_checks: tuple[IdentityCheck, ...] = ()
 
 
 def evaluate(
@@ -107,20 +110,34 @@ def evaluate(
     spans: Sequence[Span],
     text: str,
     score_sources: Mapping[str, str] | None = None,
+    neutral: NeutralScores | None = None,
 ) -> Verdict:
     """Apply `policy` to one text's merged scores and spans.
 
     The action is the most severe one triggered; reasons are sorted most severe first. `score_sources`
     names the scorer behind each category (for the reasons).
+
+    `neutral` carries the scores of the text with identity terms replaced (see `moderation.identity`).
+    A threshold rule that fires on a category `neutral` has a score for gets an `IdentityCheck`; when the
+    rule blocked and the neutral score is below the block threshold, the rule's reason becomes a HOLD and
+    a reason with category "identity_check" (score = the neutral score, threshold = the one that fired)
+    says why. The check can only turn a block into a hold, never release.
     """
     sources = score_sources or {}
     reasons: list[Reason] = []
+    checks: list[IdentityCheck] = []
     for category, rule in policy.thresholds.items():
         if category not in scores:
             continue
         hit = rule.action_for(scores[category])
         if hit is not None:
             action, threshold = hit
+            check = None
+            if neutral is not None and category in neutral.scores:
+                check = _identity_check(category, float(scores[category]), threshold, action, neutral)
+                checks.append(check)
+                if check.softened:
+                    action = Action.HOLD
             reasons.append(
                 Reason(
                     category=category,
@@ -131,6 +148,8 @@ def evaluate(
                     scorer=sources.get(category, ""),
                 )
             )
+            if check is not None and check.softened:
+                reasons.append(_identity_reason(check, sources.get(category, "")))
     mask_spans: list[Span] = []
     span_reasons = 0
     for span in sorted(spans, key=lambda s: (s.start, s.end)):
@@ -154,7 +173,32 @@ def evaluate(
         decided = Action.HOLD
         reasons.append(Reason("review_all", 1.0, 0.0, Action.HOLD, "", "policy"))
     reasons.sort(key=lambda r: -r.action)
-    return Verdict(action=decided, reasons=tuple(reasons), mask_spans=tuple(mask_spans))
+    return Verdict(
+        action=decided, reasons=tuple(reasons), mask_spans=tuple(mask_spans), identity_checks=tuple(checks)
+    )
+
+
+def _identity_check(
+    category: str, score: float, threshold: float, action: Action, neutral: NeutralScores
+) -> IdentityCheck:
+    neutral_score = float(neutral.scores[category])
+    return IdentityCheck(
+        category=category,
+        original_score=score,
+        neutral_score=neutral_score,
+        threshold=threshold,
+        substituted_terms=neutral.terms,
+        softened=action is Action.BLOCK and neutral_score < threshold,
+        terms_version=neutral.terms_version,
+    )
+
+
+def _identity_reason(check: IdentityCheck, scorer: str) -> Reason:
+    note = (
+        f"{check.category} {check.original_score:.2f} as written, {check.neutral_score:.2f} with "
+        f"{', '.join(check.substituted_terms)} replaced: held for a human instead of blocked"
+    )
+    return Reason("identity_check", check.neutral_score, check.threshold, Action.HOLD, note, scorer)
 
 
 def _excerpt(text: str) -> str:

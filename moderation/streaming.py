@@ -33,11 +33,13 @@ _SEPARATORS = "._-"
 class StreamModerator:
     """One stream's state. Not thread-safe: one generation task feeds it, in order."""
 
-    def __init__(self, moderator: Moderator, *, policy: str) -> None:
-        """Built by `Moderator.stream()`; `policy` must be a name the moderator knows."""
+    def __init__(self, moderator: Moderator, *, policy: str, shadow: Sequence[str] | None = None) -> None:
+        """Built by `Moderator.stream()`; `policy` must be a name the moderator knows. `shadow` is passed
+        to the final `moderate` call only (None = the moderator's configured shadow policies)."""
         moderator.policy(policy)  # unknown name -> UnknownPolicyError now, not at the first feed
         self._moderator = moderator
         self._policy = policy
+        self._shadow = None if shadow is None else tuple(shadow)
         settings = moderator.stream_settings
         self._context_words = max(settings.right_context_words, moderator.stream_context_words)
         self._min_release_words = settings.min_release_words
@@ -76,7 +78,8 @@ class StreamModerator:
             return ""
         self._scored_words = words
         scored = self._buf[:scored_end]
-        decision = self._moderator.moderate([scored], policy=self._policy)[0]
+        # Shadow policies judge the whole text in finish(); a prefix's shadow decisions would be noise.
+        decision = self._moderator.moderate([scored], policy=self._policy, shadow=())[0]
         if not decision.releasable:
             self._stop_decision = decision
             return ""
@@ -97,14 +100,16 @@ class StreamModerator:
         if self._finished:
             raise RuntimeError("finish() called twice")
         self._finished = True
-        decision = self._moderator.moderate([self._buf], policy=self._policy)[0]
+        decision = self._moderator.moderate([self._buf], policy=self._policy, shadow=self._shadow)[0]
         if self._stop_decision is not None:
             if decision.releasable:
+                stop = self._stop_decision
                 decision = dataclasses.replace(
                     decision,
-                    action=self._stop_decision.action,
+                    action=stop.action,
                     text=decision.original_text,
-                    reasons=self._stop_decision.reasons + decision.reasons,
+                    reasons=stop.reasons + decision.reasons,
+                    identity_checks=stop.identity_checks + decision.identity_checks,
                 )
             return "", decision
         if not decision.releasable:

@@ -141,21 +141,33 @@ _BASIC_WORDS = [
 
 
 class KeywordScorer:
-    """Score 1.0 in a category when one of its keywords occurs as a whole word (case-insensitive), with a
-    span on each occurrence; 0.0 otherwise. For tests and demos only: it knows nothing about language."""
+    """Score `hit` (1.0) in a category when one of its keywords occurs as a whole word (case-insensitive),
+    with a span on each occurrence; `miss` (0.0) otherwise. For tests and demos only: it knows nothing
+    about language."""
 
     def __init__(
-        self, keywords: Mapping[str, Sequence[str]], *, name: str = "keyword", emit_spans: bool = False
+        self,
+        keywords: Mapping[str, Sequence[str]],
+        *,
+        name: str = "keyword",
+        emit_spans: bool = False,
+        hit: float = 1.0,
+        miss: float = 0.0,
     ) -> None:
-        """`keywords` maps a category to its words; `emit_spans` also returns spans in that category."""
+        """`keywords` maps a category to its words; `emit_spans` also returns spans in that category;
+        `hit` / `miss` are the scores with / without a keyword (a model-like 0.95 / 0.1 for thresholds)."""
         self._name = name
         self._emit_spans = emit_spans
+        self._hit, self._miss = float(hit), float(miss)
         self._patterns = {
             category: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
             for category, words in keywords.items()
             if words
         }
-        blob = json.dumps({c: sorted(w) for c, w in keywords.items()}, sort_keys=True)
+        scored: dict[str, object] = {c: sorted(w) for c, w in keywords.items()}
+        if (self._hit, self._miss) != (1.0, 0.0):  # versions of plain keyword scorers stay as they were
+            scored["(hit, miss)"] = [self._hit, self._miss]
+        blob = json.dumps(scored, sort_keys=True)
         self._version = "keyword-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
         self.calls: list[list[str]] = []
 
@@ -176,7 +188,7 @@ class KeywordScorer:
             spans: list[Span] = []
             for category, pattern in self._patterns.items():
                 hits = list(pattern.finditer(text))
-                scores[category] = 1.0 if hits else 0.0
+                scores[category] = self._hit if hits else self._miss
                 if self._emit_spans:
                     spans += [Span(m.start(), m.end(), category, self._name) for m in hits]
             results.append(ScoreResult(scores=scores, spans=tuple(spans)))

@@ -74,6 +74,39 @@ class ScorerInfo:
 
 
 @dataclass(frozen=True)
+class IdentityCheck:
+    """The identity-term check on one category: the text re-scored with identity terms ("muslim", "gay",
+    "black", ...) replaced by neutral ones ("person", "people"), by the same scorers.
+
+    Why: classifiers trained on Jigsaw data score a text as an identity attack partly *because* it names
+    an identity. When the neutral text stays below the threshold that fired, the identity term may be
+    what fired it, so a BLOCK is softened to a HOLD (`softened`) and a human decides; the check never
+    releases anything. Both scores are kept so that the reviewer sees them side by side.
+    """
+
+    category: str
+    original_score: float
+    neutral_score: float
+    threshold: float  # the threshold that fired on the original text
+    substituted_terms: tuple[str, ...]  # lower-case terms as listed, in order of first occurrence
+    softened: bool = False  # True when this check turned the rule's BLOCK into a HOLD
+    terms_version: str = ""  # `IdentityTerms.version`: which term list produced the neutral text
+
+
+@dataclass(frozen=True)
+class ShadowDecision:
+    """What a policy running in shadow would have decided, from the same scores. It never acts: the live
+    `Decision.action` and `text` do not depend on it. Recorded so that a stricter or looser policy can be
+    measured on real traffic before it goes live."""
+
+    policy_name: str
+    policy_version: str
+    action: Action
+    reasons: tuple[Reason, ...]
+    identity_checks: tuple[IdentityCheck, ...] = ()
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome for one text.
 
@@ -90,6 +123,10 @@ class Decision:
     policy_name: str
     policy_version: str
     scorers: tuple[ScorerInfo, ...] = field(default_factory=tuple)
+    # The identity-term checks the live policy's rules triggered (see IdentityCheck); empty when none ran.
+    identity_checks: tuple[IdentityCheck, ...] = ()
+    # Decisions of the shadow policies, in the order asked for; they never change action or text.
+    shadow: tuple[ShadowDecision, ...] = ()
 
     @property
     def releasable(self) -> bool:

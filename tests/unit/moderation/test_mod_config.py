@@ -123,6 +123,19 @@ BAD = [
     ({"policies": {"p": {"profanity_action": "release"}}}, "moderation.policies.p.profanity_action"),
     ({"policies": {"p": {"extends": "ghost"}}}, "moderation.policies.p.extends: unknown policy 'ghost'"),
     ({"policies": {"p": {"review_all": "yes"}}}, "moderation.policies.p.review_all: must be true or false"),
+    ({"shadow_policies": "strict"}, "moderation.shadow_policies: must be a list"),
+    ({"shadow_policies": ["strict", "ghost"]}, r"moderation.shadow_policies\[1\]: unknown policy 'ghost'"),
+    ({"identity_check": {"enable": True}}, "moderation.identity_check.enable: unknown key"),
+    ({"identity_check": {"enabled": "yes"}}, "moderation.identity_check.enabled: must be true or false"),
+    ({"identity_check": {"categories": []}}, "moderation.identity_check.categories: must name at least"),
+    ({"identity_check": {"extra_terms": ["gay"]}}, "moderation.identity_check.extra_terms: must be a table"),
+    (
+        {"identity_check": {"extra_terms": {"x": 1}}},
+        "moderation.identity_check.extra_terms.x: must be a string",
+    ),
+    ({"identity_check": {"extra_terms": {"x": ""}}}, "moderation.identity_check: identity terms must be"),
+    ({"identity_check": {"terms_file": "/nonexistent/terms.txt"}}, "identity_check.terms_file: cannot read"),
+    ({"scorers": [{"type": "keyword", "keywords": {}, "hit": 2}]}, r"scorers\[0\].hit: must be a number"),
 ]
 
 
@@ -147,3 +160,47 @@ def test_unloadable_detoxify_checkpoint_is_an_error_not_a_fallback(tmp_path) -> 
     }
     with pytest.raises(ModerationConfigError, match=r"moderation.scorers\[1\] \(detoxify unbiased\)"):
         build_moderator(config)
+
+
+def test_identity_check_is_on_by_default_and_configurable(tmp_path) -> None:
+    scorer = {
+        "type": "keyword",
+        "keywords": {"identity_attack": ["muslims", "martians"]},
+        "hit": 0.95,
+        "miss": 0.1,
+    }
+    default = build_moderator({"scorers": [scorer]})
+    assert default.identity_check is not None
+    assert default.identity_check.categories == ("identity_attack", "toxicity")
+    assert default.moderate(["muslims"])[0].action is Action.HOLD
+    off = build_moderator({"scorers": [scorer], "identity_check": {"enabled": False}})
+    assert off.identity_check is None and off.moderate(["muslims"])[0].action is Action.BLOCK
+    extra = build_moderator({"scorers": [scorer], "identity_check": {"extra_terms": {"martians": "people"}}})
+    assert extra.moderate(["martians"])[0].action is Action.HOLD
+    assert default.moderate(["martians"])[0].action is Action.BLOCK  # not a listed term
+    terms = tmp_path / "terms.txt"
+    terms.write_text("# only one\nmartians = people\n", encoding="utf-8")
+    own = build_moderator({"scorers": [scorer], "identity_check": {"terms_file": str(terms)}})
+    assert own.identity_check is not None and dict(own.identity_check.terms.terms) == {"martians": "people"}
+    assert [d.action for d in own.moderate(["martians", "muslims"])] == [Action.HOLD, Action.BLOCK]
+    only_toxicity = build_moderator({"scorers": [scorer], "identity_check": {"categories": ["toxicity"]}})
+    assert only_toxicity.moderate(["muslims"])[0].action is Action.BLOCK
+
+
+def test_bad_terms_file_names_the_line(tmp_path) -> None:
+    terms = tmp_path / "terms.txt"
+    terms.write_text("gay = person\n = people\n", encoding="utf-8")
+    with pytest.raises(ModerationConfigError, match=r"identity_check\.terms_file: .*line 2"):
+        build_moderator(keyword_config(identity_check={"terms_file": str(terms)}))
+
+
+def test_shadow_policies_from_config() -> None:
+    moderator = build_moderator(keyword_config(shadow_policies=["strict", "permissive"]))
+    assert moderator.shadow_policies == ("strict", "permissive")
+    [d] = moderator.moderate(["idiot"])
+    assert d.action is Action.HOLD
+    assert [(s.policy_name, s.action) for s in d.shadow] == [
+        ("strict", Action.BLOCK),  # toxicity 1.0 >= strict's block 0.9
+        ("permissive", Action.RELEASE),
+    ]
+    assert build_moderator(keyword_config()).shadow_policies == ()
