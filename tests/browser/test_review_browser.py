@@ -72,10 +72,16 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all bound at once, so the kernel cannot hand out one twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -83,65 +89,73 @@ class Gateway:
     grpc_address: str
     web_url: str
     database_url: str
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
+    log: Path
     key: str = ""
     held: dict[str, str] = field(default_factory=dict)  # ticket -> prompt
+
+    def output(self) -> str:
+        """What the server printed so far (a file, not a pipe: a full pipe would block its logging)."""
+        return self.log.read_text(errors="replace")
 
 
 def wait_ready(gw: Gateway, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if gw.proc.poll() is not None:
-            out = gw.proc.stdout.read() if gw.proc.stdout else ""
-            raise AssertionError(f"modgate serve exited early:\n{out}")
+            raise AssertionError(f"modgate serve exited early:\n{gw.output()}")
         try:
             if httpx.get(gw.web_url + "/healthz", timeout=1).text == "ok":
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise AssertionError("the web queue did not come up in time")
+    raise AssertionError(f"the web queue did not come up in time:\n{gw.output()}")
 
 
 @pytest.fixture(scope="module")
 def gateway(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("browser")
-    grpc_address, web_port = f"127.0.0.1:{free_port()}", free_port()
+    grpc_port, web_port = free_ports(2)
+    grpc_address = f"127.0.0.1:{grpc_port}"
     database_url = f"sqlite:///{tmp / 'modgate.db'}"
-    proc = subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--migrate",
-            "--grpc-address",
-            grpc_address,
-            "--web-address",
-            f"127.0.0.1:{web_port}",
-            "--metrics-address",
-            "",
-            "--database-url",
-            database_url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    gw = Gateway(grpc_address, f"http://127.0.0.1:{web_port}", database_url, proc)
+    log = tmp / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                MODGATE,
+                "serve",
+                "--model",
+                str(demo_model_dir),
+                "--offline-moderation",
+                "--migrate",
+                "--grpc-address",
+                grpc_address,
+                "--web-address",
+                f"127.0.0.1:{web_port}",
+                "--metrics-address",
+                "",
+                "--database-url",
+                database_url,
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    gw = Gateway(grpc_address, f"http://127.0.0.1:{web_port}", database_url, proc, log)
     try:
         wait_ready(gw)
         yield gw
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            output, _ = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            output, _ = proc.communicate(timeout=30)
-        assert f"reviewer web queue listening on http://127.0.0.1:{web_port}/" in output
+            proc.wait(timeout=30)
+        output = gw.output()
+        assert f"reviewer web queue listening on http://127.0.0.1:{web_port}/" in output, output
+        assert "web server stopped" in output and proc.returncode == 0, output
 
 
 @pytest.fixture(scope="module")
@@ -156,11 +170,14 @@ def populated(gateway: Gateway) -> Gateway:
     )
     assert created.exit_code == 0, created.output
     gateway.key = created.stdout.split()[0]
-    with GatewayClient(gateway.grpc_address, api_key=gateway.key, timeout=120) as client:
-        for seed, prompt in enumerate(PROMPTS):
-            (out,) = client.generate(prompt, max_new_tokens=16, seed=seed).outputs
-            assert action_name(out.moderation.action) == "HELD" and out.ticket and not out.text
-            gateway.held[out.ticket] = prompt
+    try:
+        with GatewayClient(gateway.grpc_address, api_key=gateway.key, timeout=120) as client:
+            for seed, prompt in enumerate(PROMPTS):
+                (out,) = client.generate(prompt, max_new_tokens=16, seed=seed).outputs
+                assert action_name(out.moderation.action) == "HELD" and out.ticket and not out.text
+                gateway.held[out.ticket] = prompt
+    except (grpc.RpcError, AssertionError) as exc:
+        raise AssertionError(f"generating held outputs failed: {exc}\n{gateway.output()}") from exc
     engine = make_engine(gateway.database_url)
     with make_session_factory(engine)() as s, s.begin():
         create_reviewer(session=s, username="ada", password=PASSWORD, role="admin")
@@ -260,7 +277,10 @@ def test_reviewer_decides_held_outputs_in_the_browser(populated: Gateway) -> Non
         page.wait_for_url("**/queue")
 
         for _ in range(len(gw.held)):
-            page.keyboard.press("n")  # Review next: claims the most urgent item
+            # Review next claims the most urgent item; its page renews the lease at once (heartbeat).
+            with page.expect_response(lambda r: r.url.endswith("/lease")) as hb:
+                page.keyboard.press("n")
+            assert hb.value.status == 200 and hb.value.json()["seconds_left"] > 250
             page.wait_for_url("**/items/*")
             ticket = page.inner_text("#ticket")
             assert ticket in gw.held, ticket
