@@ -216,6 +216,16 @@ def assert_no_script_ran(page: Page) -> None:
     assert state == [True, True, True, 0], state
 
 
+def assert_fits_a_phone(page: Page, screenshot: str) -> None:
+    """At a phone's width the page reflows: nothing wider than the screen, so no sideways scrolling."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+
 def result(gw: Gateway, ticket: str) -> gen_pb.Result:
     with grpc.insecure_channel(gw.grpc_address) as channel:
         return gen_grpc.GenerationServiceStub(channel).GetResult(
@@ -254,6 +264,7 @@ def test_reviewer_decides_held_outputs_in_the_browser(populated: Gateway) -> Non
         assert rows.count() == len(gw.held)
         assert page.locator('[data-state="pending"]').inner_text() == str(len(gw.held))
         page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+        assert_fits_a_phone(page, "queue-phone.png")
 
         # New items show up without a reload (queue.js polls the rows partial).
         engine = make_engine(gw.database_url)
@@ -290,6 +301,7 @@ def test_reviewer_decides_held_outputs_in_the_browser(populated: Gateway) -> Non
             if origin == "showcase":
                 assert page.locator("mark.flag").count() == 2
                 page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+                assert_fits_a_phone(page, "review-phone.png")
                 page.keyboard.press("a")
                 decided[ticket] = ("approve", None)
             elif origin == "planted":
