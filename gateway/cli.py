@@ -43,6 +43,8 @@ def cli() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the models run.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
 @click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")
+@click.option("--max-batch-size", type=int, help="Rows generated together in one batch (default 8).")
+@click.option("--max-batch-wait-ms", type=float, help="How long an idle worker gathers a batch (default 5).")
 @click.option(
     "--offline-moderation",
     is_flag=True,

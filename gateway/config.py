@@ -57,6 +57,10 @@ class Settings:
     max_prompt_chars: int = 32_000
     default_max_new_tokens: int = 64
     max_queue: int = 64
+    # Dynamic batching of generation: at most this many rows (prompts x num_return_sequences) decode
+    # together; an idle worker waits this long for more requests before it starts a batch.
+    max_batch_size: int = 8
+    max_batch_wait_ms: float = 5.0
     # Per-key rate limits, per minute, for keys that do not set their own; 0 means unlimited.
     default_requests_per_minute: int = 0
     default_tokens_per_minute: int = 0
@@ -93,6 +97,7 @@ _POSITIVE_INTS = (
     "max_prompt_chars",
     "default_max_new_tokens",
     "max_queue",
+    "max_batch_size",
 )
 
 
@@ -106,12 +111,15 @@ def _validate(s: Settings) -> None:
     for name in ("default_requests_per_minute", "default_tokens_per_minute"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must be 0 (unlimited) or more, got {getattr(s, name)}")
+    if s.max_batch_wait_ms > 1000:
+        raise SettingsError(f"max_batch_wait_ms must be at most 1000, got {s.max_batch_wait_ms}")
     if s.default_max_new_tokens > s.max_new_tokens_limit:
         raise SettingsError("default_max_new_tokens must not exceed max_new_tokens_limit")
     for name, least in (
         ("grace_period_s", "non-negative"),
         ("stale_request_s", "positive"),
         ("maintenance_interval_s", "positive"),
+        ("max_batch_wait_ms", "non-negative"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

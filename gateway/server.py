@@ -29,6 +29,7 @@ from gateway.api.v1 import (
 )
 from gateway.auth import AuthInterceptor, KeyAuthenticator
 from gateway.config import Settings
+from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits
@@ -140,8 +141,10 @@ class GatewayServer:
         self._web_address = web_address
         self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
-        self._gen_worker = Worker(
-            "generation",
+        self.batcher = Batcher(
+            components.generator,
+            max_batch_size=components.settings.max_batch_size,
+            max_wait_ms=components.settings.max_batch_wait_ms,
             max_queue=components.settings.max_queue,
             observe=WORK_SECONDS.labels("generation").observe,
         )
@@ -167,7 +170,7 @@ class GatewayServer:
             moderator=self._c.moderator,
             recorder=self._c.recorder,
             limits=self._c.limits(),
-            generation_worker=self._gen_worker,
+            batcher=self.batcher,
             moderation_worker=self._mod_worker,
             results=ResultReader(self._c.sessions),
             limiter=RateLimiter(),
@@ -229,7 +232,7 @@ class GatewayServer:
         if self.web is not None:
             await self.web.stop()
         await self._server.stop(grace)
-        self._gen_worker.shutdown()
+        self.batcher.shutdown()
         self._mod_worker.shutdown()
         log.info("server stopped")
 

@@ -20,6 +20,7 @@ from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.auth import current_caller
 from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.generation.batcher import Batcher
 from gateway.generation.generator import GeneratedSequence, Generator
 from gateway.generation.params import Limits, SamplingParams, check_context, resolve, validate_prompt
 from gateway.generation.params import validate_prompts as validate_prompt_list
@@ -78,7 +79,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         moderator: Moderator,
         recorder: Recorder,
         limits: Limits,
-        generation_worker: Worker,
+        batcher: Batcher,
         moderation_worker: Worker,
         results: ResultReader,
         limiter: RateLimiter,
@@ -88,7 +89,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         self._moderator = moderator
         self._recorder = recorder
         self._limits = generator.limits(limits)
-        self._gen_worker = generation_worker
+        self._batcher = batcher
         self._mod_worker = moderation_worker
         self._results = results
         self._limiter = limiter
@@ -161,10 +162,10 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         async with self._admitted(params, prompts, stream=False) as admission:
             call = admission.call
             generated: list[tuple[int, str, GeneratedSequence]] = []
-            for index, prompt in enumerate(prompts):
-                sequences = await self._gen_worker.run(
-                    cancel, self._generator.generate, prompt, params, should_stop=should_stop
-                )
+            per_prompt = await self._batcher.generate_many(
+                prompts, params, cancel=cancel, should_stop=should_stop
+            )
+            for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
                 generated.extend((index, prompt, s) for s in sequences)
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             decisions = await self._mod_worker.run(
@@ -210,13 +211,12 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()
             generation = asyncio.ensure_future(
-                self._gen_worker.run(
-                    cancel,
-                    self._generator.generate_stream,
+                self._batcher.generate_stream(
                     prompt,
                     params,
-                    on_text=lambda d: loop.call_soon_threadsafe(deltas.put_nowait, d),
+                    cancel=cancel,
                     should_stop=should_stop,
+                    on_text=lambda d: loop.call_soon_threadsafe(deltas.put_nowait, d),
                 )
             )
             try:

@@ -1,0 +1,441 @@
+"""Dynamic batching: concurrent requests share forward passes of the model, in one worker thread.
+
+Why: on a CPU (and far more on a GPU) one forward pass over 8 or 16 rows costs little more than over
+one, so serving concurrent requests together multiplies throughput. How:
+
+- Requests wait in a bounded queue (past `max_queue` waiting, RESOURCE_EXHAUSTED at once).
+- One thread owns the model. When idle, it waits up to `max_wait_ms` for more requests, then prefills
+  them together (LEFT padding, an attention mask, and position ids counted from the mask, because
+  GPT-Neo would otherwise give a padded row shifted positions and different text).
+- It then decodes one token per step for every row with its own loop on the model's forward and the
+  KV cache (`DynamicCache`) rather than `model.generate`, so that rows can differ: each request keeps
+  its own sampling parameters and seeded generator (`sampling.RequestSampler`); rows that finish (end
+  of text, max_new_tokens, stop sequence) or whose caller gave up (cancelled, deadline) leave the batch
+  at once, pruned from the ids, the mask and the cache; and requests that arrive meanwhile JOIN the
+  running batch between steps (continuous batching), their fresh cache left-padded to the batch's.
+- Columns that became padding in every row are cut from the mask and the cache, so a long request
+  that left does not make the others pay for its length.
+
+The text a row produces does not depend on what else is in its batch (tested; padding changes fp32
+logits only by rounding, ~1e-7). The worker's text is unmoderated: the servicer moderates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gateway.errors import Cancelled, ResourceExhausted, Unavailable
+from gateway.generation.generator import GeneratedSequence, Generator
+from gateway.generation.kv_batch import BatchState
+from gateway.generation.params import SamplingParams
+from gateway.generation.sampling import RequestSampler, RowText
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Batcher", "BatcherStats"]
+
+
+@dataclass
+class BatcherStats:
+    """Counters for tests, benchmarks and logs (a snapshot; see `Batcher.stats`)."""
+
+    requests: int = 0
+    refused: int = 0
+    cancelled: int = 0
+    prefills: int = 0
+    joined_running: int = 0  # requests that joined a batch already decoding
+    steps: int = 0
+    tokens: int = 0
+    max_rows: int = 0
+    rows_per_step: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One request (one prompt, `num_return_sequences` rows), owned by the worker once admitted."""
+
+    prompt: str
+    params: SamplingParams
+    cancel: threading.Event
+    should_stop: Callable[[], bool]
+    on_text: Callable[[str], None] | None
+    deliver: Callable[[list[GeneratedSequence] | BaseException], None]
+    prompt_ids: list[int] = field(default_factory=list)
+    sampler: RequestSampler | None = None
+    results: list[GeneratedSequence] = field(default_factory=list)
+    live: int = 0  # rows still in the batch
+    done: bool = False
+
+    def stopped(self) -> bool:
+        return self.cancel.is_set() or self.should_stop()
+
+
+@dataclass(eq=False)
+class _Row:
+    job: _Job
+    text: RowText
+
+
+class Batcher:
+    """Groups concurrent generation requests into batches; one thread owns the model."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        max_queue: int,
+        observe: Callable[[float], None] | None = None,
+        group_by_params: bool = False,
+    ) -> None:
+        """`observe` receives each request's seconds (queue wait + generation), e.g. a histogram.
+        `group_by_params` admits into a running batch only requests with the same sampling knobs
+        (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md)."""
+        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms >= 0")
+        self._generator = generator
+        self._lm = generator.loaded
+        self._max_rows = max_batch_size
+        self._max_wait = max_wait_ms / 1000.0
+        self._max_queue = max_queue
+        self._observe = observe
+        self._group_by_params = group_by_params
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._closing = False
+        self._stats = BatcherStats()
+        self._state = BatchState.empty()
+        self._thread = threading.Thread(target=self._run, name="generation-batcher", daemon=True)
+        self._thread.start()
+
+    # ---- the asyncio side -------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued and not yet in the running batch."""
+        return len(self._queue)
+
+    @property
+    def running_rows(self) -> int:
+        return len(self._state.rows)
+
+    def stats(self) -> BatcherStats:
+        with self._cond:
+            s = self._stats
+            return BatcherStats(**{**s.__dict__, "rows_per_step": collections.Counter(s.rows_per_step)})
+
+    async def generate(
+        self, prompt: str, params: SamplingParams, *, cancel: threading.Event, should_stop: Callable[[], bool]
+    ) -> list[GeneratedSequence]:
+        """All `num_return_sequences` sequences of one prompt, in order. Raises Cancelled when
+        `should_stop()` ended it, ResourceExhausted at once when the queue is full."""
+        (sequences,) = await self._submit([prompt], params, cancel, should_stop, None)
+        return sequences
+
+    async def generate_many(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event,
+        should_stop: Callable[[], bool],
+    ) -> list[list[GeneratedSequence]]:
+        """`generate` for the prompts of one call, queued together so they can share a batch; the call
+        takes one decision on the queue (all in or refused), like a single prompt."""
+        return await self._submit(list(prompts), params, cancel, should_stop, None)
+
+    async def generate_stream(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        *,
+        cancel: threading.Event,
+        should_stop: Callable[[], bool],
+        on_text: Callable[[str], None],
+    ) -> GeneratedSequence:
+        """One sequence; `on_text` gets its text in order, already cut at the first stop sequence, from
+        the worker thread (hop to the event loop yourself)."""
+        if params.num_return_sequences != 1:
+            raise ValueError("a stream carries one sequence")
+        ((sequence,),) = await self._submit([prompt], params, cancel, should_stop, on_text)
+        return sequence
+
+    async def _submit(
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        cancel: threading.Event,
+        should_stop: Callable[[], bool],
+        on_text: Callable[[str], None] | None,
+    ) -> list[list[GeneratedSequence]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in prompts]
+        # Tokenised here, on the event loop's thread like `Generator.count_tokens`: a fast tokenizer
+        # must not encode from two threads at once.
+        tokenizer = self._lm.tokenizer
+        jobs = [
+            _Job(prompt, params, cancel, should_stop, on_text, _deliverer(loop, future))
+            for prompt, future in zip(prompts, futures, strict=True)
+        ]
+        for job in jobs:
+            job.prompt_ids = tokenizer(job.prompt)["input_ids"]
+        with self._cond:
+            if self._closing:
+                raise Unavailable("the generation worker is shutting down; retry later")
+            if len(self._queue) >= self._max_queue:
+                self._stats.refused += 1
+                raise ResourceExhausted(
+                    f"the generation queue is full ({self._max_queue} requests waiting); retry later"
+                )
+            self._queue.extend(jobs)
+            self._stats.requests += len(jobs)
+            self._cond.notify_all()
+        started = time.perf_counter()
+        try:
+            results = list(await asyncio.gather(*futures))
+        except BaseException:
+            cancel.set()  # the caller went away or a sibling prompt failed: the worker drops the rest
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # retrieved: a sibling's error is not "never retrieved"
+            raise
+        if self._observe is not None:
+            self._observe(time.perf_counter() - started)
+        return results
+
+    def shutdown(self) -> None:
+        """Refuses new requests, fails queued ones (UNAVAILABLE), finishes the running batch (its rows
+        leave at once if their callers were cancelled), then stops the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    # ---- the worker thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            jobs = self._take()
+            if jobs is None:
+                break
+            try:
+                with torch.inference_mode():
+                    self._drop_stopped()
+                    if jobs:
+                        self._prefill(jobs)
+                    if self._state.rows:
+                        self._step()
+            except Exception as exc:  # a model failure fails the batch, not the process
+                log.exception("generation batch failed")
+                for job in {id(r.job): r.job for r in self._state.rows}.values():
+                    self._fail(job, exc)
+                for job in jobs:
+                    self._fail(job, exc)
+                self._state = BatchState.empty()
+        for job in {id(r.job): r.job for r in self._state.rows}.values():
+            self._fail(job, Unavailable("the generation worker stopped"))
+        self._state = BatchState.empty()
+
+    def _take(self) -> list[_Job] | None:
+        """New jobs for the batch (empty while a batch runs and nothing waits); None to stop. An idle
+        worker waits for the first request, then up to `max_wait_ms` for more to fill the batch."""
+        with self._cond:
+            if not self._state.rows:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return self._close_queue()
+                deadline = time.monotonic() + self._max_wait
+                while self._queued_rows() < self._max_rows and not self._closing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            if self._closing:
+                self._close_queue()
+                return [] if self._state.rows else None
+            return self._admit()
+
+    def _queued_rows(self) -> int:
+        return sum(j.params.num_return_sequences for j in self._queue)
+
+    def _close_queue(self) -> None:
+        while self._queue:
+            self._fail(self._queue.popleft(), Unavailable("the gateway is shutting down; retry later"))
+
+    def _admit(self) -> list[_Job]:
+        """Jobs that fit in the batch's free rows, oldest first (a job larger than the whole batch runs
+        when the batch is empty). Jobs whose callers gave up while queued are answered here."""
+        free = self._max_rows - len(self._state.rows)
+        key = self._state.key
+        taken: list[_Job] = []
+        kept: collections.deque[_Job] = collections.deque()
+        while self._queue:
+            job = self._queue.popleft()
+            if job.stopped():
+                self._fail(job, _cancelled(), count_cancel=True)
+                continue
+            n = job.params.num_return_sequences
+            fits = n <= free or (not self._state.rows and not taken)
+            if self._group_by_params:
+                job_key = _params_key(job.params)
+                key = job_key if key is None else key
+                fits = fits and job_key == key
+            if fits:
+                taken.append(job)
+                free -= n
+                continue
+            kept.append(job)
+            if not self._group_by_params:
+                break  # first come, first served: a large job is not overtaken until it fits
+        kept.extend(self._queue)
+        self._queue = kept
+        if taken and self._state.rows:
+            self._stats.joined_running += len(taken)
+        return taken
+
+    def _fail(self, job: _Job, exc: BaseException, *, count_cancel: bool = False) -> None:
+        if job.done:
+            return
+        job.done = True
+        if count_cancel:
+            with self._cond:
+                self._stats.cancelled += 1
+        job.deliver(exc)
+
+    def _drop_stopped(self) -> None:
+        """Rows whose caller was cancelled or whose deadline passed leave the batch before the step."""
+        stopped = {id(r.job) for r in self._state.rows if r.job.stopped()}
+        if not stopped:
+            return
+        keep = [i for i, r in enumerate(self._state.rows) if id(r.job) not in stopped]
+        for row in self._state.rows:
+            if id(row.job) in stopped:
+                self._fail(row.job, _cancelled(), count_cancel=True)
+        self._state.select(keep)
+
+    def _prefill(self, jobs: list[_Job]) -> None:
+        """Runs the new prompts together, samples their first tokens, and merges them into the batch."""
+        lm = self._lm
+        tok = lm.tokenizer
+        for job in jobs:
+            job.sampler = RequestSampler(job.params, eos_token_id=tok.eos_token_id, device=lm.device)
+        for job in jobs:
+            job.live = job.params.num_return_sequences
+        counts = [job.live for job in jobs]
+        fresh, logits = BatchState.prefill(
+            lm.model, [job.prompt_ids for job in jobs], counts, pad_token_id=tok.pad_token_id
+        )
+        fresh.rows = [_Row(job, self._row_text(job, k)) for job in jobs for k in range(job.live)]
+        fresh.key = _params_key(jobs[0].params) if self._group_by_params else None
+        with self._cond:
+            self._stats.prefills += 1
+        self._choose(fresh, logits)
+        self._state.merge(fresh)
+
+    def _row_text(self, job: _Job, index: int) -> RowText:
+        return RowText(
+            self._lm.tokenizer,
+            index=index,
+            prompt_tokens=len(job.prompt_ids),
+            stops=job.params.stop,
+            on_text=job.on_text,
+        )
+
+    def _step(self) -> None:
+        """One decoding step for every row, then the rows that ended leave."""
+        state = self._state
+        logits = state.step(self._lm.model)
+        with self._cond:
+            self._stats.steps += 1
+            self._stats.rows_per_step[len(state.rows)] += 1
+            self._stats.max_rows = max(self._stats.max_rows, len(state.rows))
+        self._choose(state, logits)
+
+    def _choose(self, state: BatchState, logits: torch.Tensor) -> None:
+        """Samples every row's next token with its request's sampler; rows that ended leave `state`."""
+        eos = self._lm.tokenizer.eos_token_id
+        groups: dict[int, list[int]] = {}
+        for i, row in enumerate(state.rows):
+            groups.setdefault(id(row.job), []).append(i)
+        chosen = torch.empty(len(state.rows), dtype=torch.long, device=logits.device)
+        leaving: set[int] = set()
+        for indices in groups.values():
+            job = state.rows[indices[0]].job
+            assert job.sampler is not None
+            generated = len(state.rows[indices[0]].text.ids)
+            ids = None
+            if job.sampler.needs_token_ids:
+                ids = torch.tensor(
+                    [job.prompt_ids + state.rows[i].text.ids for i in indices], device=logits.device
+                )
+            index = torch.tensor(indices, device=logits.device)
+            chosen[index] = job.sampler.choose(ids, logits[index], generated)
+        tokens = chosen.tolist()
+        with self._cond:
+            self._stats.tokens += len(tokens)
+        for i, (row, token) in enumerate(zip(state.rows, tokens, strict=True)):
+            job = row.job
+            try:
+                ended = row.text.add(token, eos) or len(row.text.ids) >= job.params.max_new_tokens
+                if ended:
+                    leaving.add(i)
+                    job.live -= 1
+                    job.results.append(row.text.finish())
+                    if job.live == 0 and not job.done:
+                        job.done = True
+                        outcome: Any = sorted(job.results, key=lambda s: s.sequence_index)
+                        if job.stopped():
+                            outcome = _cancelled()
+                        job.deliver(outcome)
+            except Exception as exc:  # e.g. the stream callback failed: only this request ends
+                log.exception("finishing a generated row failed")
+                self._fail(job, exc)
+        for i, row in enumerate(state.rows):
+            if row.job.done:
+                leaving.add(i)
+        state.next_tokens = chosen
+        if leaving:
+            state.select([i for i in range(len(state.rows)) if i not in leaving])
+
+
+def _deliverer(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[GeneratedSequence]]
+) -> Callable[[list[GeneratedSequence] | BaseException], None]:
+    """Settles `future` on its own loop from the worker thread (once; a closed loop is ignored)."""
+
+    def settle(outcome: list[GeneratedSequence] | BaseException) -> None:
+        if future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def deliver(outcome: list[GeneratedSequence] | BaseException) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    return deliver
+
+
+def _cancelled() -> Cancelled:
+    return Cancelled("generation was stopped: the call was cancelled or its deadline passed")
+
+
+def _params_key(p: SamplingParams) -> tuple[object, ...]:
+    return (p.do_sample, p.temperature, p.top_p, p.top_k, p.repetition_penalty)

@@ -1,0 +1,148 @@
+"""The running batch's tensors: rows, KV cache, attention mask, next tokens and position ids.
+
+Kept apart from the batcher's queueing because this is where the tensor bookkeeping lives: rows leave
+(`select`, which also cuts columns that became padding in every row) and join (`merge`, which
+left-pads the shorter KV cache) between decoding steps. The cache is transformers' `DynamicCache`
+(what GPT-Neo's forward returns in transformers 5): `batch_select_indices` prunes rows; joining and
+cutting columns edit each layer's `keys` / `values` ([rows, heads, length, head_dim]) directly.
+Pruning and merging give the same logits as never having batched (tests/unit/gateway/test_batcher.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["BatchState"]
+
+
+@dataclass(eq=False)
+class BatchState:
+    """The running batch: rows, their KV cache, attention mask, next input token and position id.
+
+    All rows end at the same column (left padding); `mask` marks each row's real tokens.
+    """
+
+    rows: list[Any]
+    cache: Any  # transformers DynamicCache: layers with .keys / .values [rows, heads, length, dim]
+    mask: torch.Tensor  # [rows, length]
+    next_tokens: torch.Tensor  # [rows]: the token fed at the next step
+    positions: torch.Tensor  # [rows]: its position id (= the row's real tokens so far)
+    key: tuple[object, ...] | None = None
+
+    @classmethod
+    def empty(cls) -> BatchState:
+        none = torch.zeros(0, dtype=torch.long)
+        return cls(rows=[], cache=None, mask=none.reshape(0, 0), next_tokens=none, positions=none)
+
+    @classmethod
+    def prefill(
+        cls,
+        model: Any,
+        prompts: Sequence[Sequence[int]],
+        rows_per_prompt: Sequence[int],
+        *,
+        pad_token_id: int,
+    ) -> tuple[BatchState, torch.Tensor]:
+        """Runs the prompts together (left-padded) and returns their state, with `rows_per_prompt[i]`
+        rows for prompt i (num_return_sequences share one prefill), and float32 next-token logits
+        [rows, vocab]. Position ids are counted from the mask: GPT-Neo's default positions would give
+        a padded row shifted positions (and different text). `rows` are left for the caller to fill."""
+        device = model.device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        logits = out.logits[:, -1].to(dtype=torch.float32)
+        state = cls(
+            rows=[],
+            cache=out.past_key_values,
+            mask=mask,
+            next_tokens=torch.zeros(len(prompts), dtype=torch.long, device=device),
+            positions=mask.sum(-1),
+        )
+        if any(n != 1 for n in rows_per_prompt):
+            source = torch.repeat_interleave(
+                torch.arange(len(prompts), device=device), torch.tensor(list(rows_per_prompt), device=device)
+            )
+            state.expand(source)
+            logits = logits[source]
+        return state, logits
+
+    def step(self, model: Any) -> torch.Tensor:
+        """Feeds `next_tokens` (one per row) through the model; float32 next-token logits [rows, vocab]."""
+        mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        out = model(
+            input_ids=self.next_tokens[:, None],
+            attention_mask=mask,
+            position_ids=self.positions[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.cache = out.past_key_values
+        self.mask = mask
+        self.positions = self.positions + 1
+        return out.logits[:, -1].to(dtype=torch.float32)
+
+    def expand(self, source: torch.Tensor) -> None:
+        """Row i becomes a copy of row source[i] (num_return_sequences share one prefill)."""
+        self.cache.batch_select_indices(source)
+        self.mask = self.mask[source]
+        self.positions = self.positions[source]
+        self.next_tokens = self.next_tokens[source]
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keeps only rows `keep` (in the cache too), then cuts columns that are padding in every row."""
+        if not keep:
+            self.rows, self.cache, self.key = [], None, None
+            self.mask = self.mask[:0, :0]
+            self.next_tokens = self.next_tokens[:0]
+            self.positions = self.positions[:0]
+            return
+        index = torch.tensor(list(keep), device=self.mask.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.next_tokens = self.next_tokens[index]
+        self.positions = self.positions[index]
+        unused = int(self.mask.shape[1] - self.mask.sum(-1).max())
+        if unused > 0:
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[:, :, unused:, :]
+                layer.values = layer.values[:, :, unused:, :]
+
+    def merge(self, other: BatchState) -> None:
+        """Appends `other`'s rows; the shorter cache is left-padded (masked) to the longer one."""
+        if not other.rows:
+            return
+        if not self.rows:
+            self.rows, self.cache, self.mask = other.rows, other.cache, other.mask
+            self.next_tokens, self.positions, self.key = other.next_tokens, other.positions, other.key
+            return
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        pad = torch.nn.functional.pad
+
+        def left(t: torch.Tensor, dim_from_end: int) -> torch.Tensor:
+            missing = width - t.shape[-dim_from_end]
+            if missing == 0:
+                return t
+            return pad(t, (0, 0) * (dim_from_end - 1) + (missing, 0))
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers, strict=True):
+            mine.keys = torch.cat([left(mine.keys, 2), left(theirs.keys, 2)], dim=0)
+            mine.values = torch.cat([left(mine.values, 2), left(theirs.values, 2)], dim=0)
+        self.mask = torch.cat([left(self.mask, 1), left(other.mask, 1)], dim=0)
+        self.rows = self.rows + other.rows
+        self.next_tokens = torch.cat([self.next_tokens, other.next_tokens])
+        self.positions = torch.cat([self.positions, other.positions])

@@ -1,0 +1,84 @@
+"""Dynamic batching through the real gRPC server: concurrent calls share batches, a full queue refuses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.client import sampling_parameters
+from gateway.generation.batcher import Batcher
+from moderation.types import Action
+from tests.integration.conftest import PROMPT
+from tests.integration.gateway_harness import ServerThread
+
+PROMPTS = ["The meaning of life is", "Once upon a time", "The library opens at nine and", "Rain"]
+
+
+def request(prompt: str, **params: object) -> gen_pb.GenerateRequest:
+    return gen_pb.GenerateRequest(input_string=[prompt], parameters=sampling_parameters(**params))
+
+
+def batcher_of(server: ServerThread) -> Batcher:
+    assert server.server is not None
+    return server.server.batcher
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)
+
+
+def test_concurrent_calls_are_generated_in_one_batch(make_gateway: Callable[..., ServerThread]) -> None:
+    server = make_gateway(Action.MASK, max_batch_size=8, max_batch_wait_ms=150)
+    with grpc.insecure_channel(server.address) as channel:
+        stub = gen_grpc.GenerationServiceStub(channel)
+        alone = [
+            stub.Generate(request(p, seed=i, max_new_tokens=16), timeout=60) for i, p in enumerate(PROMPTS)
+        ]
+        assert batcher_of(server).stats().max_rows == 1
+        barrier = threading.Barrier(len(PROMPTS))
+        together: list[gen_pb.GenerateResponse | None] = [None] * len(PROMPTS)
+
+        def call(i: int) -> None:
+            barrier.wait()
+            together[i] = stub.Generate(request(PROMPTS[i], seed=i, max_new_tokens=16), timeout=60)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(PROMPTS))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    stats = batcher_of(server).stats()
+    assert stats.max_rows == len(PROMPTS), stats  # all four decoded together
+    for a, b in zip(alone, together, strict=True):
+        assert b is not None
+        assert [o.text for o in a.outputs] == [o.text for o in b.outputs]  # same seed, same text
+
+
+def test_a_full_queue_gets_resource_exhausted_at_once(make_gateway: Callable[..., ServerThread]) -> None:
+    server = make_gateway(Action.MASK, max_queue=1, max_batch_size=1, max_new_tokens_limit=2000)
+    batcher = batcher_of(server)
+    with grpc.insecure_channel(server.address) as channel:
+        stub = gen_grpc.GenerationServiceStub(channel)
+        running = stub.Generate.future(request(PROMPT, max_new_tokens=2000, min_new_tokens=2000), timeout=60)
+        wait_for(lambda: batcher.running_rows == 1)
+        queued = stub.Generate.future(request(PROMPT, seed=1, max_new_tokens=4), timeout=60)
+        wait_for(lambda: batcher.waiting == 1)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Generate(request(PROMPT, max_new_tokens=4), timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "queue is full" in (info.value.details() or "")
+        assert time.monotonic() - started < 1.0  # refused at once, not after waiting for room
+        assert batcher.running_rows == 1 and not running.done()  # the refusal came while it ran
+        running.cancel()
+        assert queued.result(timeout=30).outputs[0].generated_tokens == 4  # it ran once room was made
+    assert batcher.stats().refused == 1
