@@ -35,6 +35,7 @@ class QueueRow:
     claimed_by: str | None
     mine: bool
     escalated: bool
+    appeal: bool  # a client's appeal of an output the policy blocked
     priority: float
     reasons: list[present.ReasonView]
     top_scores: list[tuple[str, float]]
@@ -132,6 +133,7 @@ def queue_view(session: Session, reviewer: Reviewer, *, sort: str, descending: b
                 claimed_by=names.get(item.claimed_by or "") if not lapsed else None,
                 mine=item.claimed_by == reviewer.id and not lapsed,
                 escalated=item.escalated,
+                appeal=item.appeal,
                 priority=item.priority,
                 reasons=present.reason_views(output.reasons),
                 top_scores=present.top_scores(output.scores),
@@ -156,6 +158,8 @@ class ItemView:
     version: int
     state: str
     escalated: bool
+    appeal: bool
+    appeal_reason: str | None  # the client's words: untrusted text like the prompt
     ticket: str
     tenant: str
     request_id: str
@@ -210,6 +214,8 @@ def item_view(session: Session, reviewer: Reviewer, item: ReviewItem, policies: 
         version=item.version,
         state=("claimed" if live else "lapsed") if item.state == ReviewState.CLAIMED else item.state.value,
         escalated=item.escalated,
+        appeal=item.appeal,
+        appeal_reason=item.appeal_reason,
         ticket=output.ticket or "",
         tenant=request.tenant,
         request_id=request.request_id,

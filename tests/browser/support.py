@@ -40,6 +40,7 @@ def hold_output(
     policy_version: str = "test",
     escalated: bool = False,
     priority: float | None = None,
+    appeal_reason: str | None = None,
 ) -> tuple[str, str]:
     """Record one held output and queue it; returns (item id, ticket)."""
     request = record_request(
@@ -73,7 +74,9 @@ def hold_output(
         prompt_tokens=5,
         finish_reason="length",
     )
-    item = create_review_item(session=session, output=output, escalated=escalated, priority=priority)
+    item = create_review_item(
+        session=session, output=output, escalated=escalated, priority=priority, appeal_reason=appeal_reason
+    )
     assert output.ticket is not None
     return item.id, output.ticket
 

@@ -294,3 +294,11 @@ def test_the_queue_poll_costs_the_same_few_queries_for_many_rows(web: WebHarness
     for _ in range(20):
         web.hold()
     assert queries_for_rows() == few <= 8, "no query per row"
+
+
+def test_appeals_are_marked_and_their_reason_is_escaped(web: WebHarness) -> None:
+    web.hold(appeal_reason="<b>please</b> look again")
+    client = web.client("rita")
+    assert '<span class="badge state-appeal"' in client.get("/queue").text
+    _, html = claim(client)
+    assert '<q id="appeal-reason">&lt;b&gt;please&lt;/b&gt; look again</q>' in html
