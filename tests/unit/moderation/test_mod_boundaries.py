@@ -35,7 +35,8 @@ def test_no_forbidden_imports() -> None:
 def test_importing_the_core_stays_light() -> None:
     # the gateway's CLI imports moderation.config; torch/detoxify/sklearn must load only when configured
     code = (
-        "import sys, moderation.config, moderation.streaming, moderation.evaluation;"
+        "import sys, moderation.config, moderation.streaming, moderation.evaluation, moderation.identity,"
+        " moderation.report, moderation.report_render, moderation.replay;"
         "heavy = [m for m in ('torch', 'detoxify', 'sklearn', 'transformers', 'grpc') if m in sys.modules];"
         "print(','.join(heavy))"
     )
