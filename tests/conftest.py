@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Servers started by tests (in-process or `modgate serve` subprocesses) must not fight over a fixed port.
 os.environ.setdefault("MODGATE_METRICS_ADDRESS", "127.0.0.1:0")
+os.environ.setdefault("MODGATE_WEB_ADDRESS", "127.0.0.1:0")
 
 
 @pytest.fixture(scope="session")
