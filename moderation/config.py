@@ -192,7 +192,8 @@ def _keyword(table: Mapping[str, Any], where: str) -> Scorer:
 
     _check_keys(table, where, {"name", "keywords", "hit", "miss"})
     keywords = table.get("keywords")
-    _require_mapping(keywords, f"{where}.keywords")
+    if not isinstance(keywords, Mapping):
+        raise ModerationConfigError(f"{where}.keywords: must be a table, got {type(keywords).__name__}")
     parsed = {str(cat): _str_list(words, f"{where}.keywords.{cat}") for cat, words in keywords.items()}
     kwargs: dict[str, Any] = {}
     if "name" in table:

@@ -76,6 +76,8 @@ class Moderator:
             raise ValueError(f"scorer names must be unique, got {names}")
         if default_policy not in policies:
             raise UnknownPolicyError(f"default policy {default_policy!r} is not among {sorted(policies)}")
+        if isinstance(shadow_policies, str):
+            raise TypeError("shadow_policies must be a sequence of policy names, not one string")
         for name in shadow_policies:
             if name not in policies:
                 raise UnknownPolicyError(f"shadow policy {name!r} is not among {sorted(policies)}")
@@ -157,6 +159,8 @@ class Moderator:
         Scorer errors propagate: the caller must treat them as "not released" (never fail open).
         """
         chosen = self.policy(policy)
+        if isinstance(shadow, str):
+            raise TypeError("shadow must be a sequence of policy names, not one string")
         names = self._shadow_names if shadow is None else tuple(dict.fromkeys(shadow))
         shadows = tuple(self.policy(name) for name in names)
         texts = list(texts)
@@ -184,6 +188,8 @@ class Moderator:
     def stream(self, *, policy: str | None = None, shadow: Sequence[str] | None = None) -> StreamModerator:
         """An incremental moderator for one generated text that arrives in pieces. Shadow policies are
         evaluated only by `finish()`, on the whole text."""
+        if isinstance(shadow, str):
+            raise TypeError("shadow must be a sequence of policy names, not one string")
         for name in shadow or ():
             self.policy(name)
         return StreamModerator(self, policy=self.policy(policy).name, shadow=shadow)

@@ -240,7 +240,7 @@ def build_tiny_detoxify_checkpoint(
     vocab = {w: i for i, w in enumerate(words)}
     tokenizer = BertTokenizer(vocab=vocab, model_max_length=max_position_embeddings)
     tokenizer.save_pretrained(str(config_dir))
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # num_labels & co. are PretrainedConfig kwargs
         vocab_size=len(vocab),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,

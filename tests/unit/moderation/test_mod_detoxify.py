@@ -128,6 +128,21 @@ def test_moderator_from_config_uses_real_detoxify_scores(tmp_path) -> None:
     assert any(r.category == "threat" and r.scorer == "detoxify" for r in decision.reasons)
 
 
+def test_identity_check_rescores_with_real_detoxify(tmp_path) -> None:
+    checkpoint, config_dir = build_tiny_detoxify_checkpoint(tmp_path, classifier_bias=3.0)
+    table = {"type": "detoxify", "checkpoint": str(checkpoint), "huggingface_config_path": str(config_dir)}
+    moderator = build_moderator({"scorers": [table]})
+    [decision] = moderator.moderate(["muslims and jews are people"])
+    # every label sits near 0.95 whatever the words: the neutral text blocks too, so nothing is softened
+    checks = {c.category: c for c in decision.identity_checks}
+    assert set(checks) == {"identity_attack", "toxicity"}
+    for check in checks.values():
+        assert check.substituted_terms == ("muslims", "jews")
+        assert check.neutral_score >= 0.8 and check.neutral_score != check.original_score
+        assert not check.softened
+    assert decision.action is Action.BLOCK
+
+
 def test_corrupt_checkpoint_is_a_config_error(tmp_path, tiny) -> None:
     _, config_dir = tiny
     bad = tmp_path / "bad.ckpt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Collection
 
 import pytest
 
@@ -42,7 +43,7 @@ def outputs(policy: str = "p") -> list[ReviewedOutput]:
     return [ReviewedOutput({"identity_attack": s}, (held,), policy, v) for s, v, held in ROWS]
 
 
-def pairs(bad: set[str] = frozenset({"rejected"})) -> list[tuple[float, bool]]:
+def pairs(bad: Collection[str] = ("rejected",)) -> list[tuple[float, bool]]:
     return [(s, v in bad) for s, v, _ in ROWS]
 
 
@@ -126,7 +127,7 @@ def test_report_rows_by_hand() -> None:
     assert ia.approved.count == 6
     assert ia.approved.mean == pytest.approx(2.05 / 6) and ia.approved.median == pytest.approx(0.3)
     assert ia.approved.bins == (1, 1, 1, 0, 1, 1, 0, 0, 1, 0)
-    assert ia.rejected == Distribution(3, pytest.approx(0.6), 0.6, (0, 0, 0, 1, 0, 0, 1, 0, 0, 1))
+    assert ia.rejected == Distribution(3, pytest.approx(0.6), 0.6, (0, 0, 0, 1, 0, 0, 1, 0, 0, 1))  # type: ignore[arg-type]
     assert ia.edited.bins == (0, 0, 0, 0, 0, 0, 0, 1, 0, 0)
     assert (ia.current_hold, ia.current_block) == (0.5, 0.8)
     assert ia.suggested_hold == 0.6
@@ -188,7 +189,8 @@ def test_unreviewed_outputs_only_count_for_shadows() -> None:
 
 
 def test_reviewed_output_is_checked() -> None:
-    assert ReviewedOutput({}, ["x"], "p", "edited").verdict is ReviewVerdict.EDITED
+    edited = ReviewedOutput({}, ["x"], "p", "edited")  # type: ignore[arg-type]
+    assert edited.verdict is ReviewVerdict.EDITED and edited.held_by == ("x",)
     with pytest.raises(ValueError):
         ReviewedOutput({}, (), "p", "maybe")
     with pytest.raises(ValueError, match="strict"):
@@ -232,7 +234,9 @@ def test_svg_is_valid_xml_with_bars_and_threshold_marks() -> None:
     assert {"hold 0.50", "block 0.80", "suggested hold 0.60"} <= set(labels)
     dashed = [ln for ln in panel.iter(f"{SVG}line") if ln.get("stroke-dasharray")]
     plot_left, plot_width = 48, 640 - 48 - 16
-    assert [float(ln.get("x1")) for ln in dashed] == [pytest.approx(plot_left + 0.6 * plot_width, abs=0.1)]
+    assert [float(ln.get("x1", "nan")) for ln in dashed] == [
+        pytest.approx(plot_left + 0.6 * plot_width, abs=0.1)
+    ]
     for bad in ("<script", "href", "http://www.w3.org/1999/xlink", "@import", "url("):
         assert bad not in svg
 

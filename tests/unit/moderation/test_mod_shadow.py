@@ -117,6 +117,12 @@ def test_unknown_shadow_policies_are_refused(profanity: ProfanityScorer) -> None
         make(profanity).moderate(["x"], shadow=["nope"])
     with pytest.raises(UnknownPolicyError, match="nope"):
         make(profanity).stream(shadow=["nope"])
+    with pytest.raises(TypeError, match="not one string"):
+        make(profanity).moderate(["x"], shadow="strict")
+    with pytest.raises(TypeError, match="not one string"):
+        make(profanity, shadow_policies="strict")
+    with pytest.raises(TypeError, match="not one string"):
+        make(profanity).stream(shadow="strict")
 
 
 def test_stream_shadows_judge_the_whole_text(profanity: ProfanityScorer) -> None:
