@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +31,7 @@ from gateway.storage.models import (
 )
 from gateway.storage.records import record_output, record_request, set_request_status
 from gateway.storage.tx import in_transaction
+from moderation.replay import record_decision
 from moderation.types import Action, Decision
 
 log = logging.getLogger(__name__)
@@ -63,22 +64,6 @@ class RequestHandle:
     id: str
     request_id: str
     tenant: str
-
-
-def _reasons(decision: Decision, *, with_excerpts: bool) -> list[dict[str, Any]]:
-    out = []
-    for r in decision.reasons:
-        item: dict[str, Any] = {
-            "category": r.category,
-            "score": r.score,
-            "threshold": r.threshold,
-            "action": r.action.name.lower(),
-            "scorer": r.scorer,
-        }
-        if with_excerpts:
-            item["excerpt"] = r.excerpt
-        out.append(item)
-    return out
 
 
 class Recorder:
@@ -150,6 +135,7 @@ class Recorder:
             tickets: list[str | None] = []
             for o in outputs:
                 d = o.decision
+                stored = record_decision(d)
                 row = record_output(
                     session=session,
                     request=request,
@@ -162,9 +148,11 @@ class Recorder:
                     policy_name=d.policy_name,
                     policy_version=d.policy_version,
                     scores=dict(d.scores),
-                    reasons=_reasons(d, with_excerpts=True),
+                    reasons=stored["reasons"],
                     spans=[dataclasses.asdict(sp) for sp in d.spans],
-                    scorers=[dataclasses.asdict(sc) for sc in d.scorers],
+                    scorers=stored["scorers"],
+                    identity_checks=stored["identity_checks"],
+                    shadow=stored["shadow"],
                     prompt_tokens=o.sequence.prompt_tokens,
                     generated_tokens=o.sequence.generated_tokens,
                     finish_reason=o.sequence.finish_reason.value,
@@ -194,6 +182,8 @@ class Recorder:
         o: OutputRecord,
     ) -> None:
         d = o.decision
+        # No excerpts: audit rows are readable through Audit.Query; the text stays in the output row.
+        public = record_decision(d, excerpts=False)
         common = {"tenant": handle.tenant, "request_id": handle.request_id, "actor": ACTOR}
         append(
             session=session,
@@ -217,10 +207,11 @@ class Recorder:
                 "output": row.id,
                 "policy": d.policy_name,
                 "policy_version": d.policy_version,
-                "scorers": [dataclasses.asdict(s) for s in d.scorers],
-                "scores": dict(d.scores),
-                # No excerpts: audit rows are readable through Audit.Query; the text stays in the output row.
-                "reasons": _reasons(d, with_excerpts=False),
+                "scorers": public["scorers"],
+                "scores": public["scores"],
+                "reasons": public["reasons"],
+                "identity_checks": public["identity_checks"],
+                "shadow": public["shadow"],
                 **({} if o.streamed_text is None or d.releasable else {"released_prefix": o.streamed_text}),
             },
             **common,

@@ -139,6 +139,9 @@ class GenerationOutput(Base):
     policy_name: Mapped[str] = mapped_column(String(128))
     policy_version: Mapped[str] = mapped_column(String(64))
     scorers: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    # The identity-term re-scorings and the shadow policies' decisions (moderation.replay.record_decision).
+    identity_checks: Mapped[list[Any]] = mapped_column(json_type(), default=list, server_default="[]")
+    shadow: Mapped[list[Any]] = mapped_column(json_type(), default=list, server_default="[]")
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
     finish_reason: Mapped[str | None] = mapped_column(String(32))

@@ -62,6 +62,7 @@ def test_held_call_is_recorded_with_review_item_and_audit_trail(
     assert flag_word in held[0].generated_text and held[0].released_text is None
     assert held[0].review_item is not None and held[0].review_item.state == ReviewState.PENDING
     assert any(r.get("excerpt") for r in held[0].reasons), "reviewers get the excerpt"
+    assert held[0].identity_checks == [] and held[0].shadow == []  # stored, empty for this policy
     kinds = [e.event_type for e in audit]
     assert kinds[0] == events.REQUEST_RECEIVED
     assert kinds.count(events.REVIEW_HELD) == 1 and kinds.count(events.MODERATION_DECIDED) == 2
