@@ -1,0 +1,63 @@
+"""Reviewer verdicts as the policy report's input (`moderation.report.ReviewedOutput`).
+
+Every decided review item is a labelled example of whether the automatic decision was right; outputs
+nobody reviewed still count in the shadow policies' "would have held / released" summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.storage.models import GenerationOutput, GenerationRequest, ReviewItem, ReviewState
+from moderation.report import ReviewedOutput
+
+_VERDICT = {ReviewState.APPROVED: "approved", ReviewState.EDITED: "edited", ReviewState.REJECTED: "rejected"}
+_HOLDING = {"hold", "block"}  # a blocked output reaches a reviewer through an appeal
+
+
+def _scores(raw: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in (raw or {}).items() if isinstance(v, int | float)}
+
+
+def reviewed_outputs(
+    *,
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> Iterator[ReviewedOutput]:
+    """Outputs created in [since, until) (optionally one tenant's), with their reviewer's verdict if any.
+
+    Reads only the columns the report needs, in chunks: never the texts."""
+    stmt = (
+        select(
+            GenerationOutput.scores,
+            GenerationOutput.reasons,
+            GenerationOutput.policy_name,
+            GenerationOutput.shadow,
+            ReviewItem.state,
+        )
+        .join(GenerationRequest, GenerationOutput.generation_request_id == GenerationRequest.id)
+        .outerjoin(ReviewItem, ReviewItem.output_id == GenerationOutput.id)
+        .order_by(GenerationOutput.created_at)
+        .execution_options(yield_per=1000)
+    )
+    if since is not None:
+        stmt = stmt.where(GenerationOutput.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(GenerationOutput.created_at < until)
+    if tenant is not None:
+        stmt = stmt.where(GenerationRequest.tenant == tenant)
+    for scores, reasons, policy, shadow, state in session.execute(stmt):
+        yield ReviewedOutput(
+            category_scores=_scores(scores),
+            held_by=tuple(dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING)),
+            policy=policy,
+            verdict=_VERDICT.get(state) if state is not None else None,
+            shadow_actions={s["policy_name"]: s["action"] for s in shadow or []},
+        )
