@@ -71,7 +71,9 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
     sessions = make_session_factory(engine)
     policies = {p.name: p for p in (policy_for(a) for a in (Action.MASK, Action.HOLD, Action.BLOCK))}
 
-    def make(span_action: Action = Action.MASK, **settings: object) -> ServerThread:
+    def make(
+        span_action: Action = Action.MASK, *, shadow: tuple[str, ...] = (), **settings: object
+    ) -> ServerThread:
         """Auth is off unless the test passes insecure_no_auth=False; API-key tenants can pick any of
         the three policies (test-mask, test-hold, test-block) through the key's policy."""
         moderator = Moderator(
@@ -79,6 +81,7 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
             policies,
             default_policy=policy_for(span_action).name,
             masker=Masker(),
+            shadow_policies=shadow,
         )
         components = Components(
             settings=Settings(

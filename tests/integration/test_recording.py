@@ -135,3 +135,20 @@ def test_client_cancelling_a_stream_stops_the_work_and_the_record_says_so(
         client.generate(PROMPT, max_new_tokens=2)  # the worker is free again at once
         # 500 tokens take ~5.5 s on this model; stopped at the cancellation the whole exchange is quick.
         assert time.monotonic() - started < 3.5
+
+
+def test_shadow_policy_is_recorded_but_never_acts(
+    make_gateway: Callable[..., ServerThread], db_url: str, flag_word: str
+) -> None:
+    server = make_gateway(Action.MASK, shadow=("test-block",))
+    with GatewayClient(server.address) as client:
+        response = client.generate(PROMPT, max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED, request_id="shadow-1")
+    out = response.outputs[0]
+    assert out.moderation.policy == "test-mask"
+    assert out.text and flag_word[0] + "*" in out.text, "the live policy masked; the shadow did not block"
+    _, outputs, audit = rows_for(db_url, "shadow-1")
+    (stored,) = outputs
+    assert stored.status == OutputStatus.RELEASED
+    assert [(s["policy_name"], s["action"]) for s in stored.shadow] == [("test-block", "block")]
+    decided = [e for e in audit if e.event_type == events.MODERATION_DECIDED]
+    assert decided[0].payload["shadow"][0]["action"] == "block"
