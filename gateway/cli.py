@@ -180,10 +180,12 @@ def _register_groups() -> None:
     from gateway.commands.keys import keys_group
     from gateway.commands.moderation import moderation_group
     from gateway.commands.policy import policy_group
+    from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
 
     for group in (db_group, audit_group, reviewers_group, keys_group, moderation_group, policy_group):
         cli.add_command(group)
+    cli.add_command(replay_command)
 
 
 _register_groups()

@@ -21,13 +21,14 @@ class ModerationLoadError(RuntimeError):
 
 
 def moderation_config(settings: Settings) -> dict[str, Any]:
-    """The `[moderation]` table to build from. Scorers pick their device themselves ("auto": CUDA when
-    present, as for generation)."""
+    """The `[moderation]` table to build from. `offline_moderation` swaps in the scorers that need no
+    downloaded weights and keeps the rest (policies, default policy, masking, shadows). Scorers pick
+    their device themselves ("auto": CUDA when present, as for generation)."""
+    base = dict(settings.moderation) if settings.moderation else default_config()
     if settings.offline_moderation:
-        return offline_demo_config()
-    if settings.moderation:
-        return dict(settings.moderation)
-    return default_config()
+        offline = offline_demo_config()
+        return {**offline, **base, "scorers": offline["scorers"]}
+    return base
 
 
 def load_moderator(settings: Settings) -> Moderator:

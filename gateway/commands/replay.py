@@ -1,0 +1,63 @@
+"""`modgate replay TICKET`: re-run a recorded generation and its moderation; say what differs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+EXIT_DIFFERENT = 3
+
+
+@click.command(name="replay")
+@click.argument("ticket")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")
+@click.option(
+    "--model", help="Model to replay with (default: the configured one; it should be the recorded one)."
+)
+@click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")
+@click.option(
+    "--offline-moderation", is_flag=True, default=None, help="Word list + alt-profanity-check only."
+)
+def replay_command(ticket: str, config_file: str | None, **overrides: Any) -> None:
+    """Regenerate TICKET's output with its recorded model, parameters and seed, re-score it with the
+    configured scorers under its recorded policy, and compare text and decision with what was recorded.
+
+    Exit code 0: identical; 3: something differs (listed); 1: the replay could not run."""
+    from gateway.config import SettingsError, load_settings
+    from gateway.errors import GatewayError
+    from gateway.generation.batcher import Batcher
+    from gateway.generation.model import ModelLoadError
+    from gateway.moderation_setup import ModerationLoadError
+    from gateway.replay import replay
+    from gateway.server import StartupError, build_components
+
+    try:
+        settings = load_settings(config_file, overrides=overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        components = build_components(settings)
+    except (ModelLoadError, ModerationLoadError, StartupError) as exc:
+        raise click.ClickException(str(exc)) from None
+    batcher = Batcher(components.generator, max_batch_size=1, max_wait_ms=0, max_queue=1)
+    try:
+        report = asyncio.run(
+            replay(
+                ticket,
+                sessions=components.sessions,
+                generator=components.generator,
+                batcher=batcher,
+                moderator=components.moderator,
+            )
+        )
+    except GatewayError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        batcher.shutdown()
+        components.engine.dispose()
+    for line in report.lines():
+        click.echo(line)
+    if not report.identical:
+        raise SystemExit(EXIT_DIFFERENT)

@@ -1,0 +1,134 @@
+"""Replay: re-run a recorded generation and its moderation, and say whether both came out the same.
+
+A decision can only be explained later if it can be reproduced: the request row holds the model, its
+revision and every sampling parameter with the seed actually used; the output row holds the policy
+version and each scorer's version. Replay regenerates through the serving path (the batcher) and
+re-scores with the loaded scorers, then lists every difference (`moderation.replay.compare_decisions`),
+without quoting the texts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.errors import NotFound
+from gateway.generation.batcher import Batcher
+from gateway.generation.generator import Generator
+from gateway.generation.params import SamplingParams
+from gateway.storage.models import GenerationOutput
+from gateway.storage.tx import run_in_transaction
+from moderation.moderator import Moderator, UnknownPolicyError
+from moderation.replay import compare_decisions
+
+_PARAM_FIELDS = {f for f in SamplingParams.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the database says happened, as plain data (no ORM object outlives its transaction)."""
+
+    ticket: str
+    prompt: str
+    generated_text: str
+    sequence_index: int
+    model_id: str
+    model_revision: str | None
+    parameters: dict[str, Any]
+    decision: dict[str, Any]
+
+
+@dataclass
+class ReplayReport:
+    ticket: str
+    text_identical: bool
+    decision_differences: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return self.text_identical and not self.decision_differences
+
+    def lines(self) -> list[str]:
+        verdict = "identical" if self.identical else "DIFFERENT"
+        out = [f"replay of {self.ticket}: {verdict}"]
+        out += [f"  note: {n}" for n in self.notes]
+        out.append("  text: identical" if self.text_identical else "  text: differs")
+        out += [f"  decision: {d}" for d in self.decision_differences] or ["  decision: identical"]
+        return out
+
+
+def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorded:
+    def work(session: Session) -> Recorded:
+        out = session.scalars(select(GenerationOutput).where(GenerationOutput.ticket == ticket)).one_or_none()
+        if out is None:
+            raise NotFound(f"no output with ticket {ticket!r}")
+        return Recorded(
+            ticket=ticket,
+            prompt=out.prompt,
+            generated_text=out.generated_text,
+            sequence_index=out.sequence_index,
+            model_id=out.request.model_id,
+            model_revision=out.request.model_revision,
+            parameters=dict(out.request.parameters or {}),
+            decision={
+                "action": out.action.value,
+                "scores": dict(out.scores or {}),
+                "reasons": list(out.reasons or []),
+                "policy_name": out.policy_name,
+                "policy_version": out.policy_version,
+                "scorers": list(out.scorers or []),
+                "identity_checks": list(out.identity_checks or []),
+                "shadow": list(out.shadow or []),
+                "masked_text": out.released_text if out.action.value == "mask" else None,
+            },
+        )
+
+    return run_in_transaction(sessions, work)
+
+
+def _params(recorded: Recorded) -> SamplingParams:
+    raw = {k: v for k, v in recorded.parameters.items() if k in _PARAM_FIELDS}
+    raw["stop"] = tuple(raw.get("stop", ()))
+    return SamplingParams(**raw)
+
+
+async def replay(
+    ticket: str,
+    *,
+    sessions: sessionmaker[Session],
+    generator: Generator,
+    batcher: Batcher,
+    moderator: Moderator,
+) -> ReplayReport:
+    """Regenerates the ticket's output with its recorded parameters and seed, re-moderates it under its
+    recorded policy, and compares. Notes say when the model or policy available now is not the one
+    recorded (the comparison is then expected to differ)."""
+    recorded = load_recorded(sessions, ticket)
+    notes: list[str] = []
+    loaded = generator.loaded
+    if (recorded.model_id, recorded.model_revision) != (loaded.model_id, loaded.revision):
+        notes.append(
+            f"recorded model {recorded.model_id}@{recorded.model_revision}, "
+            f"loaded {loaded.model_id}@{loaded.revision}"
+        )
+    sequences = await batcher.generate(
+        recorded.prompt, _params(recorded), cancel=threading.Event(), should_stop=lambda: False
+    )
+    text = sequences[recorded.sequence_index].text
+    policy = recorded.decision["policy_name"]
+    try:
+        (decision,) = moderator.moderate([text], policy=policy)
+    except UnknownPolicyError:
+        notes.append(f"policy {policy!r} is not configured now; replayed under the default policy")
+        (decision,) = moderator.moderate([text])
+    return ReplayReport(
+        ticket=ticket,
+        text_identical=text == recorded.generated_text,
+        decision_differences=compare_decisions(recorded.decision, decision),
+        notes=notes,
+    )

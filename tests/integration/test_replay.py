@@ -1,0 +1,96 @@
+"""Replay of a seeded generation on the demo model reproduces text and decision exactly; a changed
+moderation setup shows up as listed differences; `modgate replay` says so with its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.client import GatewayClient
+from gateway.commands.replay import EXIT_DIFFERENT
+from gateway.config import load_settings
+from gateway.errors import NotFound
+from gateway.generation.batcher import Batcher
+from gateway.replay import replay
+from gateway.server import build_components
+from moderation.masking import Masker
+from moderation.moderator import Moderator
+from moderation.scorers.profanity import ProfanityScorer
+from moderation.types import Action
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, policy_for
+from tests.integration.gateway_harness import ServerThread
+
+
+@pytest.fixture(scope="module")
+def batcher(generator: object) -> Iterator[Batcher]:
+    b = Batcher(generator, max_batch_size=1, max_wait_ms=0, max_queue=1)  # type: ignore[arg-type]
+    yield b
+    b.shutdown()
+
+
+def test_replay_of_a_held_seeded_output_is_identical(
+    make_gateway: Callable[..., ServerThread], batcher: Batcher, flag_word: str
+) -> None:
+    server = make_gateway(Action.HOLD)
+    with GatewayClient(server.address) as client:
+        outputs = client.generate([PROMPT, "The garden"], max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED).outputs
+    (out,) = [o for o in outputs if o.ticket]  # the output with the flagged word is held
+    c = server.components
+    report = asyncio.run(
+        replay(out.ticket, sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=c.moderator)
+    )
+    assert report.identical, report.lines()
+    assert report.notes == []
+
+    # The same ticket under a moderator whose word list no longer flags the word: the replay says so.
+    lenient = Moderator(
+        [ProfanityScorer(builtin_words=False, extra_words=["zzz"])],
+        {"test-hold": policy_for(Action.HOLD)},
+        default_policy="test-hold",
+        masker=Masker(),
+    )
+    changed = asyncio.run(
+        replay(out.ticket, sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=lenient)
+    )
+    assert changed.text_identical and not changed.identical
+    assert any(d.startswith("action") for d in changed.decision_differences), changed.decision_differences
+    assert flag_word not in " ".join(changed.lines()), "the report never quotes the text"
+
+    with pytest.raises(NotFound):
+        asyncio.run(
+            replay(
+                "tkt_nope", sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=c.moderator
+            )
+        )
+
+
+def test_modgate_replay_command(demo_model_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "modgate.toml"
+    config.write_text(
+        f'model = "{demo_model_dir}"\ndatabase_url = "sqlite:///{tmp_path / "r.db"}"\n'
+        'insecure_no_auth = true\noffline_moderation = true\n[moderation]\ndefault_policy = "mine"\n'
+        '[moderation.policies.mine]\nextends = "strict"\n'
+    )
+    settings = load_settings(config, env={})
+    server = ServerThread(build_components(settings, migrate_schema=True)).start()
+    try:
+        with GatewayClient(server.address) as client:
+            ticket = client.generate("The garden", max_new_tokens=8, seed=4).outputs[0].ticket
+    finally:
+        server.stop(grace=1)
+    assert ticket, "the strict policy holds everything"
+    same = CliRunner().invoke(cli, ["replay", ticket, "--config", str(config)])
+    assert same.exit_code == 0, same.output
+    assert f"replay of {ticket}: identical" in same.output
+    # The operator has since changed policy `mine`: the replay lists the new policy version.
+    config.write_text(config.read_text() + "thresholds = { profanity_ml = { hold = 0.99 } }\n")
+    other = CliRunner().invoke(cli, ["replay", ticket, "--config", str(config)])
+    assert other.exit_code == EXIT_DIFFERENT, other.output
+    assert "DIFFERENT" in other.output and "policy_version" in other.output
+    missing = CliRunner().invoke(cli, ["replay", "tkt_missing", "--config", str(config)])
+    assert missing.exit_code == 1 and "no output with ticket" in missing.output
