@@ -70,6 +70,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Gateway throughput vs the naive baseline, in one run (~8 min on 2 CPU cores); results belong in
+# docs/benchmarks.md. ARGS="--device cuda --scale 4 --out bench.json" on a GPU machine.
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_gateway.py $(ARGS)
+
 # Generated code is committed; tests/unit/test_proto_drift.py fails when it differs from protos/.
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \

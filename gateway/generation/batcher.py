@@ -57,6 +57,10 @@ class BatcherStats:
     steps: int = 0
     tokens: int = 0
     max_rows: int = 0
+    # Seconds in decoding steps: the forward pass, then choosing tokens and ending rows (processors,
+    # sampling, stop checks). On a GPU the first includes only the launch; the second waits for it.
+    forward_s: float = 0.0
+    choose_s: float = 0.0
     rows_per_step: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
@@ -359,12 +363,17 @@ class Batcher:
     def _step(self) -> None:
         """One decoding step for every row, then the rows that ended leave."""
         state = self._state
+        started = time.perf_counter()
         logits = state.step(self._lm.model)
+        forward = time.perf_counter()
+        rows = len(state.rows)
+        self._choose(state, logits)
         with self._cond:
             self._stats.steps += 1
-            self._stats.rows_per_step[len(state.rows)] += 1
-            self._stats.max_rows = max(self._stats.max_rows, len(state.rows))
-        self._choose(state, logits)
+            self._stats.rows_per_step[rows] += 1
+            self._stats.max_rows = max(self._stats.max_rows, rows)
+            self._stats.forward_s += forward - started
+            self._stats.choose_s += time.perf_counter() - forward
 
     def _choose(self, state: BatchState, logits: torch.Tensor) -> None:
         """Samples every row's next token with its request's sampler; rows that ended leave `state`."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import grpc
 import pytest
@@ -82,3 +86,32 @@ def test_a_full_queue_gets_resource_exhausted_at_once(make_gateway: Callable[...
         running.cancel()
         assert queued.result(timeout=30).outputs[0].generated_tokens == 4  # it ran once room was made
     assert batcher.stats().refused == 1
+
+
+def _load_bench(name: str) -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/bench_gateway.py end to end on tiny models: a real `modgate serve`, the baseline process."""
+    out = tmp_path / "result.json"
+    assert _load_bench("bench_gateway").main(["--quick", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["variants"]) == {"fp32", "int8"}
+    for variant in result["variants"].values():
+        assert [p["clients"] for p in variant["phases"]] == [1, 4, 16]
+        assert all(p["requests"] == p["clients"] and p["ratio"] > 0 for p in variant["phases"])
+    report = capsys.readouterr().out
+    assert "| gateway (gRPC) | int8 | 16 | 16 |" in report and "Targets:" in report
+
+
+@pytest.mark.slow
+def test_batching_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load_bench("bench_batching").main(["--quick", "--rounds", "1", "--requests", "8"]) == 0
+    assert "| grouped by knobs (one processor set per batch) |" in capsys.readouterr().out
