@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from gateway.moderation_setup import load_moderator
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
+from gateway.replay import replay
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader
@@ -210,10 +212,20 @@ class GatewayServer:
 
     async def _start_web(self, address: str) -> None:
         moderator = self._c.moderator
+        identity = moderator.identity_check
         app = create_app(
             sessions=self._c.sessions,
             settings=self._c.settings,
             policies={name: moderator.policy(name) for name in moderator.policy_names},
+            # The admins' Replay button: regenerates through this server's own batcher and moderator.
+            replay=functools.partial(
+                replay,
+                sessions=self._c.sessions,
+                generator=self._c.generator,
+                batcher=self.batcher,
+                moderator=moderator,
+            ),
+            identity_terms=identity.terms if identity is not None else None,
         )
         tls = self._c.settings
         self.web = WebServer(app, address, tls_cert_file=tls.tls_cert_file, tls_key_file=tls.tls_key_file)

@@ -1,8 +1,8 @@
 """``create_app``: the reviewer web queue as an ASGI app that tests can build without a server.
 
 One view module per page family (``views/auth.py``, ``views/queue.py``, ``views/review.py``,
-``views/audit.py``) on :class:`gateway.web.base.BaseView`; templates and assets are served by the
-app itself (no CDN: the CSP allows nothing but this origin).
+``views/replay.py``, ``views/audit.py``, ``views/report.py``) on :class:`gateway.web.base.BaseView`;
+templates and assets are served by the app itself (no CDN: the CSP allows nothing but this origin).
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ from starlette.templating import Jinja2Templates
 
 from gateway.config import Settings
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
-from gateway.web.base import WebContext
+from gateway.web.base import ReplayFn, WebContext
 from gateway.web.errors import install_handlers
+from gateway.web.present import known_identity_terms
 from gateway.web.security import LoginThrottle, SecurityHeadersMiddleware, SessionMiddleware
 from gateway.web.views.audit import AuditCsv, AuditPage, AuditVerify
 from gateway.web.views.auth import LoginView, LogoutView
 from gateway.web.views.queue import ClaimNext, QueuePage, QueueRows
+from gateway.web.views.replay import ReplayItem
+from gateway.web.views.report import PolicyReportPage, PolicyReportSvg
 from gateway.web.views.review import Decide, Escalate, ItemPage, LeaseHeartbeat
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,14 @@ MAX_BODY_BYTES = 1 << 20  # an edited text is far smaller; anything bigger is re
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "-"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
 
 
 def _iso(value: datetime | None) -> str:
@@ -61,6 +72,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["iso"] = _iso
     env.filters["score"] = lambda v: f"{float(v):.2f}"
     env.filters["pct"] = lambda v: max(0, min(100, round(float(v) * 100)))
+    env.filters["num"] = _num  # like score, but "-" for a missing value (no threshold, no suggestion)
+    env.filters["share"] = _share  # a share in [0, 1] as a percentage with one decimal; "-" for None
     return Jinja2Templates(env=env)
 
 
@@ -91,11 +104,17 @@ def create_app(
     policies: Mapping[str, Any] | None = None,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     secret: str | None = None,
+    replay: ReplayFn | None = None,
+    identity_terms: Any = None,
 ) -> Starlette:
     """The reviewer web app over the database behind ``sessions``.
 
     ``policies`` (name -> ``moderation.policy.Policy``) lets the review page draw a threshold for every
-    category of an output judged by the same policy version, not only for those that fired.
+    category of an output judged by the same policy version, not only for those that fired, and gives
+    the policy report the current thresholds. ``replay`` (``async (ticket) -> gateway.replay.
+    ReplayReport``, built by the server from its running generator, batcher and moderator) enables the
+    admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
+    ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.
     ``secret`` overrides ``settings.session_secret`` (tests).
     """
     templates = make_templates()
@@ -110,10 +129,13 @@ def create_app(
         Route("/items/{item_id}", ItemPage, name="item"),
         Route("/items/{item_id}/decide", Decide, name="decide"),
         Route("/items/{item_id}/escalate", Escalate, name="escalate"),
+        Route("/items/{item_id}/replay", ReplayItem, name="replay"),
         Route("/api/items/{item_id}/lease", LeaseHeartbeat, name="lease"),
         Route("/audit", AuditPage, name="audit"),
         Route("/audit.csv", AuditCsv, name="audit_csv"),
         Route("/api/audit/verify", AuditVerify, name="audit_verify"),
+        Route("/admin/policy-report", PolicyReportPage, name="policy_report"),
+        Route("/admin/policy-report.svg", PolicyReportSvg, name="policy_report_svg"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
@@ -130,6 +152,8 @@ def create_app(
         lease_seconds=lease_seconds,
         policies=dict(policies or {}),
         throttle=LoginThrottle(),
+        replay=replay,
+        identity_terms=known_identity_terms(identity_terms),
     )
     install_handlers(app, templates)
     return app

@@ -10,8 +10,8 @@ disabled a second ago is refused at their next click, even though the session co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +29,9 @@ from gateway.web.security import LoginThrottle, WebSession, check_csrf
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# ``async (ticket) -> gateway.replay.ReplayReport``; typed loosely so that importing the web app does not
+# import the generation stack (torch) behind ``gateway.replay``.
+ReplayFn = Callable[[str], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class WebContext:
     lease_seconds: int
     policies: dict[str, Any]
     throttle: LoginThrottle
+    replay: ReplayFn | None = None  # the admins' Replay button; None: not offered (no generator here)
+    # terms_version -> {term: substitute} of the identity-term lists this process knows
+    identity_terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 class BaseView(HTTPEndpoint):

@@ -7,6 +7,7 @@ shows exactly what ``claim_next`` would hand out, escalated items included only 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -173,6 +174,8 @@ class ItemView:
     generated_text: str
     bars: list[present.ScoreBar]
     reasons: list[present.ReasonView]
+    identity_checks: list[present.IdentityCheckView]
+    shadow: list[present.ShadowView]
     parameters: list[tuple[str, str]]
     scorers: list[str]
     finish_reason: str
@@ -188,7 +191,13 @@ class ItemView:
     next_id: str | None
 
 
-def item_view(session: Session, reviewer: Reviewer, item: ReviewItem, policies: dict[str, Any]) -> ItemView:
+def item_view(
+    session: Session,
+    reviewer: Reviewer,
+    item: ReviewItem,
+    policies: dict[str, Any],
+    identity_terms: Mapping[str, Mapping[str, str]] | None = None,
+) -> ItemView:
     now = utcnow()
     output, request = item.output, item.output.request
     lease = item.lease_expires_at
@@ -229,6 +238,8 @@ def item_view(session: Session, reviewer: Reviewer, item: ReviewItem, policies: 
         generated_text=output.generated_text,
         bars=present.score_bars(output.scores, output.reasons, policy),
         reasons=present.reason_views(output.reasons),
+        identity_checks=present.identity_check_views(output.identity_checks, identity_terms or {}),
+        shadow=present.shadow_views(output.shadow),
         parameters=present.parameter_items(request.parameters),
         scorers=[
             f"{s.get('name', '?')} {s.get('version', '')}".strip()

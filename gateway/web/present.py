@@ -181,3 +181,107 @@ def _number(value: Any) -> float:
 
 def _pct(value: float) -> int:
     return max(0, min(100, round(value * 100)))
+
+
+def known_identity_terms(configured: Any = None) -> dict[str, Mapping[str, str]]:
+    """terms_version -> {term: substitute} for the identity-term lists this process can name: the
+    moderator's configured list (``configured``, a ``moderation.identity.IdentityTerms``) and the shipped
+    one. A check recorded under another list version shows its terms without substitutes."""
+    from moderation.identity import IdentityTerms
+
+    known: dict[str, Mapping[str, str]] = {}
+    for terms in (IdentityTerms.builtin(), configured):
+        version, mapping = getattr(terms, "version", None), getattr(terms, "terms", None)
+        if isinstance(version, str) and isinstance(mapping, Mapping):
+            known[version] = mapping
+    return known
+
+
+@dataclass(frozen=True)
+class IdentityCheckView:
+    """One identity-term check: the category's score as written and with identity terms neutralised."""
+
+    category: str
+    original_score: float
+    neutral_score: float
+    threshold: float
+    substitutions: tuple[str, ...]  # "muslim → person", or "muslim replaced" when the list is unknown
+    softened: bool  # the check turned the rule's block into this hold
+
+    @property
+    def outcome(self) -> str:
+        if self.softened:
+            return "block softened to hold"
+        if self.neutral_score < self.threshold:
+            return f"below the threshold {self.threshold:.2f} without them"
+        return f"still at or over the threshold {self.threshold:.2f} without them"
+
+
+def identity_check_views(
+    checks: Any, terms_by_version: Mapping[str, Mapping[str, str]]
+) -> list[IdentityCheckView]:
+    """The stored ``identity_checks`` (the ``moderation.replay.record_decision`` shape); malformed entries
+    are skipped (stored data is not trusted to be well-formed)."""
+    views = []
+    for c in checks or []:
+        if not isinstance(c, Mapping) or not c.get("category"):
+            continue
+        known = terms_by_version.get(str(c.get("terms_version", "")), {})
+        terms = [str(t) for t in c.get("substituted_terms") or [] if isinstance(t, str)]
+        views.append(
+            IdentityCheckView(
+                category=str(c["category"]),
+                original_score=_number(c.get("original_score")),
+                neutral_score=_number(c.get("neutral_score")),
+                threshold=_number(c.get("threshold")),
+                substitutions=tuple(f"{t} → {known[t]}" if t in known else f"{t} replaced" for t in terms),
+                softened=c.get("softened") is True,
+            )
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class ShadowView:
+    """What a policy running in shadow would have done with this output (it never acted)."""
+
+    policy: str
+    version: str
+    action: str
+    reasons: list[ReasonView]
+
+
+def shadow_views(shadow: Any) -> list[ShadowView]:
+    return [
+        ShadowView(
+            policy=str(s.get("policy_name", "?")),
+            version=str(s.get("policy_version", "")),
+            action=str(s.get("action", "?")),
+            reasons=reason_views(s.get("reasons")),
+        )
+        for s in shadow or []
+        if isinstance(s, Mapping)
+    ]
+
+
+@dataclass(frozen=True)
+class ReplayView:
+    """A replay's outcome for the page (``gateway.replay.ReplayReport``; it never holds the text)."""
+
+    ticket: str
+    identical: bool
+    text_identical: bool
+    differences: tuple[str, ...]
+    notes: tuple[str, ...]
+    seconds: float
+
+    @classmethod
+    def of(cls, report: Any, seconds: float) -> ReplayView:
+        return cls(
+            ticket=str(report.ticket),
+            identical=bool(report.identical),
+            text_identical=bool(report.text_identical),
+            differences=tuple(str(d) for d in report.decision_differences),
+            notes=tuple(str(n) for n in report.notes),
+            seconds=seconds,
+        )

@@ -57,6 +57,18 @@
   }
   window.modgate.shortcuts(keys);
 
+  // Replay (admins): a generation takes seconds; say so and refuse a second click meanwhile.
+  var replayForm = document.getElementById("replay-form");
+  if (replayForm) {
+    replayForm.addEventListener("submit", function (event) {
+      var button = document.getElementById("replay-btn");
+      if (replayForm.getAttribute("data-busy") === "true") { event.preventDefault(); return; }
+      replayForm.setAttribute("data-busy", "true");
+      if (button) { button.textContent = "Replaying\u2026"; button.setAttribute("aria-busy", "true"); }
+    });
+    window.addEventListener("pageshow", function () { replayForm.removeAttribute("data-busy"); });
+  }
+
   if (!mine) return;
 
   var shown = document.getElementById("lease-left");

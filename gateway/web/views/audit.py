@@ -54,8 +54,8 @@ class AuditFilters:
     def form_values(self) -> dict[str, str]:
         """The filters as the form shows them (and as links carry them on)."""
         values = {
-            "since": _local(self.since),
-            "until": _local(self.until),
+            "since": local_time(self.since),
+            "until": local_time(self.until),
             "event_type": self.event_type or "",
         }
         values.update({name: self.text.get(name, "") for name in TEXT_FILTERS})
@@ -66,11 +66,11 @@ class AuditFilters:
         return "?" + urlencode(params) if params else "?"
 
 
-def _local(value: datetime | None) -> str:
+def local_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if value is not None else ""
 
 
-def _time(name: str, raw: str) -> datetime | None:
+def parse_time(name: str, raw: str) -> datetime | None:
     """An ISO date/time; without an offset (what a datetime-local input sends) it is taken as UTC."""
     if not raw:
         return None
@@ -97,7 +97,8 @@ def parse_filters(request: Request) -> AuditFilters:
     after_raw = q.get("after_id", "").strip()
     if after_raw and not (after_raw.isdigit() and len(after_raw) <= 18):
         raise InvalidArgument("after_id", "must be a non-negative whole number")
-    since, until = _time("since", q.get("since", "").strip()), _time("until", q.get("until", "").strip())
+    since = parse_time("since", q.get("since", "").strip())
+    until = parse_time("until", q.get("until", "").strip())
     if since is not None and until is not None and since >= until:
         raise InvalidArgument("until", "must be after since")
     return AuditFilters(since, until, event_type, text, int(after_raw) if after_raw else None)

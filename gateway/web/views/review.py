@@ -17,14 +17,14 @@ from gateway.errors import Forbidden, InvalidArgument, NotFound
 from gateway.review import queue
 from gateway.storage.base import utcnow
 from gateway.storage.models import Reviewer, ReviewItem
-from gateway.web import data
+from gateway.web import data, present
 from gateway.web.base import BaseView, form_fields
 
 MAX_REASON_CHARS = 1000
 _PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected"}
 
 
-def _item_id(request: Request) -> str:
+def item_id_of(request: Request) -> str:
     item_id = str(request.path_params["item_id"])
     if not 1 <= len(item_id) <= 64:
         raise NotFound("no such review item")
@@ -41,11 +41,18 @@ def visible_item(session: Session, reviewer: Reviewer, item_id: str) -> ReviewIt
 
 class ItemPage(BaseView):
     async def get(self, request: Request) -> Response:
-        item_id = _item_id(request)
-        policies = self.ctx.policies
+        return await self.item_page(request, item_id_of(request))
+
+    async def item_page(
+        self, request: Request, item_id: str, *, replay: present.ReplayView | None = None
+    ) -> Response:
+        """The review page of ``item_id``; ``replay`` adds the outcome of a replay just run (the replay
+        view renders the page itself rather than redirecting: the outcome is not stored anywhere)."""
+        policies, terms = self.ctx.policies, self.ctx.identity_terms
 
         def work(session: Session, reviewer: Reviewer) -> data.ItemView:
-            return data.item_view(session, reviewer, visible_item(session, reviewer, item_id), policies)
+            item = visible_item(session, reviewer, item_id)
+            return data.item_view(session, reviewer, item, policies, terms)
 
         view = await self.db(request, work)
         context = {
@@ -53,6 +60,8 @@ class ItemPage(BaseView):
             "lease_seconds": self.ctx.lease_seconds,
             "lease_left": _seconds_left(view),
             "max_reason_chars": MAX_REASON_CHARS,
+            "replay_available": self.ctx.replay is not None,
+            "replay": replay,
         }
         return self.render(request, "review.html", context)
 
@@ -65,7 +74,7 @@ def _seconds_left(view: data.ItemView) -> int:
 
 class Decide(BaseView):
     async def post(self, request: Request) -> Response:
-        item_id = _item_id(request)
+        item_id = item_id_of(request)
         fields = await form_fields(request, "decision", "version", "edited_text", "reason")
         decision = fields["decision"]
         if decision not in _PAST:
@@ -103,7 +112,7 @@ class Escalate(BaseView):
     """Hand a claimed item to the admins (back to pending, visible to admins only)."""
 
     async def post(self, request: Request) -> Response:
-        item_id = _item_id(request)
+        item_id = item_id_of(request)
         reason = " ".join((await form_fields(request, "reason"))["reason"].split()) or None
         if reason is not None and len(reason) > MAX_REASON_CHARS:
             raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
@@ -120,7 +129,7 @@ class LeaseHeartbeat(BaseView):
     """POST /api/items/{id}/lease: extend the viewer's live claim; 409 with a reason when it is gone."""
 
     async def post(self, request: Request) -> Response:
-        item_id = _item_id(request)
+        item_id = item_id_of(request)
         lease = self.ctx.lease_seconds
 
         def work(session: Session, reviewer: Reviewer) -> int:
