@@ -39,6 +39,7 @@ from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
 from gateway.metrics import WORK_SECONDS, MetricsInterceptor, serve_metrics
 from gateway.moderation_setup import load_moderator
+from gateway.pipeline import GenerationPipeline
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
@@ -155,6 +156,19 @@ class GatewayServer:
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
         )
+        self.pipeline = GenerationPipeline(
+            generator=components.generator,
+            moderator=components.moderator,
+            recorder=components.recorder,
+            limits=components.limits(),
+            batcher=self.batcher,
+            moderation_worker=self._mod_worker,
+            limiter=RateLimiter(),
+            default_limits=RateLimits(
+                requests_per_minute=components.settings.default_requests_per_minute,
+                tokens_per_minute=components.settings.default_tokens_per_minute,
+            ),
+        )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._server = grpc.aio.server(
             interceptors=[
@@ -167,20 +181,7 @@ class GatewayServer:
         self.port = 0
 
     async def start(self) -> int:
-        servicer = GenerationServicer(
-            generator=self._c.generator,
-            moderator=self._c.moderator,
-            recorder=self._c.recorder,
-            limits=self._c.limits(),
-            batcher=self.batcher,
-            moderation_worker=self._mod_worker,
-            results=ResultReader(self._c.sessions),
-            limiter=RateLimiter(),
-            default_limits=RateLimits(
-                requests_per_minute=self._c.settings.default_requests_per_minute,
-                tokens_per_minute=self._c.settings.default_tokens_per_minute,
-            ),
-        )
+        servicer = GenerationServicer(pipeline=self.pipeline, results=ResultReader(self._c.sessions))
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
         review_pb2_grpc.add_ReviewServiceServicer_to_server(
             ReviewServicer(sessions=self._c.sessions), self._server

@@ -1,0 +1,294 @@
+"""The generation pipeline, independent of the transport: validate, admit, record, generate, moderate,
+record the outcome, and only then hand back what may be released.
+
+Both edges use it: the gRPC servicer (`gateway/services/generation.py`) and the HTTP `/score` endpoint
+(`gateway/web/views/score.py`), so that the invariant, the rate limits and the audit trail are the same
+whichever way a client comes in. What an edge sends is decided by `Decision.releasable` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from gateway.auth import Caller
+from gateway.errors import FailedPrecondition, InvalidArgument
+from gateway.generation.batcher import Batcher
+from gateway.generation.generator import GeneratedSequence, Generator
+from gateway.generation.params import (
+    Limits,
+    RawParams,
+    SamplingParams,
+    check_context,
+    resolve,
+    validate_prompt,
+    validate_prompts,
+)
+from gateway.generation.worker import Worker
+from gateway.metrics import observe_decisions
+from gateway.ratelimit import Limits as RateLimits
+from gateway.ratelimit import RateLimiter
+from gateway.recording import OutputRecord, Recorder, RequestHandle
+from moderation.moderator import Moderator
+from moderation.types import Decision
+
+
+@dataclass(frozen=True)
+class CallContext:
+    request_id: str
+    tenant: str
+    policy: str | None
+    api_key_id: str | None
+    rate_key: str
+    limits: RateLimits
+    reserved_tokens: int
+
+
+@dataclass
+class Admission:
+    """A call let in: who, its committed record, and the tokens it generated (for the rate limiter)."""
+
+    call: CallContext
+    record: RequestHandle | None = None
+    generated_tokens: int = 0
+
+    @property
+    def handle(self) -> RequestHandle:
+        assert self.record is not None, "used only inside admitted(), after the request was recorded"
+        return self.record
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One output as decided and recorded. `ticket`: held (fetch the result) or blocked (appeal)."""
+
+    record: OutputRecord
+    ticket: str | None
+
+    @property
+    def decision(self) -> Decision:
+        return self.record.decision
+
+
+@dataclass(frozen=True)
+class Completed:
+    request_id: str
+    model: str
+    seed: int
+    outcomes: list[Outcome]
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    request_id: str
+    model: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class StreamFinished:
+    outcome: Outcome
+
+
+StreamEvent = StreamStarted | str | StreamFinished
+
+
+class GenerationPipeline:
+    def __init__(
+        self,
+        *,
+        generator: Generator,
+        moderator: Moderator,
+        recorder: Recorder,
+        limits: Limits,
+        batcher: Batcher,
+        moderation_worker: Worker,
+        limiter: RateLimiter,
+        default_limits: RateLimits,
+    ) -> None:
+        self._generator = generator
+        self._moderator = moderator
+        self._recorder = recorder
+        self._limits = generator.limits(limits)
+        self._batcher = batcher
+        self._mod_worker = moderation_worker
+        self._limiter = limiter
+        self._default_limits = default_limits
+
+    @property
+    def model_id(self) -> str:
+        return self._generator.model_id
+
+    def prepare(
+        self, prompts: list[str], raw: RawParams, *, field: str, stream: bool = False
+    ) -> SamplingParams:
+        """Validates the prompts (`field` names them as the client spelled it) and the parameters against
+        the model's limits; raises InvalidArgument naming the first bad field."""
+        if stream:
+            validate_prompt(prompts[0], self._limits, field=field)
+        else:
+            validate_prompts(prompts, self._limits, field=field)
+        params = resolve(raw, self._limits)
+        for i, prompt in enumerate(prompts):
+            name = field if len(prompts) == 1 else f"{field}[{i}]"
+            check_context(self._generator.count_tokens(prompt), params, self._limits, field=name)
+        if stream and params.num_return_sequences != 1:
+            raise InvalidArgument(
+                "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
+            )
+        return params
+
+    def _admit(
+        self, caller: Caller, request_id: str, params: SamplingParams, prompts: list[str]
+    ) -> CallContext:
+        """Checks the key's policy and rate limits, which reserve the most tokens the request can
+        generate (`admitted` gives back what was not used)."""
+        if caller.policy is not None and caller.policy not in self._moderator.policy_names:
+            raise FailedPrecondition(
+                f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
+            )
+        limits = self._default_limits.overridden(
+            requests_per_minute=caller.requests_per_minute, tokens_per_minute=caller.tokens_per_minute
+        )
+        reserved = len(prompts) * params.num_return_sequences * params.max_new_tokens
+        self._limiter.admit(caller.rate_key, limits, tokens=reserved)
+        return CallContext(
+            request_id=request_id,
+            tenant=caller.tenant,
+            policy=caller.policy,
+            api_key_id=caller.key_id,
+            rate_key=caller.rate_key,
+            limits=limits,
+            reserved_tokens=reserved,
+        )
+
+    @asynccontextmanager
+    async def admitted(
+        self, caller: Caller, request_id: str, params: SamplingParams, prompts: list[str], *, stream: bool
+    ) -> AsyncIterator[Admission]:
+        """Admits the call, commits its record before any generation work, marks the record failed or
+        cancelled if the body raises, and gives back unused reserved tokens."""
+        call = self._admit(caller, request_id, params, prompts)
+        admission = Admission(call=call)
+        try:
+            admission.record = await self._recorder.request_received(
+                request_id=call.request_id,
+                tenant=call.tenant,
+                api_key_id=call.api_key_id,
+                model_id=self._generator.model_id,
+                model_revision=self._generator.loaded.revision,
+                params=params,
+                prompts=prompts,
+                stream=stream,
+            )
+            async with self._recorder.failure_guard(admission.record):
+                yield admission
+        finally:
+            self._limiter.refund(
+                call.rate_key, call.limits, tokens=call.reserved_tokens - admission.generated_tokens
+            )
+
+    async def generate(
+        self,
+        caller: Caller,
+        request_id: str,
+        prompts: list[str],
+        params: SamplingParams,
+        *,
+        cancel: threading.Event,
+        should_stop: Callable[[], bool],
+    ) -> Completed:
+        """Every sequence of every prompt, moderated in one batch and recorded before returning."""
+        async with self.admitted(caller, request_id, params, prompts, stream=False) as admission:
+            generated: list[tuple[int, str, GeneratedSequence]] = []
+            per_prompt = await self._batcher.generate_many(
+                prompts, params, cancel=cancel, should_stop=should_stop
+            )
+            for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
+                generated.extend((index, prompt, s) for s in sequences)
+                admission.generated_tokens += sum(s.generated_tokens for s in sequences)
+            decisions = await self._mod_worker.run(
+                cancel,
+                self._moderator.moderate,
+                [s.text for _, _, s in generated],
+                policy=admission.call.policy,
+            )
+            records = [
+                OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
+                for (i, p, s), d in zip(generated, decisions, strict=True)
+            ]
+            tickets = await self._recorder.outcome(admission.handle, records)
+            observe_decisions(decisions, admission.generated_tokens)
+        return Completed(
+            request_id=request_id,
+            model=self._generator.model_id,
+            seed=params.seed,
+            outcomes=[Outcome(r, t) for r, t in zip(records, tickets, strict=True)],
+        )
+
+    async def stream(
+        self,
+        caller: Caller,
+        request_id: str,
+        prompt: str,
+        params: SamplingParams,
+        *,
+        cancel: threading.Event,
+        should_stop: Callable[[], bool],
+    ) -> AsyncIterator[StreamEvent]:
+        """StreamStarted, then released text chunks (each scored before it is yielded), then
+        StreamFinished with the outcome of the whole text (recorded before it is yielded)."""
+        released: list[str] = []
+        async with self.admitted(caller, request_id, params, [prompt], stream=True) as admission:
+            yield StreamStarted(request_id=request_id, model=self._generator.model_id, seed=params.seed)
+            moderator = self._moderator.stream(policy=admission.call.policy)
+            deltas: asyncio.Queue[str] = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            generation = asyncio.ensure_future(
+                self._batcher.generate_stream(
+                    prompt,
+                    params,
+                    cancel=cancel,
+                    should_stop=should_stop,
+                    on_text=lambda d: loop.call_soon_threadsafe(deltas.put_nowait, d),
+                )
+            )
+            try:
+                while not (generation.done() and deltas.empty()):
+                    if deltas.empty():
+                        waiter = asyncio.ensure_future(deltas.get())
+                        await asyncio.wait({waiter, generation}, return_when=asyncio.FIRST_COMPLETED)
+                        if not waiter.done():
+                            waiter.cancel()
+                            continue
+                        delta = waiter.result()
+                    else:
+                        delta = deltas.get_nowait()
+                    chunk = await self._mod_worker.run(cancel, moderator.feed, delta)
+                    if chunk:
+                        released.append(chunk)
+                        yield chunk
+                sequence = generation.result()
+                admission.generated_tokens = sequence.generated_tokens
+            finally:
+                if not generation.done():
+                    cancel.set()
+                    generation.cancel()
+            rest, decision = await self._mod_worker.run(cancel, moderator.finish)
+            if rest:
+                released.append(rest)
+            record = OutputRecord(
+                prompt_index=0,
+                prompt=prompt,
+                sequence=sequence,
+                decision=decision,
+                streamed_text="".join(released),
+            )
+            (ticket,) = await self._recorder.outcome(admission.handle, [record])
+            observe_decisions([decision], admission.generated_tokens)
+        if rest:
+            yield rest
+        yield StreamFinished(Outcome(record, ticket))
