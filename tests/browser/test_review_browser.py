@@ -35,7 +35,7 @@ from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
-from gateway.storage.models import GenerationOutput
+from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
 
@@ -362,6 +362,48 @@ def test_reviewer_decides_held_outputs_in_the_browser(populated: Gateway) -> Non
             assert got.state == gen_pb.RESULT_STATE_EDITED and got.text == edited
         else:
             assert got.state == gen_pb.RESULT_STATE_REJECTED and got.text == ""
+
+
+def test_admin_replays_an_item_and_reads_the_policy_report(populated: Gateway) -> None:
+    """The Replay button regenerates through the served process's own batcher and moderator (the same
+    seed and policy: identical); the report page loads its plot as an image under the strict CSP."""
+    gw = populated
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    ticket = next(t for t, origin in gw.held.items() if origin in PROMPTS)
+    engine = make_engine(gw.database_url)
+    try:
+        with make_session_factory(engine)() as s:
+            item_id = s.scalars(
+                select(ReviewItem.id).join(GenerationOutput).where(GenerationOutput.ticket == ticket)
+            ).one()
+    finally:
+        engine.dispose()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        refused: list[str] = []  # the console reports every CSP refusal
+        page.on("console", lambda m: refused.append(m.text) if m.type == "error" else None)
+        page.goto(gw.web_url + "/login")
+        page.fill("#username", "ada")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/queue")
+
+        page.goto(f"{gw.web_url}/items/{item_id}")
+        page.click("#replay-btn")
+        page.locator("#replay-result").wait_for(timeout=60_000)
+        outcome = page.inner_text("#replay-result")
+        assert f"Replay of {ticket}: identical" in outcome and "text: identical" in outcome, outcome
+
+        page.click("#nav-policy-report")
+        page.wait_for_url("**/admin/policy-report")
+        page.wait_for_function("document.getElementById('report-plot').complete")
+        assert page.eval_on_selector("#report-plot", "img => img.naturalWidth") == 640, "the SVG loaded"
+        assert int(page.inner_text("#total-outputs")) >= len(PROMPTS), "the strict key's outputs count"
+        page.screenshot(path=str(ARTIFACTS / "policy-report.png"), full_page=True)
+        assert_fits_a_phone(page, "policy-report-phone.png")
+        browser.close()
+    assert refused == [], refused
 
 
 def _copy_artifacts(names: list[str], target: Path) -> list[Any]:  # pragma: no cover - a maintainer aid
