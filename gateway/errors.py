@@ -43,6 +43,13 @@ class AlreadyExists(GatewayError):
     http_status = 409
 
 
+class Unauthenticated(GatewayError):
+    """No valid API key (HTTP edge; the gRPC edge answers in its auth interceptor)."""
+
+    grpc_status = "UNAUTHENTICATED"
+    http_status = 401
+
+
 class Forbidden(GatewayError):
     """The caller may not do this (disabled reviewer, escalated item for a non-admin)."""
 

@@ -51,6 +51,7 @@ from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.web import WebServer, WebStartupError, create_app
+from gateway.web.score import ScoreEndpoint
 from moderation.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class GatewayServer:
             ),
         )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
+        self._authenticate = authenticate
         self._server = grpc.aio.server(
             interceptors=[
                 MetricsInterceptor(),
@@ -227,6 +229,7 @@ class GatewayServer:
                 moderator=moderator,
             ),
             identity_terms=identity.terms if identity is not None else None,
+            score=ScoreEndpoint(self.pipeline, self._authenticate).handle,
         )
         tls = self._c.settings
         self.web = WebServer(app, address, tls_cert_file=tls.tls_cert_file, tls_key_file=tls.tls_key_file)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,7 @@ def create_app(
     secret: str | None = None,
     replay: ReplayFn | None = None,
     identity_terms: Any = None,
+    score: Callable[[Request], Awaitable[Response]] | None = None,
 ) -> Starlette:
     """The reviewer web app over the database behind ``sessions``.
 
@@ -115,7 +116,8 @@ def create_app(
     ReplayReport``, built by the server from its running generator, batcher and moderator) enables the
     admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
     ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.
-    ``secret`` overrides ``settings.session_secret`` (tests).
+    ``secret`` overrides ``settings.session_secret`` (tests). ``score`` (``gateway.web.score.
+    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients.
     """
     templates = make_templates()
     routes = [
@@ -138,6 +140,8 @@ def create_app(
         Route("/admin/policy-report.svg", PolicyReportSvg, name="policy_report_svg"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    if score is not None:
+        routes.append(Route("/score", score, methods=["POST"], name="score"))
     app = Starlette(
         routes=routes,
         middleware=[

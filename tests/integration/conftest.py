@@ -72,7 +72,11 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
     policies = {p.name: p for p in (policy_for(a) for a in (Action.MASK, Action.HOLD, Action.BLOCK))}
 
     def make(
-        span_action: Action = Action.MASK, *, shadow: tuple[str, ...] = (), **settings: object
+        span_action: Action = Action.MASK,
+        *,
+        shadow: tuple[str, ...] = (),
+        web: bool = False,
+        **settings: object,
     ) -> ServerThread:
         """Auth is off unless the test passes insecure_no_auth=False; API-key tenants can pick any of
         the three policies (test-mask, test-hold, test-block) through the key's policy."""
@@ -93,7 +97,7 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
             sessions=sessions,
             recorder=Recorder(sessions),
         )
-        server = ServerThread(components).start()
+        server = ServerThread(components, web=web).start()
         started.append(server)
         return server
 

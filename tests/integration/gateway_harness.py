@@ -17,8 +17,10 @@ T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, components: Components) -> None:
+    def __init__(self, components: Components, *, web: bool = False) -> None:
         self.components = components
+        self._web = web
+        self.web_url = ""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="test-gateway", daemon=True)
         self.server: GatewayServer | None = None
@@ -31,10 +33,13 @@ class ServerThread:
         self._thread.start()
 
         async def start() -> int:
-            self.server = GatewayServer(self.components, address="127.0.0.1:0")
+            web_address = "127.0.0.1:0" if self._web else None
+            self.server = GatewayServer(self.components, address="127.0.0.1:0", web_address=web_address)
             return await self.server.start()
 
         self.address = f"127.0.0.1:{self.run(start())}"
+        if self._web and self.server is not None and self.server.web is not None:
+            self.web_url = f"http://127.0.0.1:{self.server.web.port}"
         return self
 
     def stop(self, grace: float = 5.0) -> None:

@@ -1,0 +1,159 @@
+"""`POST /score`: the request shape of the GPT-Neo card's Azure ML sample, moderated like every gRPC call.
+
+Body: ``{"input_data": {"input_string": ["prompt", ...], "parameters": {"temperature": 0.5, ...}}}``.
+Answer: one object per prompt, keyed by sequence index (``[{"0": "text"}]`` for one prompt and one
+sequence, as in the card). A sequence the policy did not release is never text: it is
+``{"status": "held", "ticket": ...}`` (fetch the reviewed result with GetResult) or
+``{"status": "blocked", "ticket": ..., "reasons": [...]}`` (appeal with the ticket).
+
+Same API keys (``Authorization: Bearer``, scope ``generate``), rate limits, pipeline, records and audit
+as gRPC. An API endpoint, not a page: no cookies, so no CSRF; errors are JSON with an HTTP status and the
+field that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import INSECURE_CALLER, Authenticate, Caller, bearer_token
+from gateway.errors import Forbidden, GatewayError, InvalidArgument, Unauthenticated
+from gateway.generation.params import RawParams
+from gateway.pipeline import GenerationPipeline, Outcome
+
+MAX_BODY_BYTES = 1 << 20
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_PARAMS = "input_data.parameters"
+_NUMBERS = ("temperature", "top_p", "repetition_penalty")
+_INTEGERS = ("top_k", "max_new_tokens", "seed", "num_return_sequences", "min_new_tokens")
+
+
+def _error(exc: GatewayError) -> Response:
+    body: dict[str, Any] = {"code": exc.grpc_status, "message": str(exc)}
+    field = getattr(exc, "field", None)
+    if field:
+        body["field"] = field
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    return JSONResponse({"error": body}, status_code=exc.http_status, headers=headers)
+
+
+def _param(params: dict[str, Any], name: str) -> Any:
+    value = params.get(name)
+    where = f"{_PARAMS}.{name}"
+    if value is None:
+        return None
+    if name == "do_sample":
+        if not isinstance(value, bool):
+            raise InvalidArgument(where, "must be true or false")
+    elif name == "stop":
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise InvalidArgument(where, "must be a list of strings")
+        return tuple(value)
+    elif name in _INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(where, "must be an integer")
+    elif name in _NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InvalidArgument(where, "must be a number")
+    return value
+
+
+def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
+    """The prompts and parameters of a body, or InvalidArgument naming the field that is wrong."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("body", "must be a JSON object") from None
+    if not isinstance(body, dict) or set(body) - {"input_data"}:
+        raise InvalidArgument("body", 'must be an object with one key, "input_data"')
+    data = body.get("input_data")
+    if not isinstance(data, dict) or set(data) - {"input_string", "parameters"}:
+        raise InvalidArgument("input_data", 'must be an object with "input_string" and optional "parameters"')
+    prompts = data.get("input_string")
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise InvalidArgument("input_data.input_string", "must be a list of strings")
+    params = data.get("parameters", {})
+    if not isinstance(params, dict):
+        raise InvalidArgument(_PARAMS, "must be an object")
+    unknown = sorted(set(params) - set(RawParams.__dataclass_fields__))
+    if unknown:
+        raise InvalidArgument(f"{_PARAMS}.{unknown[0]}", "is not a known parameter")
+    raw = RawParams(**{name: _param(params, name) for name in RawParams.__dataclass_fields__})
+    if raw.stop is None:
+        raw = RawParams(**{**raw.__dict__, "stop": ()})
+    return prompts, raw
+
+
+def _sequence(outcome: Outcome) -> Any:
+    """Text only when the policy released it; otherwise what happened and the ticket, never the text."""
+    d = outcome.decision
+    if d.releasable:
+        return d.text
+    reasons = [{"category": r.category, "score": r.score, "threshold": r.threshold} for r in d.reasons]
+    status = "held" if d.action.name == "HOLD" else "blocked"
+    answer: dict[str, Any] = {"status": status, "ticket": outcome.ticket}
+    if status == "blocked":
+        answer["reasons"] = reasons
+    return answer
+
+
+class ScoreEndpoint:
+    """`handle` is the route's endpoint; `authenticate` None means auth is off (`--insecure-no-auth`)."""
+
+    def __init__(self, pipeline: GenerationPipeline, authenticate: Authenticate | None) -> None:
+        self._pipeline = pipeline
+        self._authenticate = authenticate
+
+    async def _caller(self, request: Request) -> Caller:
+        if self._authenticate is None:
+            return INSECURE_CALLER
+        secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
+        if secret is None:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        caller = await self._authenticate(secret)
+        if caller is None:
+            raise Unauthenticated("invalid or revoked API key")
+        if "generate" not in caller.scopes:
+            raise Forbidden("this API key lacks the 'generate' scope")
+        return caller
+
+    async def handle(self, request: Request) -> Response:
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        try:
+            caller = await self._caller(request)
+            if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+                raise InvalidArgument("body", f"at most {MAX_BODY_BYTES} bytes")
+            prompts, raw = parse_body(await request.body())
+            try:
+                params = self._pipeline.prepare(prompts, raw, field="input_data.input_string")
+            except InvalidArgument as exc:
+                if exc.field in RawParams.__dataclass_fields__ or (exc.field or "").startswith("stop["):
+                    raise InvalidArgument(f"{_PARAMS}.{exc.field}", str(exc).split(": ", 1)[1]) from None
+                raise
+            cancel = threading.Event()
+            done = await self._pipeline.generate(
+                caller, request_id, prompts, params, cancel=cancel, should_stop=cancel.is_set
+            )
+        except GatewayError as exc:
+            response = _error(exc)
+        else:
+            answer: list[dict[str, Any]] = [{} for _ in prompts]
+            for outcome in done.outcomes:
+                answer[outcome.record.prompt_index][str(outcome.record.sequence.sequence_index)] = _sequence(
+                    outcome
+                )
+            response = JSONResponse(answer)
+        response.headers["X-Request-Id"] = request_id
+        return response
