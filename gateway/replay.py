@@ -9,6 +9,7 @@ without quoting the texts.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,10 @@ from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.params import SamplingParams
+from gateway.generation.worker import Worker
 from gateway.storage.models import GenerationOutput
-from gateway.storage.tx import run_in_transaction
-from moderation.moderator import Moderator, UnknownPolicyError
+from gateway.storage.tx import in_transaction
+from moderation.moderator import Moderator
 from moderation.replay import compare_decisions
 
 _PARAM_FIELDS = {f for f in SamplingParams.__dataclass_fields__}
@@ -62,7 +64,7 @@ class ReplayReport:
         return out
 
 
-def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorded:
+async def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorded:
     def work(session: Session) -> Recorded:
         out = session.scalars(select(GenerationOutput).where(GenerationOutput.ticket == ticket)).one_or_none()
         if out is None:
@@ -88,7 +90,7 @@ def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorded:
             },
         )
 
-    return run_in_transaction(sessions, work)
+    return await in_transaction(sessions, work)
 
 
 def _params(recorded: Recorded) -> SamplingParams:
@@ -104,11 +106,13 @@ async def replay(
     generator: Generator,
     batcher: Batcher,
     moderator: Moderator,
+    moderation_worker: Worker | None = None,
 ) -> ReplayReport:
     """Regenerates the ticket's output with its recorded parameters and seed, re-moderates it under its
     recorded policy, and compares. Notes say when the model or policy available now is not the one
-    recorded (the comparison is then expected to differ)."""
-    recorded = load_recorded(sessions, ticket)
+    recorded (the comparison is then expected to differ). In a running server, pass its
+    `moderation_worker`: the scorers then run on the thread that owns them, off the event loop."""
+    recorded = await load_recorded(sessions, ticket)
     notes: list[str] = []
     loaded = generator.loaded
     if (recorded.model_id, recorded.model_revision) != (loaded.model_id, loaded.revision):
@@ -121,11 +125,15 @@ async def replay(
     )
     text = sequences[recorded.sequence_index].text
     policy = recorded.decision["policy_name"]
-    try:
-        (decision,) = moderator.moderate([text], policy=policy)
-    except UnknownPolicyError:
+    if policy not in moderator.policy_names:
         notes.append(f"policy {policy!r} is not configured now; replayed under the default policy")
-        (decision,) = moderator.moderate([text])
+        policy = None
+    if moderation_worker is not None:
+        (decision,) = await moderation_worker.run(
+            threading.Event(), moderator.moderate, [text], policy=policy
+        )
+    else:
+        (decision,) = await asyncio.to_thread(moderator.moderate, [text], policy=policy)
     return ReplayReport(
         ticket=ticket,
         text_identical=text == recorded.generated_text,

@@ -227,6 +227,7 @@ class GatewayServer:
                 generator=self._c.generator,
                 batcher=self.batcher,
                 moderator=moderator,
+                moderation_worker=self._mod_worker,
             ),
             identity_terms=identity.terms if identity is not None else None,
             score=ScoreEndpoint(self.pipeline, self._authenticate).handle,

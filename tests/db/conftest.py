@@ -11,9 +11,7 @@ the reason shown, only when no server answers at ``MODGATE_TEST_PG_URL``.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,57 +19,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.review import create_review_item, create_reviewer
 from gateway.storage import Base, make_engine, make_session_factory, migrate
 from gateway.storage.models import GenerationOutput, Reviewer, ReviewerRole, ReviewItem
 from gateway.storage.records import record_output, record_request
+from tests.pg import PostgresServer, postgres_server
 
-PG_ADMIN_URL = os.environ.get("MODGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-class PostgresServer:
-    """Creates and drops throwaway databases on the test server."""
-
-    def __init__(self, admin: Engine) -> None:
-        self.admin = admin
-        self.created: list[str] = []
-
-    def url_for(self, name: str) -> str:
-        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-    def create(self, template: str | None = None) -> str:
-        name = f"modgate_test_{uuid.uuid4().hex[:12]}"
-        with self.admin.connect() as conn:
-            suffix = f" TEMPLATE {template}" if template else ""
-            conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
-        self.created.append(name)
-        return name
-
-    def drop(self, name: str) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.created.remove(name)
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL server not reachable at {PG_ADMIN_URL}: {exc.orig}")
-    server = PostgresServer(admin)
-    yield server
-    for name in list(server.created):
-        server.drop(name)
-    admin.dispose()
+    yield from postgres_server()
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,10 @@ connections are terminated, as when the database host goes away; then it comes b
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from gateway.client import GatewayClient
 from gateway.config import Settings
@@ -24,33 +19,27 @@ from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
 from moderation.config import build_moderator, offline_demo_config
 from tests.integration.gateway_harness import ServerThread
+from tests.pg import PostgresServer, postgres_server
 
 pytestmark = pytest.mark.postgres
-ADMIN_URL = os.environ.get("MODGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="module")
-def pg_database() -> Iterator[tuple[str, Callable[[str], None]]]:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL server not reachable at {ADMIN_URL}: {exc.orig}")
-    name = f"modgate_fault_{uuid.uuid4().hex[:10]}"
+def pg() -> Iterator[PostgresServer]:
+    yield from postgres_server()
+
+
+@pytest.fixture(scope="module")
+def pg_database(pg: PostgresServer) -> Iterator[tuple[str, Callable[[str], None]]]:
+    name = pg.create()
 
     def admin_sql(sql: str) -> None:
-        with admin.connect() as conn:
-            conn.execute(text(sql.format(db=name)))
+        pg.sql(sql.format(db=name))
 
-    admin_sql('CREATE DATABASE "{db}"')
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    url = pg.url_for(name)
     migrate.upgrade(url)
     yield url, admin_sql
     admin_sql('ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
-    admin_sql('DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")
