@@ -367,12 +367,14 @@ class Batcher:
         logits = state.step(self._lm.model)
         forward = time.perf_counter()
         rows = len(state.rows)
-        self._choose(state, logits)
+        # Counted before `_choose`, which delivers finished rows: whoever awaits one sees its steps.
         with self._cond:
             self._stats.steps += 1
             self._stats.rows_per_step[rows] += 1
             self._stats.max_rows = max(self._stats.max_rows, rows)
             self._stats.forward_s += forward - started
+        self._choose(state, logits)
+        with self._cond:
             self._stats.choose_s += time.perf_counter() - forward
 
     def _choose(self, state: BatchState, logits: torch.Tensor) -> None:
