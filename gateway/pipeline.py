@@ -29,6 +29,7 @@ from gateway.generation.params import (
 )
 from gateway.generation.worker import Worker
 from gateway.metrics import observe_decisions
+from gateway.moderation_batching import ModerationBatcher
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import OutputRecord, Recorder, RequestHandle
@@ -108,7 +109,10 @@ class GenerationPipeline:
         moderation_worker: Worker,
         limiter: RateLimiter,
         default_limits: RateLimits,
+        moderation_batcher: ModerationBatcher | None = None,
     ) -> None:
+        """`moderation_batcher`: moderate unary outputs of concurrent calls together (the server's)."""
+        self._mod_batcher = moderation_batcher
         self._generator = generator
         self._moderator = moderator
         self._recorder = recorder
@@ -210,12 +214,13 @@ class GenerationPipeline:
             for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
                 generated.extend((index, prompt, s) for s in sequences)
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
-            decisions = await self._mod_worker.run(
-                cancel,
-                self._moderator.moderate,
-                [s.text for _, _, s in generated],
-                policy=admission.call.policy,
-            )
+            texts = [s.text for _, _, s in generated]
+            if self._mod_batcher is not None:
+                decisions = await self._mod_batcher.moderate(texts, policy=admission.call.policy)
+            else:
+                decisions = await self._mod_worker.run(
+                    cancel, self._moderator.moderate, texts, policy=admission.call.policy
+                )
             records = [
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
                 for (i, p, s), d in zip(generated, decisions, strict=True)

@@ -38,6 +38,7 @@ from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
 from gateway.metrics import WORK_SECONDS, MetricsInterceptor, serve_metrics
+from gateway.moderation_batching import ModerationBatcher
 from gateway.moderation_setup import load_moderator
 from gateway.pipeline import GenerationPipeline
 from gateway.ratelimit import Limits as RateLimits
@@ -157,6 +158,7 @@ class GatewayServer:
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
         )
+        self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
         self.pipeline = GenerationPipeline(
             generator=components.generator,
             moderator=components.moderator,
@@ -169,6 +171,7 @@ class GatewayServer:
                 requests_per_minute=components.settings.default_requests_per_minute,
                 tokens_per_minute=components.settings.default_tokens_per_minute,
             ),
+            moderation_batcher=self.moderation_batcher,
         )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._authenticate = authenticate

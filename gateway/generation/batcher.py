@@ -399,6 +399,7 @@ class Batcher:
         tokens = chosen.tolist()
         with self._cond:
             self._stats.tokens += len(tokens)
+        finished: list[tuple[_Job, Any]] = []
         for i, (row, token) in enumerate(zip(state.rows, tokens, strict=True)):
             job = row.job
             try:
@@ -412,7 +413,7 @@ class Batcher:
                         outcome: Any = sorted(job.results, key=lambda s: s.sequence_index)
                         if job.stopped():
                             outcome = _cancelled()
-                        job.deliver(outcome)
+                        finished.append((job, outcome))
             except Exception as exc:  # e.g. the stream callback failed: only this request ends
                 log.exception("finishing a generated row failed")
                 self._fail(job, exc)
@@ -422,6 +423,10 @@ class Batcher:
         state.next_tokens = chosen
         if leaving:
             state.select([i for i in range(len(state.rows)) if i not in leaving])
+        # Delivered together and last: requests that ended at this step wake up together (their outputs
+        # can share a moderation round) and find themselves already out of the batch.
+        for job, outcome in finished:
+            job.deliver(outcome)
 
 
 def _deliverer(

@@ -45,15 +45,20 @@ def test_concurrent_calls_are_generated_in_one_batch(make_gateway: Callable[...,
     with grpc.insecure_channel(server.address) as channel:
         stub = gen_grpc.GenerationServiceStub(channel)
         alone = [
-            stub.Generate(request(p, seed=i, max_new_tokens=16), timeout=60) for i, p in enumerate(PROMPTS)
+            stub.Generate(request(p, seed=i, max_new_tokens=16, min_new_tokens=16), timeout=60)
+            for i, p in enumerate(PROMPTS)
         ]
         assert batcher_of(server).stats().max_rows == 1
+        assert server.server is not None
+        rounds = server.server.moderation_batcher.rounds
         barrier = threading.Barrier(len(PROMPTS))
         together: list[gen_pb.GenerateResponse | None] = [None] * len(PROMPTS)
 
         def call(i: int) -> None:
             barrier.wait()
-            together[i] = stub.Generate(request(PROMPTS[i], seed=i, max_new_tokens=16), timeout=60)
+            together[i] = stub.Generate(
+                request(PROMPTS[i], seed=i, max_new_tokens=16, min_new_tokens=16), timeout=60
+            )
 
         threads = [threading.Thread(target=call, args=(i,)) for i in range(len(PROMPTS))]
         for t in threads:
@@ -62,6 +67,9 @@ def test_concurrent_calls_are_generated_in_one_batch(make_gateway: Callable[...,
             t.join(60)
     stats = batcher_of(server).stats()
     assert stats.max_rows == len(PROMPTS), stats  # all four decoded together
+    # ... finished at the same step, and were moderated together (fewer moderate() calls than calls)
+    assert server.server is not None
+    assert server.server.moderation_batcher.rounds - rounds < len(PROMPTS)
     for a, b in zip(alone, together, strict=True):
         assert b is not None
         assert [o.text for o in a.outputs] == [o.text for o in b.outputs]  # same seed, same text
