@@ -37,7 +37,7 @@ from gateway.generation.params import Limits
 from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
-from gateway.metrics import WORK_SECONDS, MetricsInterceptor, serve_metrics
+from gateway.metrics import BATCH_SIZE, WORK_SECONDS, MetricsInterceptor, serve_metrics
 from gateway.moderation_batching import ModerationBatcher
 from gateway.moderation_setup import load_moderator
 from gateway.pipeline import GenerationPipeline
@@ -152,6 +152,7 @@ class GatewayServer:
             max_wait_ms=components.settings.max_batch_wait_ms,
             max_queue=components.settings.max_queue,
             observe=WORK_SECONDS.labels("generation").observe,
+            observe_rows=BATCH_SIZE.observe,
         )
         self._mod_worker = Worker(
             "moderation",

@@ -101,9 +101,11 @@ class Batcher:
         max_wait_ms: float,
         max_queue: int,
         observe: Callable[[float], None] | None = None,
+        observe_rows: Callable[[int], None] | None = None,
         group_by_params: bool = False,
     ) -> None:
-        """`observe` receives each request's seconds (queue wait + generation), e.g. a histogram.
+        """`observe` receives each request's seconds (queue wait + generation), `observe_rows` the rows
+        of each decoding step (e.g. histograms).
         `group_by_params` admits into a running batch only requests with the same sampling knobs
         (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md)."""
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
@@ -114,6 +116,7 @@ class Batcher:
         self._max_wait = max_wait_ms / 1000.0
         self._max_queue = max_queue
         self._observe = observe
+        self._observe_rows = observe_rows
         self._group_by_params = group_by_params
         self._cond = threading.Condition()
         self._queue: collections.deque[_Job] = collections.deque()
@@ -373,6 +376,8 @@ class Batcher:
             self._stats.rows_per_step[rows] += 1
             self._stats.max_rows = max(self._stats.max_rows, rows)
             self._stats.forward_s += forward - started
+        if self._observe_rows is not None:
+            self._observe_rows(rows)
         self._choose(state, logits)
         with self._cond:
             self._stats.choose_s += time.perf_counter() - forward

@@ -111,7 +111,8 @@ async def test_seeded_sampling_with_mixed_params_is_independent_of_the_batch(
 
 
 async def test_finished_rows_leave_the_batch_early(make_batcher: Callable[..., Batcher]) -> None:
-    batcher = make_batcher()
+    observed: list[int] = []
+    batcher = make_batcher(observe_rows=observed.append)
     short = run(batcher, PROMPTS[1], SamplingParams(do_sample=False, max_new_tokens=5))
     long = run(batcher, PROMPTS[2], SamplingParams(do_sample=False, max_new_tokens=60, min_new_tokens=60))
     (seq,) = await short
@@ -120,6 +121,7 @@ async def test_finished_rows_leave_the_batch_early(make_batcher: Callable[..., B
     await long
     # prefill gives token 1 of both; 4 steps with both rows, then the long row alone for 55 more
     assert batcher.stats().rows_per_step == {2: 4, 1: 55}
+    assert observed == [2] * 4 + [1] * 55  # what the modgate_batch_size histogram receives
 
 
 async def test_cancelled_row_is_dropped_while_the_others_continue(
