@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ from gateway.generation.params import SamplingParams  # noqa: E402
 
 
 def knob_sets(new_tokens: int) -> list[SamplingParams]:
-    common = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
+    common: dict[str, Any] = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
     return [
         SamplingParams(do_sample=False, **common),
         SamplingParams(seed=1, temperature=0.7, top_p=0.9, top_k=0, **common),

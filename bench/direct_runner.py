@@ -44,7 +44,7 @@ class Direct:
         self._torch = torch
         self.device = args.device
         self.new_tokens = args.new_tokens
-        self.pipe = pipeline(
+        self.pipe: Any = pipeline(
             "text-generation", model=args.model, tokenizer=args.model, device=args.device, dtype=torch.float32
         )
         self.detox = Detoxify(

@@ -19,6 +19,7 @@ import json
 import random
 import string
 from pathlib import Path
+from typing import Any
 
 END_OF_TEXT = "<|endoftext|>"
 VOCAB = 50257
@@ -49,7 +50,7 @@ def write_gpt_neo_125m(directory: Path, *, tiny: bool = False, seed: int = 0) ->
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT
     )
-    shape = (
+    shape: dict[str, Any] = (
         {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "attention_types": [[["global", "local"], 1]]}
         if tiny
         else {
@@ -79,7 +80,7 @@ def write_detoxify_base(directory: Path, *, tiny: bool = False) -> tuple[Path, P
     """A BERT-base-shaped detoxify checkpoint (random weights); returns (checkpoint, config_dir)."""
     from moderation.testing import build_tiny_detoxify_checkpoint
 
-    shape = (
+    shape: dict[str, Any] = (
         {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 2000}
         if tiny
         else {

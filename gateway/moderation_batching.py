@@ -59,7 +59,8 @@ class ModerationBatcher:
     async def _flush(self) -> None:
         while self._waiting:
             await asyncio.sleep(0)  # requests resumed by the same finished step join this round
-            taken, size = [], 0
+            taken: list[_Waiting] = []
+            size = 0
             while self._waiting and (not taken or size + len(self._waiting[0].texts) <= self._max_texts):
                 item = self._waiting.pop(0)
                 if not item.future.done():  # a caller cancelled while waiting needs nothing

@@ -265,7 +265,8 @@ class Batcher:
                 while not self._queue and not self._closing:
                     self._cond.wait()
                 if self._closing:
-                    return self._close_queue()
+                    self._close_queue()
+                    return None
                 deadline = time.monotonic() + self._max_wait
                 while self._queued_rows() < self._max_rows and not self._closing:
                     remaining = deadline - time.monotonic()
