@@ -87,6 +87,7 @@ def test_mixed_load(make_gateway: Callable[..., ServerThread], db_url: str) -> N
             assert row.status == RequestStatus.COMPLETED
             assert [o.status for o in row.outputs] == [status_for[a] for a in seen[row.request_id]]
             for o in row.outputs:
-                assert (o.ticket is not None) == (o.status == OutputStatus.HELD)
+                # Held: the handle for the result; blocked: the handle for an appeal; released: none.
+                assert (o.ticket is not None) == (o.status in (OutputStatus.HELD, OutputStatus.BLOCKED))
         assert verify(session=s).ok
     engine.dispose()
