@@ -1,7 +1,9 @@
-"""Runs GPT-Neo generation for one prompt: blocking calls, meant for a worker thread.
+"""The loaded model as the rest of the gateway sees it, and plain `model.generate` for one prompt.
 
-The generator knows sampling and decoding; it knows nothing of moderation or gRPC. Its text is
-unmoderated and must never leave the server before the moderator has decided on it.
+Serving goes through the dynamic batcher (`gateway/generation/batcher.py`), whose text equals what
+`Generator.generate` gives for the same prompt, parameters and seed: this is the reference path (tests and
+benchmarks compare against it). Its text is unmoderated and must never leave the server before the
+moderator has decided on it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from typing import Any
 
 import torch
 from transformers import GenerationConfig, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from gateway.errors import Cancelled
 from gateway.generation.model import LoadedModel
 from gateway.generation.params import Limits, SamplingParams
-from gateway.generation.stopping import CancelCriteria, StopMatcher, StopSequenceCriteria, find_stop
+from gateway.generation.stopping import CancelCriteria, StopSequenceCriteria, find_stop
 
 
 class FinishReason(enum.Enum):
@@ -84,16 +85,12 @@ class Generator:
         prompt: str,
         params: SamplingParams,
         should_stop: Callable[[], bool],
-        streamer: BaseStreamer | None,
-        stream_done: Callable[[], bool] | None = None,
     ) -> tuple[torch.Tensor, int]:
-        """`should_stop` means the caller gave up (raises Cancelled); `stream_done` means the streamed
-        text reached a stop sequence (a normal end)."""
+        """`should_stop` means the caller gave up (raises Cancelled)."""
         lm = self.loaded
         enc = lm.tokenizer(prompt, return_tensors="pt").to(lm.device)
         prompt_len = int(enc["input_ids"].shape[1])
-        done = stream_done or (lambda: False)
-        criteria = StoppingCriteriaList([CancelCriteria(lambda: should_stop() or done())])
+        criteria = StoppingCriteriaList([CancelCriteria(should_stop)])
         if params.stop:
             criteria.append(StopSequenceCriteria(lm.tokenizer, prompt_len, params.stop))
         with self._lock, torch.inference_mode():
@@ -104,7 +101,6 @@ class Generator:
                 **enc,
                 generation_config=self._generation_config(params),
                 stopping_criteria=criteria,
-                streamer=streamer,
             )
         if should_stop():
             raise Cancelled("generation was stopped: the call was cancelled or its deadline passed")
@@ -132,66 +128,5 @@ class Generator:
         self, prompt: str, params: SamplingParams, *, should_stop: Callable[[], bool]
     ) -> list[GeneratedSequence]:
         """All `num_return_sequences` sequences of one prompt. Blocking."""
-        out, prompt_len = self._run(prompt, params, should_stop, None)
+        out, prompt_len = self._run(prompt, params, should_stop)
         return [self._finish(i, row, prompt_len, params.stop) for i, row in enumerate(out)]
-
-    def generate_stream(
-        self,
-        prompt: str,
-        params: SamplingParams,
-        *,
-        on_text: Callable[[str], None],
-        should_stop: Callable[[], bool],
-    ) -> GeneratedSequence:
-        """One sequence; `on_text` receives its text in order as it is decoded, already cut at the first
-        stop sequence, so that the concatenation equals the returned text. Blocking."""
-        matcher = StopMatcher(params.stop)
-        streamer = _DeltaStreamer(self.loaded.tokenizer, lambda delta: on_text(matcher.feed(delta)))
-        out, prompt_len = self._run(prompt, params, should_stop, streamer, lambda: matcher.stopped)
-        final = self._finish(0, out[0], prompt_len, params.stop)
-        rest = streamer.flush_text()
-        tail = matcher.feed(rest) + matcher.flush()
-        if tail:
-            on_text(tail)
-        return final
-
-
-class _DeltaStreamer(BaseStreamer):
-    """Turns generated token ids into text deltas, holding back incomplete UTF-8 characters."""
-
-    def __init__(self, tokenizer: Any, on_delta: Callable[[str], None]) -> None:
-        self._tokenizer = tokenizer
-        self._on_delta = on_delta
-        self._ids: list[int] = []
-        self._sent = 0
-        self._prompt_seen = False
-        self._ended = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # the first call carries the prompt
-            self._prompt_seen = True
-            return
-        if self._ended:
-            return
-        ids = value.reshape(-1).tolist()
-        eos = self._tokenizer.eos_token_id
-        if eos in ids:
-            ids = ids[: ids.index(eos)]
-            self._ended = True
-        self._ids.extend(ids)
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        stable = len(text.rstrip("\ufffd")) if not self._ended else len(text)
-        if stable > self._sent:
-            delta = text[self._sent : stable]
-            self._sent = stable
-            self._on_delta(delta)
-
-    def end(self) -> None:
-        pass
-
-    def flush_text(self) -> str:
-        """Whatever was held back (a trailing partial character), released once generation ended."""
-        text = self._tokenizer.decode(self._ids, skip_special_tokens=True)
-        rest = text[self._sent :]
-        self._sent = len(text)
-        return rest

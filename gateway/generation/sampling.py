@@ -90,7 +90,7 @@ class RowText:
     """One generated row as text: finds stop sequences, emits stream deltas, builds the result.
 
     `on_text` (streaming only) receives deltas already cut at the first stop sequence, so that their
-    concatenation equals the final text, as `Generator.generate_stream` promised.
+    concatenation equals the final text.
     """
 
     def __init__(
