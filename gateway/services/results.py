@@ -21,6 +21,11 @@ from gateway.storage.tx import in_transaction
 MAX_TICKET_LENGTH = 64
 
 
+def _check_ticket(ticket: str) -> None:
+    if not ticket or len(ticket) > MAX_TICKET_LENGTH:
+        raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+
+
 def caller_actor(caller: Caller) -> str:
     return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
 
@@ -31,8 +36,7 @@ class ResultReader:
         self._poll = poll_interval_s
 
     async def read(self, ticket: str, caller: Caller) -> ResultView:
-        if not ticket or len(ticket) > MAX_TICKET_LENGTH:
-            raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+        _check_ticket(ticket)
 
         def work(session: Session) -> ResultView:
             view = get_result(session=session, ticket=ticket, tenant=caller.tenant)
@@ -51,8 +55,7 @@ class ResultReader:
         return await in_transaction(self._sessions, work)
 
     async def appeal(self, ticket: str, reason: str, caller: Caller) -> ResultView:
-        if not ticket or len(ticket) > MAX_TICKET_LENGTH:
-            raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+        _check_ticket(ticket)
 
         def work(session: Session) -> ResultView:
             appeals.appeal(
