@@ -271,7 +271,12 @@ class GenerationPipeline:
                             continue
                         delta = waiter.result()
                     else:
-                        delta = deltas.get_nowait()
+                        delta = ""
+                    # Text that arrived while the previous round was being scored goes into one
+                    # `feed`: one scoring call per round instead of one per word, so a moderator slower
+                    # than generation (detoxify on a CPU) falls behind by one round, not by O(words).
+                    while not deltas.empty():
+                        delta += deltas.get_nowait()
                     chunk = await self._mod_worker.run(cancel, moderator.feed, delta)
                     if chunk:
                         released.append(chunk)
