@@ -77,6 +77,35 @@ def measure(
     return rows
 
 
+def linear_ceiling(
+    hidden: int, intermediate: int, rows: int, *, rounds: int, seconds: float
+) -> tuple[float, float]:
+    """Median ms of one `Linear(hidden, intermediate)` on `rows` token rows, fp32 then int8 dynamic.
+
+    Why: Linear layers are over 90% of BERT-base's CPU time (torch.profiler, fp32 and int8 alike), so the
+    int8/fp32 ratio of this one kernel on this CPU bounds what quantizing the whole model can gain here.
+    """
+    import torch
+
+    from moderation.scorers.detoxify_scorer import quantize_linear_layers
+
+    torch.manual_seed(0)
+    fp32 = torch.nn.Sequential(torch.nn.Linear(hidden, intermediate)).eval()
+    int8 = quantize_linear_layers(fp32)
+    x = torch.randn(rows, hidden)
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for name, net in (("fp32", fp32), ("int8", int8)):
+                net(x)  # warm-up
+                calls, start = 0, time.perf_counter()
+                while (elapsed := time.perf_counter() - start) < seconds / 4 or calls < 3:
+                    net(x)
+                    calls += 1
+                times[name].append(elapsed / calls * 1e3)
+    return statistics.median(times["fp32"]), statistics.median(times["int8"])
+
+
 def machine() -> str:
     import torch
 
@@ -152,12 +181,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += measure(cases, rounds=args.rounds, seconds=min_seconds, baseline="baseline")
         comparison = ""
         if len(variants) > 1:
+            by_case = {(name, batch): median for name, batch, median, _, _ in rows}
+            for batch in ("1", "16"):
+                ratio = (
+                    by_case[(f"{label}, DetoxifyScorer int8 dynamic", batch)]
+                    / by_case[(f"{label}, DetoxifyScorer fp32", batch)]
+                )
+                comparison += f"\nint8 / fp32 DetoxifyScorer, {batch} per call: {ratio:.2f}x"
+            hidden, inter = shape["hidden_size"], shape["intermediate_size"]
+            ms32, ms8 = linear_ceiling(
+                hidden, inter, round(16 * tokens), rounds=args.rounds, seconds=min_seconds
+            )
+            comparison += (
+                f"\nint8 kernel ceiling on this CPU: one Linear({hidden}, {inter}) on {round(16 * tokens)} "
+                f"token rows: fp32 {ms32:.2f} ms, int8 dynamic {ms8:.2f} ms, {ms32 / ms8:.2f}x"
+            )
             a = fp32.score(labelled)
             b = variants[1][1].score(labelled)
             pairs = [(x.scores[k], y.scores[k]) for x, y in zip(a, b, strict=True) for k in x.scores]
             max_diff = max(abs(x - y) for x, y in pairs)
             mean_diff = statistics.mean(abs(x - y) for x, y in pairs)
-            comparison = (
+            comparison += (
                 f"\nint8 vs fp32 on the labelled set ({len(labelled)} texts x {len(a[0].scores)} labels): "
                 f"max |score difference| {max_diff:.4f}, mean {mean_diff:.5f}"
             )

@@ -19,7 +19,7 @@ from typing import Any
 
 from moderation.types import ScoreResult
 
-__all__ = ["MODELS", "DetoxifyScorer", "ScorerLoadError", "localize_checkpoint"]
+__all__ = ["MODELS", "DetoxifyScorer", "ScorerLoadError", "localize_checkpoint", "quantize_linear_layers"]
 
 # Labels per released model (the checkpoint's own list is what is used; this is for documentation/tests).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -108,7 +108,7 @@ class DetoxifyScorer:
         self._tokenizer = detox.tokenizer
         net = detox.model.eval()
         if quantize:
-            net = _quantize(torch, net)
+            net = quantize_linear_layers(net)
         self._net = net
         self._labels = tuple(detox.class_names)
         self._model_name = model
@@ -224,9 +224,13 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     raise ScorerLoadError("cannot tell the tokenizer's special tokens apart from the text")
 
 
-def _quantize(torch: Any, net: Any) -> Any:
-    """int8 dynamic quantization of the Linear layers: ~2x faster on CPU, scores move slightly (the
-    benchmark reports by how much). torch deprecates this API in favour of torchao; it still works."""
+def quantize_linear_layers(net: Any) -> Any:
+    """int8 dynamic quantization of the Linear layers, for CPU inference; scores move slightly (the
+    benchmark reports by how much). How much faster depends on the CPU's int8 matrix kernels: 1.9-2.9x
+    on one of the project's hosts, 1.1-1.4x on another (docs/benchmarks.md). torch deprecates this API in
+    favour of torchao; it still works."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r".*torch\.ao\.quantization is deprecated", category=DeprecationWarning

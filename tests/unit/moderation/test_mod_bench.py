@@ -20,3 +20,4 @@ def test_bench_quick_run(capsys) -> None:
     out = capsys.readouterr().out
     assert "| profanity word list (80-word texts) | 1 |" in out
     assert "DetoxifyScorer int8 dynamic" in out and "max |score difference|" in out
+    assert "int8 kernel ceiling on this CPU" in out and "int8 / fp32 DetoxifyScorer, 16 per call" in out
