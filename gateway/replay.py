@@ -4,7 +4,8 @@ A decision can only be explained later if it can be reproduced: the request row 
 revision and every sampling parameter with the seed actually used; the output row holds the policy
 version and each scorer's version. Replay regenerates through the serving path (the batcher) and
 re-scores with the loaded scorers, then lists every difference (`moderation.replay.compare_decisions`),
-without quoting the texts.
+without quoting the texts. Every replay is an audit event (`output.replayed`: who, which ticket, whether it
+came out identical), from the CLI and from the web queue alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit import events
+from gateway.audit.chain import append
 from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
@@ -35,6 +38,8 @@ class Recorded:
     """What the database says happened, as plain data (no ORM object outlives its transaction)."""
 
     ticket: str
+    request_id: str
+    tenant: str
     prompt: str
     generated_text: str
     sequence_index: int
@@ -71,6 +76,8 @@ async def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorde
             raise NotFound(f"no output with ticket {ticket!r}")
         return Recorded(
             ticket=ticket,
+            request_id=out.request.request_id,
+            tenant=out.request.tenant,
             prompt=out.prompt,
             generated_text=out.generated_text,
             sequence_index=out.sequence_index,
@@ -102,6 +109,7 @@ def _params(recorded: Recorded) -> SamplingParams:
 async def replay(
     ticket: str,
     *,
+    actor: str,
     sessions: sessionmaker[Session],
     generator: Generator,
     batcher: Batcher,
@@ -111,7 +119,9 @@ async def replay(
     """Regenerates the ticket's output with its recorded parameters and seed, re-moderates it under its
     recorded policy, and compares. Notes say when the model or policy available now is not the one
     recorded (the comparison is then expected to differ). In a running server, pass its
-    `moderation_worker`: the scorers then run on the thread that owns them, off the event loop."""
+    `moderation_worker`: the scorers then run on the thread that owns them, off the event loop.
+    `actor` is who asked (`reviewer:NAME` from the web queue, `cli:USER` from `modgate replay`): the
+    replay is written to the audit log under that name."""
     recorded = await load_recorded(sessions, ticket)
     notes: list[str] = []
     loaded = generator.loaded
@@ -134,9 +144,30 @@ async def replay(
         )
     else:
         (decision,) = await asyncio.to_thread(moderator.moderate, [text], policy=policy)
-    return ReplayReport(
+    report = ReplayReport(
         ticket=ticket,
         text_identical=text == recorded.generated_text,
         decision_differences=compare_decisions(recorded.decision, decision),
         notes=notes,
+    )
+    await in_transaction(sessions, lambda session: _audit(session, recorded, report, actor))
+    return report
+
+
+def _audit(session: Session, recorded: Recorded, report: ReplayReport, actor: str) -> None:
+    """The verdict and counts; the listed differences stay with whoever ran the replay (CLI output, the
+    admin's page), as the audit log is readable through `Audit.Query`."""
+    append(
+        session=session,
+        event_type=events.OUTPUT_REPLAYED,
+        actor=actor,
+        tenant=recorded.tenant,
+        request_id=recorded.request_id,
+        ticket=recorded.ticket,
+        action="identical" if report.identical else "different",
+        payload={
+            "text_identical": report.text_identical,
+            "decision_differences": len(report.decision_differences),
+            "notes": len(report.notes),
+        },
     )

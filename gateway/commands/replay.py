@@ -25,6 +25,7 @@ def replay_command(ticket: str, config_file: str | None, **overrides: Any) -> No
     configured scorers under its recorded policy, and compare text and decision with what was recorded.
 
     Exit code 0: identical; 3: something differs (listed); 1: the replay could not run."""
+    from gateway.commands.db import cli_actor
     from gateway.config import SettingsError, load_settings
     from gateway.errors import GatewayError
     from gateway.generation.batcher import Batcher
@@ -46,6 +47,7 @@ def replay_command(ticket: str, config_file: str | None, **overrides: Any) -> No
         report = asyncio.run(
             replay(
                 ticket,
+                actor=cli_actor(),
                 sessions=components.sessions,
                 generator=components.generator,
                 batcher=batcher,

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # ``async (ticket) -> gateway.replay.ReplayReport``; typed loosely so that importing the web app does not
 # import the generation stack (torch) behind ``gateway.replay``.
-ReplayFn = Callable[[str], Awaitable[Any]]
+ReplayFn = Callable[..., Awaitable[Any]]  # (ticket, *, actor) -> gateway.replay.ReplayReport
 
 
 @dataclass(frozen=True)

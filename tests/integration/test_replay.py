@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gateway.audit import events
+from gateway.audit.query import query as audit_query
 from gateway.cli import cli
 from gateway.client import GatewayClient
 from gateway.commands.replay import EXIT_DIFFERENT
@@ -42,7 +44,14 @@ def test_replay_of_a_held_seeded_output_is_identical(
     (out,) = [o for o in outputs if o.ticket]  # the output with the flagged word is held
     c = server.components
     report = asyncio.run(
-        replay(out.ticket, sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=c.moderator)
+        replay(
+            out.ticket,
+            actor="cli:test",
+            sessions=c.sessions,
+            generator=c.generator,
+            batcher=batcher,
+            moderator=c.moderator,
+        )
     )
     assert report.identical, report.lines()
     assert report.notes == []
@@ -55,16 +64,34 @@ def test_replay_of_a_held_seeded_output_is_identical(
         masker=Masker(),
     )
     changed = asyncio.run(
-        replay(out.ticket, sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=lenient)
+        replay(
+            out.ticket,
+            actor="cli:test",
+            sessions=c.sessions,
+            generator=c.generator,
+            batcher=batcher,
+            moderator=lenient,
+        )
     )
     assert changed.text_identical and not changed.identical
     assert any(d.startswith("action") for d in changed.decision_differences), changed.decision_differences
     assert flag_word not in " ".join(changed.lines()), "the report never quotes the text"
+    with c.sessions() as s:
+        replays = audit_query(session=s, ticket=out.ticket, event_type=events.OUTPUT_REPLAYED)
+        assert [(e.actor, e.action, e.tenant) for e in replays] == [
+            ("cli:test", "identical", "default"),
+            ("cli:test", "different", "default"),
+        ]
 
     with pytest.raises(NotFound):
         asyncio.run(
             replay(
-                "tkt_nope", sessions=c.sessions, generator=c.generator, batcher=batcher, moderator=c.moderator
+                "tkt_nope",
+                actor="cli:test",
+                sessions=c.sessions,
+                generator=c.generator,
+                batcher=batcher,
+                moderator=c.moderator,
             )
         )
 

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from gateway.audit import events
+from gateway.audit.query import query as audit_query
 from gateway.client import GatewayClient
 from gateway.config import Settings
 from gateway.generation.generator import Generator
@@ -130,6 +132,14 @@ async def test_replay_button_on_a_real_gateway(generator: Generator, db_url: str
             assert "note: recorded model &lt;b&gt;m&lt;/b&gt;@" in section
             assert "<script>v" not in changed.text and "<b>m</b>" not in changed.text
             assert flag_word not in section, "the replay never shows text"
+            with sessions() as s:
+                replays = audit_query(session=s, ticket=ticket, event_type=events.OUTPUT_REPLAYED)
+                assert [(e.actor, e.action) for e in replays] == [
+                    (f"reviewer:{admin_name}", "identical"),
+                    (f"reviewer:{admin_name}", "different"),
+                ], "each replay from the web queue is an audit event"
+                assert replays[1].payload == {"text_identical": False, "decision_differences": 1, "notes": 1}
+                assert flag_word not in str(replays[1].payload)
 
             # Reviewers see no button and may not replay.
             await login(reviewer, reviewer_name)

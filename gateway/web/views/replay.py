@@ -50,20 +50,21 @@ class ReplayItem(ItemPage):
         replay = self.ctx.replay
         if replay is None:
             raise NotFound("replay is not available here: this web app runs without the gateway's model")
+        principal = request.scope.get("modgate.principal")
+        username = getattr(principal, "username", "?")
         started = time.perf_counter()
         try:
-            report = await asyncio.wait_for(replay(ticket), REPLAY_TIMEOUT_S)
+            report = await asyncio.wait_for(replay(ticket, actor=f"reviewer:{username}"), REPLAY_TIMEOUT_S)
         except TimeoutError:
             raise ReplayTimedOut(
                 f"the replay did not finish within {REPLAY_TIMEOUT_S:.0f} s (the generation queue is busy); "
                 "nothing was changed, try again later"
             ) from None
         outcome = present.ReplayView.of(report, time.perf_counter() - started)
-        principal = request.scope.get("modgate.principal")
         log.info(
             "replay of %s by %s: %s (%d decision differences)",
             ticket,
-            getattr(principal, "username", "?"),
+            username,
             "identical" if outcome.identical else "different",
             len(outcome.differences),
         )
