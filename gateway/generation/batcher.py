@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from gateway.errors import Cancelled, ResourceExhausted, Unavailable
+from gateway.errors import ResourceExhausted, Unavailable
 from gateway.generation.generator import GeneratedSequence, Generator
+from gateway.generation.jobs import BatcherStats, Job, Row, cancelled, deliverer, params_key
 from gateway.generation.kv_batch import BatchState
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
@@ -43,51 +42,6 @@ from gateway.generation.sampling import RequestSampler, RowText
 log = logging.getLogger(__name__)
 
 __all__ = ["Batcher", "BatcherStats"]
-
-
-@dataclass
-class BatcherStats:
-    """Counters for tests, benchmarks and logs (a snapshot; see `Batcher.stats`)."""
-
-    requests: int = 0
-    refused: int = 0
-    cancelled: int = 0
-    prefills: int = 0
-    joined_running: int = 0  # requests that joined a batch already decoding
-    steps: int = 0
-    tokens: int = 0
-    max_rows: int = 0
-    # Seconds in decoding steps: the forward pass, then choosing tokens and ending rows (processors,
-    # sampling, stop checks). On a GPU the first includes only the launch; the second waits for it.
-    forward_s: float = 0.0
-    choose_s: float = 0.0
-    rows_per_step: collections.Counter[int] = field(default_factory=collections.Counter)
-
-
-@dataclass(eq=False)
-class _Job:
-    """One request (one prompt, `num_return_sequences` rows), owned by the worker once admitted."""
-
-    prompt: str
-    params: SamplingParams
-    cancel: threading.Event
-    should_stop: Callable[[], bool]
-    on_text: Callable[[str], None] | None
-    deliver: Callable[[list[GeneratedSequence] | BaseException], None]
-    prompt_ids: list[int] = field(default_factory=list)
-    sampler: RequestSampler | None = None
-    results: list[GeneratedSequence] = field(default_factory=list)
-    live: int = 0  # rows still in the batch
-    done: bool = False
-
-    def stopped(self) -> bool:
-        return self.cancel.is_set() or self.should_stop()
-
-
-@dataclass(eq=False)
-class _Row:
-    job: _Job
-    text: RowText
 
 
 class Batcher:
@@ -119,7 +73,7 @@ class Batcher:
         self._observe_rows = observe_rows
         self._group_by_params = group_by_params
         self._cond = threading.Condition()
-        self._queue: collections.deque[_Job] = collections.deque()
+        self._queue: collections.deque[Job] = collections.deque()
         self._closing = False
         self._stats = BatcherStats()
         self._state = BatchState.empty()
@@ -192,7 +146,7 @@ class Batcher:
         # must not encode from two threads at once.
         tokenizer = self._lm.tokenizer
         jobs = [
-            _Job(prompt, params, cancel, should_stop, on_text, _deliverer(loop, future))
+            Job(prompt, params, cancel, should_stop, on_text, deliverer(loop, future))
             for prompt, future in zip(prompts, futures, strict=True)
         ]
         for job in jobs:
@@ -257,7 +211,7 @@ class Batcher:
             self._fail(job, Unavailable("the generation worker stopped"))
         self._state = BatchState.empty()
 
-    def _take(self) -> list[_Job] | None:
+    def _take(self) -> list[Job] | None:
         """New jobs for the batch (empty while a batch runs and nothing waits); None to stop. An idle
         worker waits for the first request, then up to `max_wait_ms` for more to fill the batch."""
         with self._cond:
@@ -285,22 +239,22 @@ class Batcher:
         while self._queue:
             self._fail(self._queue.popleft(), Unavailable("the gateway is shutting down; retry later"))
 
-    def _admit(self) -> list[_Job]:
+    def _admit(self) -> list[Job]:
         """Jobs that fit in the batch's free rows, oldest first (a job larger than the whole batch runs
         when the batch is empty). Jobs whose callers gave up while queued are answered here."""
         free = self._max_rows - len(self._state.rows)
         key = self._state.key
-        taken: list[_Job] = []
-        kept: collections.deque[_Job] = collections.deque()
+        taken: list[Job] = []
+        kept: collections.deque[Job] = collections.deque()
         while self._queue:
             job = self._queue.popleft()
             if job.stopped():
-                self._fail(job, _cancelled(), count_cancel=True)
+                self._fail(job, cancelled(), count_cancel=True)
                 continue
             n = job.params.num_return_sequences
             fits = n <= free or (not self._state.rows and not taken)
             if self._group_by_params:
-                job_key = _params_key(job.params)
+                job_key = params_key(job.params)
                 key = job_key if key is None else key
                 fits = fits and job_key == key
             if fits:
@@ -316,7 +270,7 @@ class Batcher:
             self._stats.joined_running += len(taken)
         return taken
 
-    def _fail(self, job: _Job, exc: BaseException, *, count_cancel: bool = False) -> None:
+    def _fail(self, job: Job, exc: BaseException, *, count_cancel: bool = False) -> None:
         if job.done:
             return
         job.done = True
@@ -333,10 +287,10 @@ class Batcher:
         keep = [i for i, r in enumerate(self._state.rows) if id(r.job) not in stopped]
         for row in self._state.rows:
             if id(row.job) in stopped:
-                self._fail(row.job, _cancelled(), count_cancel=True)
+                self._fail(row.job, cancelled(), count_cancel=True)
         self._state.select(keep)
 
-    def _prefill(self, jobs: list[_Job]) -> None:
+    def _prefill(self, jobs: list[Job]) -> None:
         """Runs the new prompts together, samples their first tokens, and merges them into the batch."""
         lm = self._lm
         tok = lm.tokenizer
@@ -348,14 +302,14 @@ class Batcher:
         fresh, logits = BatchState.prefill(
             lm.model, [job.prompt_ids for job in jobs], counts, pad_token_id=tok.pad_token_id
         )
-        fresh.rows = [_Row(job, self._row_text(job, k)) for job in jobs for k in range(job.live)]
-        fresh.key = _params_key(jobs[0].params) if self._group_by_params else None
+        fresh.rows = [Row(job, self._row_text(job, k)) for job in jobs for k in range(job.live)]
+        fresh.key = params_key(jobs[0].params) if self._group_by_params else None
         with self._cond:
             self._stats.prefills += 1
         self._choose(fresh, logits)
         self._state.merge(fresh)
 
-    def _row_text(self, job: _Job, index: int) -> RowText:
+    def _row_text(self, job: Job, index: int) -> RowText:
         return RowText(
             self._lm.tokenizer,
             index=index,
@@ -405,7 +359,7 @@ class Batcher:
         tokens = chosen.tolist()
         with self._cond:
             self._stats.tokens += len(tokens)
-        finished: list[tuple[_Job, Any]] = []
+        finished: list[tuple[Job, Any]] = []
         for i, (row, token) in enumerate(zip(state.rows, tokens, strict=True)):
             job = row.job
             try:
@@ -418,7 +372,7 @@ class Batcher:
                         job.done = True
                         outcome: Any = sorted(job.results, key=lambda s: s.sequence_index)
                         if job.stopped():
-                            outcome = _cancelled()
+                            outcome = cancelled()
                         finished.append((job, outcome))
             except Exception as exc:  # e.g. the stream callback failed: only this request ends
                 log.exception("finishing a generated row failed")
@@ -433,31 +387,3 @@ class Batcher:
         # can share a moderation round) and find themselves already out of the batch.
         for job, outcome in finished:
             job.deliver(outcome)
-
-
-def _deliverer(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[GeneratedSequence]]
-) -> Callable[[list[GeneratedSequence] | BaseException], None]:
-    """Settles `future` on its own loop from the worker thread (once; a closed loop is ignored)."""
-
-    def settle(outcome: list[GeneratedSequence] | BaseException) -> None:
-        if future.done():
-            return
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-    def deliver(outcome: list[GeneratedSequence] | BaseException) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            loop.call_soon_threadsafe(settle, outcome)
-
-    return deliver
-
-
-def _cancelled() -> Cancelled:
-    return Cancelled("generation was stopped: the call was cancelled or its deadline passed")
-
-
-def _params_key(p: SamplingParams) -> tuple[object, ...]:
-    return (p.do_sample, p.temperature, p.top_p, p.top_k, p.repetition_penalty)
