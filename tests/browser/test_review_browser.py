@@ -14,9 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,9 +36,9 @@ from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
+from tests.serve_process import MODGATE, free_ports
 
 CHROMIUM = Path("/usr/bin/chromium")
-MODGATE = str(Path(sys.executable).with_name("modgate"))
 ARTIFACTS = Path(os.environ.get("MODGATE_BROWSER_ARTIFACTS", "var/browser-artifacts"))
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -70,18 +68,6 @@ pytestmark = [
         "(apt-get install chromium chromium-driver)",
     ),
 ]
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports (all bound at once, so the kernel cannot hand out one twice)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass

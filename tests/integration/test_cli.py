@@ -5,48 +5,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
 from click.testing import CliRunner
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.cli import cli
 from tests.integration.gateway_harness import ServerThread
-
-MODGATE = str(Path(sys.executable).with_name("modgate"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_serving(address: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.3)
-    raise AssertionError("server did not become healthy in time")
+from tests.serve_process import MODGATE, free_ports, wait_serving
 
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
-    address = f"127.0.0.1:{free_port()}"
-    metrics_port = free_port()
+    grpc_port, metrics_port = free_ports(2)
+    address = f"127.0.0.1:{grpc_port}"
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     proc = subprocess.Popen(
         [

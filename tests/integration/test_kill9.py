@@ -19,7 +19,7 @@ from gateway.audit import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest, RequestStatus
-from tests.integration.test_cli import MODGATE, free_port, wait_serving
+from tests.serve_process import MODGATE, free_ports, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.P
 
 
 def test_kill_9_under_load_loses_nothing(demo_model_dir: Path, tmp_path: Path) -> None:
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_ports(1)[0]}"
     database_url = f"sqlite:///{tmp_path / 'kill9.db'}"
     proc = start(demo_model_dir, address, database_url)
     answered: dict[str, int] = {}  # request id -> number of outputs the client received
