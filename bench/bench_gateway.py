@@ -356,9 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args, workdir)
     command = "python bench/bench_gateway.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result["command"] = command.strip()
+    print(markdown(result))  # first: a failure to write the JSON must not lose a 7-minute run's report
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown(result))
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 
