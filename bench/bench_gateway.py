@@ -67,6 +67,7 @@ class DirectProcess:
             f"--device={args.device}",
             f"--variants={','.join(args.variants)}",
             f"--new-tokens={args.new_tokens}",
+            f"--prepack={'on' if args.cpu_prepack == 'on' else 'off'}",
             f"--warmup-prompt={prompts(1, args.prompt_tokens, seed=99)[0]}",
         ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -113,6 +114,7 @@ class Gateway:
             "metrics_address": "",
             "max_batch_size": args.max_batch_size,
             "max_batch_wait_ms": args.max_batch_wait_ms,
+            "cpu_prepack": args.cpu_prepack == "on",
             "max_queue": 256,
             "log_level": "WARNING",
         }
@@ -340,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the built models here (default: a temp dir)")
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-batch-wait-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--cpu-prepack",
+        choices=["on", "off"],
+        default="on",
+        help="the gateway's cpu_prepack setting (default on, as in production); the bare model + "
+        "moderation path follows it, the pipeline baseline never prepacks",
+    )
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--n1-requests", type=int, default=4)

@@ -9,6 +9,8 @@ to compare on a machine whose speed drifts with other load):
   warm-up, before anything else is loaded).
 - `{"cmd": "bare", "variant": "fp32" | "int8", "prompt": P}`: what one gateway request must do at least:
   `model.generate` then the gateway's own `Moderator.moderate` (same config as the gateway's), in-process.
+  With `--prepack=on` the bare model is loaded as the gateway loads it (`load_model(prepack=True)`: the
+  same oneDNN kernels), so the N=1 overhead compares like with like.
 - `{"cmd": "moderation_rates", "texts": [...]}`: texts/s of each moderator, one text per call vs all in
   one call (does batching moderation across requests pay on this device?).
 """
@@ -52,6 +54,12 @@ class Direct:
         )
         self.baseline(args.warmup_prompt)
         self.baseline_rss = peak_rss()
+        self.bare_model, self.bare_tokenizer = self.pipe.model, self.pipe.tokenizer
+        if args.prepack == "on" and args.device == "cpu":
+            from gateway.generation.model import load_model
+
+            loaded = load_model(args.model, revision=None, device="cpu", dtype="float32", prepack=True)
+            self.bare_model, self.bare_tokenizer = loaded.model, loaded.tokenizer
         self.moderators = {v: self._moderator(args, v) for v in args.variants.split(",")}
         for variant in self.moderators:
             self.bare(variant, args.warmup_prompt)
@@ -85,7 +93,7 @@ class Direct:
         return {"latency": done - started, "generate_s": generated - started, "moderate_s": done - generated}
 
     def bare(self, variant: str, prompt: str) -> dict[str, Any]:
-        tok, model = self.pipe.tokenizer, self.pipe.model
+        tok, model = self.bare_tokenizer, self.bare_model
         started = time.perf_counter()
         with self._torch.inference_mode():
             enc = tok(prompt, return_tensors="pt").to(model.device)
@@ -129,6 +137,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", default="fp32,int8")
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--prepack", choices=["on", "off"], default="on")
     args = parser.parse_args()
     direct = Direct(args)
     print(json.dumps({"ready": True, "baseline_peak_rss": direct.baseline_rss}), flush=True)

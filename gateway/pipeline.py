@@ -9,6 +9,7 @@ whichever way a client comes in. What an edge sends is decided by `Decision.rele
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,11 +31,13 @@ from gateway.generation.params import (
 from gateway.generation.worker import Worker
 from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
+from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
-from gateway.ratelimit import RateLimiter
 from gateway.recording import OutputRecord, Recorder, RequestHandle
 from moderation.moderator import Moderator
 from moderation.types import Decision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class GenerationPipeline:
         limits: Limits,
         batcher: Batcher,
         moderation_worker: Worker,
-        limiter: RateLimiter,
+        limiter: Limiter,
         default_limits: RateLimits,
         moderation_batcher: ModerationBatcher | None = None,
     ) -> None:
@@ -145,7 +148,7 @@ class GenerationPipeline:
             )
         return params
 
-    def _admit(
+    async def _admit(
         self, caller: Caller, request_id: str, params: SamplingParams, prompts: list[str]
     ) -> CallContext:
         """Checks the key's policy and rate limits, which reserve the most tokens the request can
@@ -158,7 +161,8 @@ class GenerationPipeline:
             requests_per_minute=caller.requests_per_minute, tokens_per_minute=caller.tokens_per_minute
         )
         reserved = len(prompts) * params.num_return_sequences * params.max_new_tokens
-        self._limiter.admit(caller.rate_key, limits, tokens=reserved)
+        if not limits.unlimited:  # off the loop: the shared limiter is a database transaction
+            await asyncio.to_thread(self._limiter.admit, caller.rate_key, limits, tokens=reserved)
         return CallContext(
             request_id=request_id,
             tenant=caller.tenant,
@@ -175,7 +179,7 @@ class GenerationPipeline:
     ) -> AsyncIterator[Admission]:
         """Admits the call, commits its record before any generation work, marks the record failed or
         cancelled if the body raises, and gives back unused reserved tokens."""
-        call = self._admit(caller, request_id, params, prompts)
+        call = await self._admit(caller, request_id, params, prompts)
         admission = Admission(call=call)
         try:
             admission.record = await self._recorder.request_received(
@@ -191,9 +195,17 @@ class GenerationPipeline:
             async with self._recorder.failure_guard(admission.record):
                 yield admission
         finally:
-            self._limiter.refund(
-                call.rate_key, call.limits, tokens=call.reserved_tokens - admission.generated_tokens
-            )
+            await self._refund(call, call.reserved_tokens - admission.generated_tokens)
+
+    async def _refund(self, call: CallContext, tokens: int) -> None:
+        """Gives back reserved tokens that were not generated. Never raises: the call's own outcome
+        (already recorded) must not be replaced by a failure to refund, which only under-admits later."""
+        if call.limits.unlimited or tokens <= 0:
+            return
+        try:
+            await asyncio.to_thread(self._limiter.refund, call.rate_key, call.limits, tokens=tokens)
+        except Exception:
+            log.warning("could not give back %d reserved tokens of %s", tokens, call.rate_key, exc_info=True)
 
     async def generate(
         self,

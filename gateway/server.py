@@ -51,6 +51,7 @@ from gateway.services.results import ResultReader
 from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
+from gateway.storage.rate_buckets import DatabaseRateLimiter
 from gateway.web import WebServer, WebStartupError, create_app
 from gateway.web.score import ScoreEndpoint
 from moderation.moderator import Moderator
@@ -121,7 +122,11 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     engine = make_engine(settings.database_url)
     check_schema(settings.database_url, upgrade=migrate_schema)
     loaded = load_model(
-        settings.model, revision=settings.model_revision, device=settings.device, dtype=settings.dtype
+        settings.model,
+        revision=settings.model_revision,
+        device=settings.device,
+        dtype=settings.dtype,
+        prepack=settings.cpu_prepack,
     )
     moderator = load_moderator(settings)
     sessions = make_session_factory(engine)
@@ -167,7 +172,9 @@ class GatewayServer:
             limits=components.limits(),
             batcher=self.batcher,
             moderation_worker=self._mod_worker,
-            limiter=RateLimiter(),
+            limiter=DatabaseRateLimiter(components.sessions)
+            if components.settings.rate_limit_store == "database"
+            else RateLimiter(),
             default_limits=RateLimits(
                 requests_per_minute=components.settings.default_requests_per_minute,
                 tokens_per_minute=components.settings.default_tokens_per_minute,

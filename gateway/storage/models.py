@@ -263,3 +263,21 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RateBucket(Base):
+    """One token bucket of the shared rate limiter (`rate_limit_store = "database"`).
+
+    ``level`` is what the bucket held at ``stamp`` (wall-clock epoch seconds); the level now is computed
+    from the refill rate (``per_minute`` per minute), so a bucket is written only when something is taken
+    or given back. A changed ``per_minute`` (the key's limit was edited) starts the bucket full again,
+    as the in-process limiter does.
+    """
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    per_minute: Mapped[int] = mapped_column(Integer)
+    level: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float)

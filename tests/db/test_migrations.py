@@ -25,6 +25,7 @@ TABLES = {
     "reviewers",
     "api_keys",
     "audit_events",
+    "rate_buckets",
 }
 
 

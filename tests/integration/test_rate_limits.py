@@ -87,3 +87,25 @@ def test_tokens_per_minute_counts_generated_tokens(limited: ServerThread, keys: 
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert 0 < retry_delay(info.value) <= 15
     call(limited, keys["twenty-tokens"], tokens=8)
+
+
+def test_database_store_shares_one_limit_between_replicas(
+    make_gateway: Callable[..., ServerThread], db_url: str
+) -> None:
+    """Two gateways on one database with `rate_limit_store = "database"`: a key allowed 3 requests a
+    minute gets 3 in all, not 3 on each (the in-process store would let 6 through)."""
+    replicas = [
+        make_gateway(Action.MASK, insecure_no_auth=False, rate_limit_store="database") for _ in range(2)
+    ]
+    engine = make_engine(db_url)
+    with Session(engine) as s, s.begin():
+        key = create_key(session=s, tenant="rl", name="shared", scopes=["generate"], requests_per_minute=3)[1]
+    engine.dispose()
+    call(replicas[0], key)
+    call(replicas[1], key)
+    call(replicas[0], key)
+    for replica in replicas:
+        with pytest.raises(grpc.RpcError) as info:
+            call(replica, key)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert 15 <= retry_delay(info.value) <= 20  # one request comes back every 20 s

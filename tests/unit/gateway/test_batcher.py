@@ -21,6 +21,7 @@ from gateway.generation.generator import FinishReason, Generator
 from gateway.generation.kv_batch import BatchState
 from gateway.generation.model import load_model
 from gateway.generation.params import SamplingParams
+from gateway.generation.prepack import prepack_linear_layers
 
 # Prompts of 1 to ~12 tokens: batched, most rows are left-padded.
 PROMPTS = [
@@ -44,9 +45,13 @@ MIXED = [
 NEVER: Callable[[], bool] = lambda: False  # noqa: E731
 
 
-@pytest.fixture(scope="module")
-def generator(demo_model_dir: Path) -> Generator:
-    return Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
+@pytest.fixture(scope="module", params=[False, True], ids=["default-kernels", "prepacked"])
+def generator(demo_model_dir: Path, request: pytest.FixtureRequest) -> Generator:
+    """Every test runs on the stock Linear layers and on the oneDNN-prepacked ones (`cpu_prepack`)."""
+    loaded = load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32")
+    if request.param:  # the demo model's layers are below the size that gains: prepack them anyway
+        assert prepack_linear_layers(loaded.model, min_weights=0) > 0
+    return Generator(loaded)
 
 
 @pytest.fixture

@@ -1,0 +1,70 @@
+"""oneDNN-prepacked Linear layers compute what torch.nn.Linear computes, and the demo GPT-Neo writes
+the same text with them (batched and alone: tests/unit/gateway/test_batcher.py runs on both)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gateway.generation.generator import Generator
+from gateway.generation.model import load_model
+from gateway.generation.params import SamplingParams
+from gateway.generation.prepack import PrepackedLinear, PrepackUnavailable, prepack_linear_layers
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(1, 24), (16, 24), (3, 7, 24), (2, 1, 5, 24)])
+def test_prepacked_linear_equals_linear(bias: bool, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 40, bias=bias)
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        want = linear(x)
+        got = PrepackedLinear(linear)(x)
+        transposed = PrepackedLinear(linear)(torch.randn(24, shape[0]).t())  # a non-contiguous input
+    assert got.shape == want.shape == (*shape[:-1], 40)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert transposed.shape == (shape[0], 40)
+
+
+def test_large_enough_linears_are_replaced_and_other_modules_are_kept() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16),
+        torch.nn.GELU(),
+        torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.LayerNorm(4)),
+    ).eval()
+    x = torch.randn(5, 8)
+    with torch.inference_mode():
+        want = model(x)
+        assert prepack_linear_layers(model, min_weights=100) == 1  # 8x16 = 128 weights; 16x4 = 64 stays
+        assert type(model[2][0]) is torch.nn.Linear
+        assert prepack_linear_layers(model, min_weights=0) == 1
+        got = model(x)
+    assert [type(m).__name__ for m in model.modules()].count("PrepackedLinear") == 2
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_only_fp32_models_are_prepacked_and_a_refused_model_is_untouched() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16)).to(torch.bfloat16)
+    with pytest.raises(PrepackUnavailable, match="fp32 on a CPU"):
+        prepack_linear_layers(model, min_weights=0)
+    assert type(model[0]) is torch.nn.Linear
+
+
+def test_demo_model_text_is_the_same_with_prepacked_layers(demo_model_dir: Path) -> None:
+    default = Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
+    packed_model = load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32", prepack=True)
+    assert packed_model.kernels == "default", "the demo model's layers are too small to gain"
+    assert prepack_linear_layers(packed_model.model, min_weights=0) == 2 * 6 + 1  # q k v out fc proj, head
+    packed = Generator(packed_model)
+    for params in (
+        SamplingParams(do_sample=False, max_new_tokens=40),
+        SamplingParams(seed=3, max_new_tokens=40, temperature=0.8, top_p=0.9),
+    ):
+        for prompt in ("The meaning of life is", "Once upon a time in a small village"):
+            assert packed.generate(prompt, params, should_stop=lambda: False) == default.generate(
+                prompt, params, should_stop=lambda: False
+            )
