@@ -223,15 +223,9 @@ def baseline_block(direct: DirectProcess, texts: list[str], count: int, start: i
 
 def machine(device: str) -> dict[str, Any]:
     import torch
+    from machine_info import cpu_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import transformers
 
     return {

@@ -25,6 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from moderation.evaluation import read_labelled
 from moderation.scorers.profanity import ProfanityScorer
@@ -108,15 +109,9 @@ def linear_ceiling(
 
 def machine() -> str:
     import torch
+    from machine_info import cpu_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     load = ""
     if hasattr(os, "getloadavg"):

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from gateway_fixtures import prompts, write_gpt_neo_125m  # noqa: E402
+from machine_info import cpu_name  # noqa: E402
 
 from gateway.generation.batcher import Batcher  # noqa: E402
 from gateway.generation.generator import Generator  # noqa: E402
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_no + 1} of {args.rounds} done", file=sys.stderr)
     same = outputs["stock"] == outputs["prepacked"]
     print(
-        f"Machine: {os.cpu_count()} logical CPUs, torch {torch.__version__} "
+        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)"
     )
     print(f"{args.rounds} interleaved rounds; medians\n")
