@@ -61,8 +61,8 @@ class Settings:
     # together; an idle worker waits this long for more requests before it starts a batch.
     max_batch_size: int = 8
     max_batch_wait_ms: float = 5.0
-    # On a CPU with fp32 weights, run the model's Linear layers on oneDNN-prepacked weights: 2-3x faster
-    # decoding steps for batches of 4-16 rows on the project's machine (docs/benchmarks.md).
+    # On a CPU with fp32 weights, run the large Linear layers on oneDNN-prepacked weights: faster
+    # decoding steps (1.8-2.4x for batches of 4-16 rows on the project's machine; docs/benchmarks.md).
     cpu_prepack: bool = True
     # Per-key rate limits, per minute, for keys that do not set their own; 0 means unlimited.
     default_requests_per_minute: int = 0
