@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from gateway.config import Settings
 from gateway.generation.generator import Generator
@@ -62,13 +63,34 @@ def policy_for(span_action: Action, *, name: str | None = None) -> Policy:
     return Policy(name=name or f"test-{span_action.name.lower()}", span_actions={"profanity": span_action})
 
 
+def gateway_components(
+    generator: Generator, moderator: Moderator, engine: Engine, **settings: object
+) -> Components:
+    """What `build_components` would give, around an already loaded model and a test's own moderator;
+    auth is off unless `insecure_no_auth=False` is passed."""
+    sessions = make_session_factory(engine)
+    return Components(
+        settings=Settings(
+            **{
+                "model": generator.model_id,
+                "database_url": engine.url.render_as_string(hide_password=False),
+                "insecure_no_auth": True,
+                **settings,
+            }  # type: ignore[arg-type]
+        ),
+        generator=generator,
+        moderator=moderator,
+        engine=engine,
+        sessions=sessions,
+        recorder=Recorder(sessions),
+    )
+
+
 @pytest.fixture(scope="session")
 def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[Callable[..., ServerThread]]:
     """Starts a gateway whose word list flags `flag_word` and whose policy does `span_action` with it."""
     engine = make_engine(db_url)
     started: list[ServerThread] = []
-
-    sessions = make_session_factory(engine)
     policies = {p.name: p for p in (policy_for(a) for a in (Action.MASK, Action.HOLD, Action.BLOCK))}
 
     def make(
@@ -87,16 +109,7 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
             masker=Masker(),
             shadow_policies=shadow,
         )
-        components = Components(
-            settings=Settings(
-                **{"model": generator.model_id, "database_url": db_url, "insecure_no_auth": True, **settings}  # type: ignore[arg-type]
-            ),
-            generator=generator,
-            moderator=moderator,
-            engine=engine,
-            sessions=sessions,
-            recorder=Recorder(sessions),
-        )
+        components = gateway_components(generator, moderator, engine, **settings)
         server = ServerThread(components, web=web).start()
         started.append(server)
         return server

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import grpc
 import pytest
@@ -18,6 +16,7 @@ from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.client import sampling_parameters
 from gateway.generation.batcher import Batcher
 from moderation.types import Action
+from tests.bench_scripts import run_bench
 from tests.integration.conftest import PROMPT
 from tests.integration.gateway_harness import ServerThread
 
@@ -96,20 +95,11 @@ def test_a_full_queue_gets_resource_exhausted_at_once(make_gateway: Callable[...
     assert batcher.stats().refused == 1
 
 
-def _load_bench(name: str) -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """bench/bench_gateway.py end to end on tiny models: a real `modgate serve`, the baseline process."""
     out = tmp_path / "result.json"
-    assert _load_bench("bench_gateway").main(["--quick", "--out", str(out)]) == 0
+    assert run_bench("bench_gateway", ["--quick", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["variants"]) == {"fp32", "int8"}
     for variant in result["variants"].values():
@@ -121,5 +111,5 @@ def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.slow
 def test_batching_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _load_bench("bench_batching").main(["--quick", "--rounds", "1", "--requests", "8"]) == 0
+    assert run_bench("bench_batching", ["--quick", "--rounds", "1", "--requests", "8"]) == 0
     assert "| grouped by knobs (one processor set per batch) |" in capsys.readouterr().out

@@ -4,6 +4,7 @@ moderation setup shows up as listed differences; `modgate replay` says so with i
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,16 +44,10 @@ def test_replay_of_a_held_seeded_output_is_identical(
         outputs = client.generate([PROMPT, "The garden"], max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED).outputs
     (out,) = [o for o in outputs if o.ticket]  # the output with the flagged word is held
     c = server.components
-    report = asyncio.run(
-        replay(
-            out.ticket,
-            actor="cli:test",
-            sessions=c.sessions,
-            generator=c.generator,
-            batcher=batcher,
-            moderator=c.moderator,
-        )
+    run = functools.partial(
+        replay, actor="cli:test", sessions=c.sessions, generator=c.generator, batcher=batcher
     )
+    report = asyncio.run(run(out.ticket, moderator=c.moderator))
     assert report.identical, report.lines()
     assert report.notes == []
 
@@ -63,16 +58,7 @@ def test_replay_of_a_held_seeded_output_is_identical(
         default_policy="test-hold",
         masker=Masker(),
     )
-    changed = asyncio.run(
-        replay(
-            out.ticket,
-            actor="cli:test",
-            sessions=c.sessions,
-            generator=c.generator,
-            batcher=batcher,
-            moderator=lenient,
-        )
-    )
+    changed = asyncio.run(run(out.ticket, moderator=lenient))
     assert changed.text_identical and not changed.identical
     assert any(d.startswith("action") for d in changed.decision_differences), changed.decision_differences
     assert flag_word not in " ".join(changed.lines()), "the report never quotes the text"
@@ -84,16 +70,7 @@ def test_replay_of_a_held_seeded_output_is_identical(
         ]
 
     with pytest.raises(NotFound):
-        asyncio.run(
-            replay(
-                "tkt_nope",
-                actor="cli:test",
-                sessions=c.sessions,
-                generator=c.generator,
-                batcher=batcher,
-                moderator=c.moderator,
-            )
-        )
+        asyncio.run(run("tkt_nope", moderator=c.moderator))
 
 
 def test_modgate_replay_command(demo_model_dir: Path, tmp_path: Path) -> None:

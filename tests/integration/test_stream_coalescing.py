@@ -11,16 +11,13 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from gateway.client import GatewayClient
-from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.recording import Recorder
-from gateway.server import Components
-from gateway.storage.engine import make_engine, make_session_factory
+from gateway.storage.engine import make_engine
 from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.policy import Policy, Thresholds
 from moderation.types import ScoreResult
-from tests.integration.conftest import PROMPT
+from tests.integration.conftest import PROMPT, gateway_components
 from tests.integration.gateway_harness import ServerThread
 
 SCORE_SECONDS = 0.1
@@ -50,15 +47,7 @@ def slow_gateway(generator: Generator, db_url: str) -> Iterator[tuple[ServerThre
     policy = Policy(name="slow", thresholds={"toxicity": Thresholds(hold=0.5)})
     moderator = Moderator([scorer], {"slow": policy}, default_policy="slow", masker=Masker())
     engine = make_engine(db_url)
-    sessions = make_session_factory(engine)
-    components = Components(
-        settings=Settings(model=generator.model_id, database_url=db_url, insecure_no_auth=True),
-        generator=generator,
-        moderator=moderator,
-        engine=engine,
-        sessions=sessions,
-        recorder=Recorder(sessions),
-    )
+    components = gateway_components(generator, moderator, engine)
     server = ServerThread(components).start()
     yield server, scorer
     server.stop(grace=1)

@@ -19,12 +19,10 @@ from starlette.testclient import TestClient
 from gateway.audit import events
 from gateway.audit.query import query as audit_query
 from gateway.client import GatewayClient
-from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.recording import Recorder
 from gateway.review.queue import create_review_item
 from gateway.review.reviewers import create_reviewer
-from gateway.server import Components, GatewayServer
+from gateway.server import GatewayServer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from gateway.storage.records import record_output, record_request
@@ -34,7 +32,7 @@ from moderation.moderator import Moderator
 from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
 from tests.browser.support import CSRF_META, PASSWORD, WebHarness, csrf_of
-from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, policy_for
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, gateway_components, policy_for
 
 REPLAY_SECTION = re.compile(r'<section class="banner replay-result.*?</section>', re.S)
 
@@ -64,14 +62,7 @@ async def test_replay_button_on_a_real_gateway(generator: Generator, db_url: str
         masker=Masker(),
         shadow_policies=(block.name,),
     )
-    components = Components(
-        settings=Settings(model=generator.model_id, database_url=db_url, insecure_no_auth=True),
-        generator=generator,
-        moderator=moderator,
-        engine=engine,
-        sessions=sessions,
-        recorder=Recorder(sessions),
-    )
+    components = gateway_components(generator, moderator, engine)
     admin_name, reviewer_name = f"ada{uuid.uuid4().hex[:8]}", f"rita{uuid.uuid4().hex[:8]}"
     with sessions() as s, s.begin():
         create_reviewer(session=s, username=admin_name, password=PASSWORD, role="admin")
