@@ -61,6 +61,9 @@ class Settings:
     # together; an idle worker waits this long for more requests before it starts a batch.
     max_batch_size: int = 8
     max_batch_wait_ms: float = 5.0
+    # A prompt joining a running batch is prefilled this many tokens per decoding step, so that a long
+    # prompt does not stall the running rows for its whole prefill; 0 = in one pass.
+    prefill_chunk: int = 256
     # On a CPU with fp32 weights, run the large Linear layers on oneDNN-prepacked weights: faster
     # decoding steps (1.8-2.4x for batches of 4-16 rows on the project's machine; docs/benchmarks.md).
     cpu_prepack: bool = True
@@ -118,6 +121,8 @@ def _validate(s: Settings) -> None:
     for name in ("default_requests_per_minute", "default_tokens_per_minute"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must be 0 (unlimited) or more, got {getattr(s, name)}")
+    if s.prefill_chunk < 0:
+        raise SettingsError(f"prefill_chunk must be 0 (one pass) or more, got {s.prefill_chunk}")
     if s.max_batch_wait_ms > 1000:
         raise SettingsError(f"max_batch_wait_ms must be at most 1000, got {s.max_batch_wait_ms}")
     if s.default_max_new_tokens > s.max_new_tokens_limit:

@@ -156,6 +156,7 @@ class GatewayServer:
             max_batch_size=components.settings.max_batch_size,
             max_wait_ms=components.settings.max_batch_wait_ms,
             max_queue=components.settings.max_queue,
+            prefill_chunk=components.settings.prefill_chunk,
             observe=WORK_SECONDS.labels("generation").observe,
             observe_rows=BATCH_SIZE.observe,
         )

@@ -15,6 +15,10 @@ one, so serving concurrent requests together multiplies throughput. How:
   running batch between steps (continuous batching), their fresh cache left-padded to the batch's.
 - Columns that became padding in every row are cut from the mask and the cache, so a long request
   that left does not make the others pay for its length.
+- Prompts that join a RUNNING batch are prefilled `prefill_chunk` columns at a time, one chunk per
+  decoding step (`kv_batch.PendingPrefill`): a 2000-token prompt costs the running rows a slower step
+  for a while instead of one stall of its whole prefill. No more requests are admitted meanwhile. An
+  idle batcher prefills in one pass (nobody waits on it).
 
 The text a row produces does not depend on what else is in its batch (tested; padding changes fp32
 logits only by rounding, ~1e-7). The worker's text is unmoderated: the servicer moderates it.
@@ -35,7 +39,7 @@ import torch
 from gateway.errors import ResourceExhausted, Unavailable
 from gateway.generation.generator import GeneratedSequence, Generator
 from gateway.generation.jobs import BatcherStats, Job, Row, cancelled, deliverer, params_key
-from gateway.generation.kv_batch import BatchState
+from gateway.generation.kv_batch import BatchState, PendingPrefill
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
 
@@ -57,13 +61,15 @@ class Batcher:
         observe: Callable[[float], None] | None = None,
         observe_rows: Callable[[int], None] | None = None,
         group_by_params: bool = False,
+        prefill_chunk: int = 256,
     ) -> None:
         """`observe` receives each request's seconds (queue wait + generation), `observe_rows` the rows
         of each decoding step (e.g. histograms).
         `group_by_params` admits into a running batch only requests with the same sampling knobs
-        (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md)."""
-        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms >= 0")
+        (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md).
+        `prefill_chunk`: prompt columns prefilled per decoding step while a batch runs (0: one pass)."""
+        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0 or prefill_chunk < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms and prefill_chunk >= 0")
         self._generator = generator
         self._lm = generator.loaded
         self._max_rows = max_batch_size
@@ -72,6 +78,8 @@ class Batcher:
         self._observe = observe
         self._observe_rows = observe_rows
         self._group_by_params = group_by_params
+        self._prefill_chunk = prefill_chunk
+        self._pending: tuple[list[Job], PendingPrefill] | None = None  # a chunked prefill under way
         self._cond = threading.Condition()
         self._queue: collections.deque[Job] = collections.deque()
         self._closing = False
@@ -197,25 +205,34 @@ class Batcher:
                 with torch.inference_mode():
                     self._drop_stopped()
                     if jobs:
-                        self._prefill(jobs)
+                        self._start_prefill(jobs)
+                    if self._pending is not None:
+                        self._advance_prefill()
                     if self._state.rows:
                         self._step()
             except Exception as exc:  # a model failure fails the batch, not the process
                 log.exception("generation batch failed")
-                for job in {id(r.job): r.job for r in self._state.rows}.values():
+                for job in self._in_flight():
                     self._fail(job, exc)
                 for job in jobs:
                     self._fail(job, exc)
-                self._state = BatchState.empty()
-        for job in {id(r.job): r.job for r in self._state.rows}.values():
+                self._state, self._pending = BatchState.empty(), None
+        for job in self._in_flight():
             self._fail(job, Unavailable("the generation worker stopped"))
-        self._state = BatchState.empty()
+        self._state, self._pending = BatchState.empty(), None
+
+    def _in_flight(self) -> list[Job]:
+        """Jobs in the running batch or in the prefill under way, once each."""
+        jobs = {id(r.job): r.job for r in self._state.rows}
+        if self._pending is not None:
+            jobs.update((id(job), job) for job in self._pending[0])
+        return list(jobs.values())
 
     def _take(self) -> list[Job] | None:
         """New jobs for the batch (empty while a batch runs and nothing waits); None to stop. An idle
         worker waits for the first request, then up to `max_wait_ms` for more to fill the batch."""
         with self._cond:
-            if not self._state.rows:
+            if not self._state.rows and self._pending is None:
                 while not self._queue and not self._closing:
                     self._cond.wait()
                 if self._closing:
@@ -229,7 +246,9 @@ class Batcher:
                     self._cond.wait(remaining)
             if self._closing:
                 self._close_queue()
-                return [] if self._state.rows else None
+                return [] if self._state.rows or self._pending is not None else None
+            if self._pending is not None:  # its rows are taken: admit more once it has joined
+                return []
             return self._admit()
 
     def _queued_rows(self) -> int:
@@ -290,18 +309,34 @@ class Batcher:
                 self._fail(row.job, cancelled(), count_cancel=True)
         self._state.select(keep)
 
-    def _prefill(self, jobs: list[Job]) -> None:
-        """Runs the new prompts together, samples their first tokens, and merges them into the batch."""
+    def _start_prefill(self, jobs: list[Job]) -> None:
+        """Sets the new prompts up to be prefilled together (`_advance_prefill` runs them)."""
         lm = self._lm
         tok = lm.tokenizer
         for job in jobs:
             job.sampler = RequestSampler(job.params, eos_token_id=tok.eos_token_id, device=lm.device)
-        for job in jobs:
             job.live = job.params.num_return_sequences
-        counts = [job.live for job in jobs]
-        fresh, logits = BatchState.prefill(
-            lm.model, [job.prompt_ids for job in jobs], counts, pad_token_id=tok.pad_token_id
+        pending = PendingPrefill.of(
+            [job.prompt_ids for job in jobs],
+            [job.live for job in jobs],
+            pad_token_id=tok.pad_token_id,
+            device=lm.device,
         )
+        self._pending = (jobs, pending)
+
+    def _advance_prefill(self) -> None:
+        """Runs the next chunk of the pending prefill (all of it when no batch is running, or chunking is
+        off); once done, samples the first tokens and merges the new rows into the batch."""
+        assert self._pending is not None
+        jobs, pending = self._pending
+        chunked = self._state.rows and self._prefill_chunk
+        done = pending.advance(self._lm.model, self._prefill_chunk if chunked else pending.width)
+        with self._cond:
+            self._stats.prefill_chunks += 1
+        if done is None:
+            return
+        self._pending = None
+        fresh, logits = done
         fresh.rows = [Row(job, self._row_text(job, k)) for job in jobs for k in range(job.live)]
         fresh.key = params_key(jobs[0].params) if self._group_by_params else None
         with self._cond:

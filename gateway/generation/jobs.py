@@ -31,6 +31,7 @@ class BatcherStats:
     refused: int = 0
     cancelled: int = 0
     prefills: int = 0
+    prefill_chunks: int = 0  # forward passes of prefills (more than `prefills` when chunked)
     joined_running: int = 0  # requests that joined a batch already decoding
     steps: int = 0
     tokens: int = 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BatchState"]
+__all__ = ["BatchState", "PendingPrefill"]
 
 
 @dataclass(eq=False)
@@ -47,37 +47,13 @@ class BatchState:
         *,
         pad_token_id: int,
     ) -> tuple[BatchState, torch.Tensor]:
-        """Runs the prompts together (left-padded) and returns their state, with `rows_per_prompt[i]`
-        rows for prompt i (num_return_sequences share one prefill), and float32 next-token logits
-        [rows, vocab]. Position ids are counted from the mask: GPT-Neo's default positions would give
-        a padded row shifted positions (and different text). `rows` are left for the caller to fill."""
-        device = model.device
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-        )
-        logits = out.logits[:, -1].to(dtype=torch.float32)
-        state = cls(
-            rows=[],
-            cache=out.past_key_values,
-            mask=mask,
-            next_tokens=torch.zeros(len(prompts), dtype=torch.long, device=device),
-            positions=mask.sum(-1),
-        )
-        if any(n != 1 for n in rows_per_prompt):
-            source = torch.repeat_interleave(
-                torch.arange(len(prompts), device=device), torch.tensor(list(rows_per_prompt), device=device)
-            )
-            state.expand(source)
-            logits = logits[source]
-        return state, logits
+        """Runs the prompts together (left-padded) in one forward pass and returns their state, with
+        `rows_per_prompt[i]` rows for prompt i (num_return_sequences share one prefill), and float32
+        next-token logits [rows, vocab]. `rows` are left for the caller to fill."""
+        pending = PendingPrefill.of(prompts, rows_per_prompt, pad_token_id=pad_token_id, device=model.device)
+        done = pending.advance(model, pending.width)
+        assert done is not None
+        return done
 
     def step(self, model: Any) -> torch.Tensor:
         """Feeds `next_tokens` (one per row) through the model; float32 next-token logits [rows, vocab]."""
@@ -146,3 +122,82 @@ class BatchState:
         self.rows = self.rows + other.rows
         self.next_tokens = torch.cat([self.next_tokens, other.next_tokens])
         self.positions = torch.cat([self.positions, other.positions])
+
+
+@dataclass(eq=False)
+class PendingPrefill:
+    """Prompts whose prefill runs a chunk of columns at a time, so that a long prompt joining a running
+    batch does not stall the other rows for its whole prefill: the batcher advances it by a chunk
+    between decoding steps. One chunk as wide as the prompts is the plain one-pass prefill.
+
+    Left padding with an attention mask, and position ids counted from the mask: GPT-Neo's default
+    positions would give a padded row shifted positions (and different text). Each chunk attends to
+    the cache of the chunks before it, so the result equals the one-pass prefill up to fp32 rounding
+    (tests/unit/gateway/test_kv_batch.py)."""
+
+    ids: torch.Tensor  # [prompts, width], left-padded
+    mask: torch.Tensor  # [prompts, width]
+    positions: torch.Tensor  # [prompts, width]
+    rows_per_prompt: list[int]
+    cache: Any = None
+    done: int = 0  # columns already run
+
+    @classmethod
+    def of(
+        cls,
+        prompts: Sequence[Sequence[int]],
+        rows_per_prompt: Sequence[int],
+        *,
+        pad_token_id: int,
+        device: Any,
+    ) -> PendingPrefill:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return cls(ids=ids, mask=mask, positions=positions, rows_per_prompt=list(rows_per_prompt))
+
+    @property
+    def width(self) -> int:
+        return int(self.ids.shape[1])
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_per_prompt)
+
+    def advance(self, model: Any, columns: int) -> tuple[BatchState, torch.Tensor] | None:
+        """Runs up to `columns` more columns; once the last one ran, the state and float32 next-token
+        logits [rows, vocab] (see `BatchState.prefill`), else None."""
+        end = min(self.width, self.done + max(1, columns))
+        out = model(
+            input_ids=self.ids[:, self.done : end],
+            attention_mask=self.mask[:, :end],
+            position_ids=self.positions[:, self.done : end],
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.cache, self.done = out.past_key_values, end
+        if end < self.width:
+            return None
+        device = self.ids.device
+        logits = out.logits[:, -1].to(dtype=torch.float32)
+        state = BatchState(
+            rows=[],
+            cache=self.cache,
+            mask=self.mask,
+            next_tokens=torch.zeros(len(self.rows_per_prompt), dtype=torch.long, device=device),
+            positions=self.mask.sum(-1),
+        )
+        if any(n != 1 for n in self.rows_per_prompt):
+            source = torch.repeat_interleave(
+                torch.arange(len(self.rows_per_prompt), device=device),
+                torch.tensor(self.rows_per_prompt, device=device),
+            )
+            state.expand(source)
+            logits = logits[source]
+        return state, logits

@@ -319,3 +319,33 @@ def test_batch_settings_are_validated() -> None:
     for bad in ({"max_batch_size": 0}, {"max_batch_wait_ms": -1.0}, {"max_batch_wait_ms": float("nan")}):
         with pytest.raises(SettingsError, match=next(iter(bad))):
             Settings(**bad)  # type: ignore[arg-type]
+
+
+async def test_a_long_prompt_joining_a_running_batch_is_prefilled_in_chunks(
+    generator: Generator, make_batcher: Callable[..., Batcher]
+) -> None:
+    """The running row keeps decoding between the joiner's prefill chunks; both texts are exactly what
+    each prompt gives alone. An idle batcher prefills the same prompt in one pass."""
+    tok = generator.loaded.tokenizer
+    long_prompt = tok.decode(tok(" ".join(PROMPTS) * 8)["input_ids"][:150])
+    width = len(tok(long_prompt)["input_ids"])
+    steps_seen: list[int] = []
+    batcher = make_batcher(prefill_chunk=16, observe_rows=steps_seen.append)
+    running_params = SamplingParams(do_sample=False, max_new_tokens=60, min_new_tokens=60)
+    joiner_params = SamplingParams(do_sample=False, max_new_tokens=10)
+    running = run(batcher, PROMPTS[1], running_params)
+    await wait_for(lambda: batcher.running_rows == 1 and len(steps_seen) >= 2)
+    before = batcher.stats()
+    steps_before = len(steps_seen)
+    joiner = run(batcher, long_prompt, joiner_params)
+    await wait_for(lambda: batcher.running_rows == 2)
+    during = len(steps_seen) - steps_before
+    after = batcher.stats()
+    assert after.prefill_chunks - before.prefill_chunks == -(-width // 16)
+    assert during >= -(-width // 16) - 1, "the running row got a step after each chunk but the last"
+    assert await running == generator.generate(PROMPTS[1], running_params, should_stop=NEVER)
+    assert await joiner == generator.generate(long_prompt, joiner_params, should_stop=NEVER)
+
+    idle = batcher.stats()
+    await run(batcher, long_prompt, joiner_params)
+    assert batcher.stats().prefill_chunks - idle.prefill_chunks == 1

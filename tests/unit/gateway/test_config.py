@@ -49,6 +49,15 @@ def test_env_booleans_and_numbers() -> None:
     s = load_settings(None, env={"MODGATE_OFFLINE_MODERATION": "yes", "MODGATE_GRACE_PERIOD_S": "2.5"})
     assert s.offline_moderation is True
     assert s.grace_period_s == 2.5
+    s = load_settings(
+        None,
+        env={
+            "MODGATE_CPU_PREPACK": "false",
+            "MODGATE_PREFILL_CHUNK": "0",
+            "MODGATE_RATE_LIMIT_STORE": "database",
+        },
+    )
+    assert (s.cpu_prepack, s.prefill_chunk, s.rate_limit_store) == (False, 0, "database")
 
 
 @pytest.mark.parametrize(
@@ -60,6 +69,9 @@ def test_env_booleans_and_numbers() -> None:
         ({"MODGATE_GRPC_ADDRESS": "nowhere"}, "grpc_address must look like HOST:PORT"),
         ({"MODGATE_OFFLINE_MODERATION": "perhaps"}, "offline_moderation has an invalid value"),
         ({"MODGATE_GRACE_PERIOD_S": "nan"}, "grace_period_s must be a non-negative number"),
+        ({"MODGATE_PREFILL_CHUNK": "-1"}, "prefill_chunk must be 0 \\(one pass\\) or more"),
+        ({"MODGATE_RATE_LIMIT_STORE": "redis"}, "rate_limit_store must be one of memory, database"),
+        ({"MODGATE_CPU_PREPACK": "sometimes"}, "cpu_prepack has an invalid value"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -1,0 +1,49 @@
+"""Chunked prefill (`PendingPrefill`) gives the state a one-pass prefill gives: same logits to fp32
+rounding and the same greedy continuation, with left padding and prompts longer than GPT-Neo's local
+attention window (256 on the demo model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gateway.generation.kv_batch import BatchState, PendingPrefill
+from gateway.generation.model import LoadedModel, load_model
+
+
+@pytest.fixture(scope="module")
+def lm(demo_model_dir: Path) -> LoadedModel:
+    return load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32")
+
+
+def greedy(model: object, state: BatchState, logits: torch.Tensor, steps: int) -> list[list[int]]:
+    out = []
+    for _ in range(steps):
+        state.next_tokens = logits.argmax(-1)
+        out.append(state.next_tokens.tolist())
+        logits = state.step(model)
+    return out
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 256])
+def test_chunked_prefill_equals_one_pass(lm: LoadedModel, chunk: int) -> None:
+    tok = lm.tokenizer
+    long_prompt = tok("The garden was quiet and the rain fell on the old stone wall. " * 30)["input_ids"][
+        :300
+    ]
+    prompts = [long_prompt, tok("Once upon a time")["input_ids"], long_prompt[:131]]
+    assert len(long_prompt) == 300 > lm.model.config.window_size
+    rows = [1, 2, 1]
+    with torch.inference_mode():
+        whole, whole_logits = BatchState.prefill(lm.model, prompts, rows, pad_token_id=tok.pad_token_id)
+        pending = PendingPrefill.of(prompts, rows, pad_token_id=tok.pad_token_id, device=lm.model.device)
+        advances = 0
+        while (done := pending.advance(lm.model, chunk)) is None:
+            advances += 1
+        chunked, chunked_logits = done
+        assert advances == -(-300 // chunk) - 1  # every chunk but the last returned None
+        torch.testing.assert_close(chunked_logits, whole_logits, rtol=1e-4, atol=1e-4)
+        assert torch.equal(chunked.mask, whole.mask) and torch.equal(chunked.positions, whole.positions)
+        assert greedy(lm.model, chunked, chunked_logits, 12) == greedy(lm.model, whole, whole_logits, 12)
