@@ -38,7 +38,7 @@ import torch
 
 from gateway.errors import ResourceExhausted, Unavailable
 from gateway.generation.generator import GeneratedSequence, Generator
-from gateway.generation.jobs import BatcherStats, Job, Row, cancelled, deliverer, params_key
+from gateway.generation.jobs import BatcherStats, Job, Row, admit, cancelled, deliverer, params_key
 from gateway.generation.kv_batch import BatchState, PendingPrefill
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
@@ -259,32 +259,17 @@ class Batcher:
             self._fail(self._queue.popleft(), Unavailable("the gateway is shutting down; retry later"))
 
     def _admit(self) -> list[Job]:
-        """Jobs that fit in the batch's free rows, oldest first (a job larger than the whole batch runs
-        when the batch is empty). Jobs whose callers gave up while queued are answered here."""
-        free = self._max_rows - len(self._state.rows)
-        key = self._state.key
-        taken: list[Job] = []
-        kept: collections.deque[Job] = collections.deque()
-        while self._queue:
-            job = self._queue.popleft()
-            if job.stopped():
-                self._fail(job, cancelled(), count_cancel=True)
-                continue
-            n = job.params.num_return_sequences
-            fits = n <= free or (not self._state.rows and not taken)
-            if self._group_by_params:
-                job_key = params_key(job.params)
-                key = job_key if key is None else key
-                fits = fits and job_key == key
-            if fits:
-                taken.append(job)
-                free -= n
-                continue
-            kept.append(job)
-            if not self._group_by_params:
-                break  # first come, first served: a large job is not overtaken until it fits
-        kept.extend(self._queue)
-        self._queue = kept
+        """Jobs that fit in the batch's free rows (`jobs.admit`); jobs whose callers gave up while queued
+        are answered here."""
+        taken, gave_up = admit(
+            self._queue,
+            free=self._max_rows - len(self._state.rows),
+            batch_empty=not self._state.rows,
+            key=self._state.key,
+            group_by_params=self._group_by_params,
+        )
+        for job in gave_up:
+            self._fail(job, cancelled(), count_cancel=True)
         if taken and self._state.rows:
             self._stats.joined_running += len(taken)
         return taken

@@ -20,7 +20,7 @@ from gateway.generation.generator import GeneratedSequence
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
 
-__all__ = ["BatcherStats", "Job", "Row", "cancelled", "deliverer", "params_key"]
+__all__ = ["BatcherStats", "Job", "Row", "admit", "cancelled", "deliverer", "params_key"]
 
 
 @dataclass
@@ -95,3 +95,42 @@ def cancelled() -> Cancelled:
 
 def params_key(p: SamplingParams) -> tuple[object, ...]:
     return (p.do_sample, p.temperature, p.top_p, p.top_k, p.repetition_penalty)
+
+
+def admit(
+    queue: collections.deque[Job],
+    *,
+    free: int,
+    batch_empty: bool,
+    key: tuple[object, ...] | None,
+    group_by_params: bool,
+) -> tuple[list[Job], list[Job]]:
+    """Takes out of `queue` (in place) the jobs to start now and those whose callers gave up; returns
+    (to start, gave up). Oldest first, as many as fit in `free` rows; a job larger than the whole batch
+    runs when the batch is empty. First come, first served: a job that does not fit is not overtaken,
+    except when grouping by sampling knobs (`key`: the running batch's), where only equal knobs join."""
+    taken: list[Job] = []
+    gave_up: list[Job] = []
+    kept: collections.deque[Job] = collections.deque()
+    while queue:
+        job = queue.popleft()
+        if job.stopped():
+            gave_up.append(job)
+            continue
+        rows = job.params.num_return_sequences
+        fits = rows <= free or (batch_empty and not taken)
+        if group_by_params:
+            job_key = params_key(job.params)
+            key = job_key if key is None else key
+            fits = fits and job_key == key
+        if fits:
+            taken.append(job)
+            free -= rows
+            continue
+        kept.append(job)
+        if not group_by_params:
+            break
+    kept.extend(queue)
+    queue.clear()
+    queue.extend(kept)
+    return taken, gave_up
