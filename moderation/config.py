@@ -176,13 +176,18 @@ def _detoxify(table: Mapping[str, Any], where: str) -> Scorer:
 
 
 def _profanity_check(table: Mapping[str, Any], where: str) -> Scorer:
-    _check_keys(table, where, {"name"})
+    _check_keys(table, where, {"name", "builtin_allow", "extra_allow"})
+    kwargs: dict[str, Any] = {}
+    if "name" in table:
+        kwargs["name"] = _str(table["name"], f"{where}.name")
+    if "builtin_allow" in table:
+        kwargs["builtin_allow"] = _bool(table["builtin_allow"], f"{where}.builtin_allow")
+    if "extra_allow" in table:
+        kwargs["extra_allow"] = _str_list(table["extra_allow"], f"{where}.extra_allow")
     try:
         from moderation.scorers.profanity_check import ProfanityCheckScorer
 
-        return ProfanityCheckScorer(
-            **({"name": _str(table["name"], f"{where}.name")} if "name" in table else {})
-        )
+        return ProfanityCheckScorer(**kwargs)
     except ImportError as exc:
         raise ModerationConfigError(f"{where}: alt-profanity-check is not installed: {exc}") from exc
 

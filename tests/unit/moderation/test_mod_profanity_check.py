@@ -16,7 +16,21 @@ def test_scores_in_its_own_category(scorer: ProfanityCheckScorer) -> None:
     clean, dirty = scorer.score(["have a lovely afternoon", "you are a fucking idiot"])
     assert set(clean.scores) == {"profanity_ml"} and clean.spans == ()
     assert 0.0 <= clean.scores["profanity_ml"] < 0.2 < 0.9 < dirty.scores["profanity_ml"] <= 1.0
-    assert scorer.version.startswith("alt-profanity-check-")
+    assert scorer.version.startswith("alt-profanity-check-") and "+allow-" in scorer.version
+
+
+def test_allow_listed_phrases_are_not_scored(scorer: ProfanityCheckScorer) -> None:
+    """The model reads "Dick" and "cock" as profanity whatever follows; the allow-list knows better."""
+    bare = ProfanityCheckScorer(builtin_allow=False)
+    texts = ["Dick Van Dyke was a great actor", "Cock-a-doodle-doo said the rooster", "what a dick"]
+    with_list = [r.scores["profanity_ml"] for r in scorer.score(texts)]
+    without = [r.scores["profanity_ml"] for r in bare.score(texts)]
+    assert without[0] > 0.9 and without[1] > 0.9, "the model alone flags both names"
+    assert with_list[0] < 0.2 and with_list[1] < 0.5
+    assert with_list[2] == pytest.approx(without[2]) and with_list[2] > 0.5, "profanity itself still counts"
+    assert bare.version != scorer.version
+    extra = ProfanityCheckScorer(builtin_allow=False, extra_allow=["Dick Van Dyke"])
+    assert extra.score(texts[:1])[0].scores["profanity_ml"] < 0.2
 
 
 def test_batch_equals_one_by_one(scorer: ProfanityCheckScorer) -> None:
