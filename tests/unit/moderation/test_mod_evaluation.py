@@ -38,6 +38,18 @@ def test_word_filter_precision_and_recall_on_the_shipped_set(profanity: Profanit
     assert report.actions == {"mask": report.tp + report.fp, "release": report.fn + report.tn}
 
 
+def test_offline_demo_flags_no_clean_text_on_the_shipped_set() -> None:
+    """alt-profanity-check alone holds "Dick Van Dyke" and "pussy willow"; with the allow-list taken out
+    of its input, the offline demo flags no clean or tricky clean text and keeps its insult recall."""
+    pytest.importorskip("profanity_check")
+    from moderation.config import build_moderator, offline_demo_config
+
+    report = evaluate_file(build_moderator(offline_demo_config()), SHIPPED)
+    assert report.by_kind["tricky_clean"].flagged == 0 and report.by_kind["clean"].flagged == 0
+    assert report.by_kind["insult"].flagged >= 0.6 * report.by_kind["insult"].total
+    assert report.by_kind["profane"].flagged == report.by_kind["profane"].total
+
+
 def test_metrics_on_a_known_confusion_matrix(tmp_path) -> None:
     path = tmp_path / "set.csv"
     path.write_text(
