@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
-from gateway.client import sampling_parameters
+from gateway.client import GatewayClient, sampling_parameters
+from gateway.ratelimit import Limits as RateLimits
 from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
 from moderation.types import Action
@@ -109,3 +110,36 @@ def test_database_store_shares_one_limit_between_replicas(
             call(replica, key)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert 15 <= retry_delay(info.value) <= 20  # one request comes back every 20 s
+
+
+def test_a_failed_refund_never_replaces_the_answer(
+    make_gateway: Callable[..., ServerThread], keys: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Giving back unused reserved tokens happens after the outcome is recorded; if it fails (the shared
+    store's database went away), the caller still gets its answer and the failure is logged."""
+    server = make_gateway(Action.MASK, insecure_no_auth=False, default_tokens_per_minute=10_000)
+    assert server.server is not None
+    pipeline = server.server.pipeline
+    real = pipeline._limiter
+    refunds: list[int] = []
+
+    class RefundFails:
+        def admit(self, key: str, limits: RateLimits, *, tokens: int) -> None:
+            real.admit(key, limits, tokens=tokens)
+
+        def refund(self, key: str, limits: RateLimits, *, tokens: int) -> None:
+            refunds.append(tokens)
+            raise RuntimeError("the database went away")
+
+    pipeline._limiter = RefundFails()
+    try:
+        with GatewayClient(server.address, api_key=keys["default"], timeout=60) as client:
+            full = client.generate("The garden", max_new_tokens=20, seed=8).outputs[0].text
+            stop = full[len(full) // 2 : len(full) // 2 + 3]
+            with caplog.at_level("WARNING", logger="gateway.pipeline"):
+                out = client.generate("The garden", max_new_tokens=20, seed=8, stop=[stop]).outputs[0]
+    finally:
+        pipeline._limiter = real
+    assert out.text == full[: full.index(stop)], "the answer arrived despite the failed refund"
+    assert refunds and refunds[-1] == 20 - out.generated_tokens > 0
+    assert any("could not give back" in r.getMessage() for r in caplog.records)
