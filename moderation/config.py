@@ -7,9 +7,21 @@ Heavy libraries (torch, detoxify, scikit-learn) are imported only for the scorer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from moderation.config_scorers import build_scorer
+from moderation.config_values import (
+    ModerationConfigError,
+    as_bool,
+    as_positive_int,
+    as_span_action,
+    as_str,
+    as_str_list,
+    as_unit,
+    check_keys,
+    require_mapping,
+)
 from moderation.identity import (
     DEFAULT_CATEGORIES,
     IdentityCheckSettings,
@@ -20,7 +32,7 @@ from moderation.identity import (
 from moderation.masking import Masker, MaskStyle
 from moderation.moderator import Moderator, StreamSettings, UnknownPolicyError
 from moderation.policy import PRESETS, Policy, Thresholds
-from moderation.types import Action, Scorer
+from moderation.types import Scorer
 
 __all__ = [
     "ModerationConfigError",
@@ -34,10 +46,6 @@ __all__ = [
 ]
 
 _ROOT = "moderation"
-
-
-class ModerationConfigError(ValueError):
-    """The moderation configuration is wrong, or names a model that cannot be loaded."""
 
 
 def default_config() -> dict[str, Any]:
@@ -72,8 +80,8 @@ def offline_demo_config() -> dict[str, Any]:
 
 def build_moderator(config: Mapping[str, Any]) -> Moderator:
     """A ready Moderator (models loaded) from the `[moderation]` table. Raises ModerationConfigError."""
-    _require_mapping(config, _ROOT)
-    _check_keys(
+    require_mapping(config, _ROOT)
+    check_keys(
         config,
         _ROOT,
         {"default_policy", "mask", "scorers", "policies", "streaming", "identity_check", "shadow_policies"},
@@ -84,7 +92,7 @@ def build_moderator(config: Mapping[str, Any]) -> Moderator:
         raise ModerationConfigError(
             f"{_ROOT}.default_policy: unknown policy {default_policy!r}; known: {', '.join(policies)}"
         )
-    shadow = _str_list(config.get("shadow_policies", []), f"{_ROOT}.shadow_policies")
+    shadow = as_str_list(config.get("shadow_policies", []), f"{_ROOT}.shadow_policies")
     for i, name in enumerate(shadow):
         if name not in policies:
             raise ModerationConfigError(
@@ -99,7 +107,7 @@ def build_moderator(config: Mapping[str, Any]) -> Moderator:
     masked: list[Scorer] = []
     for i, table in enumerate(scorer_tables):
         where = f"{_ROOT}.scorers[{i}]"
-        _require_mapping(table, where)
+        require_mapping(table, where)
         sees = table.get("input", "original")
         if sees not in ("original", "masked"):
             raise ModerationConfigError(f"{where}.input: must be 'original' or 'masked', got {sees!r}")
@@ -127,118 +135,16 @@ def build_moderator(config: Mapping[str, Any]) -> Moderator:
 # ---- scorers ---------------------------------------------------------------------------------------
 
 
-def _profanity(table: Mapping[str, Any], where: str) -> Scorer:
-    from moderation.scorers.profanity import ProfanityScorer
-
-    _check_keys(
-        table,
-        where,
-        {"name", "builtin_words", "builtin_allow", "extra_words", "extra_allow", "word_files", "allow_files"},
-    )
-    kwargs: dict[str, Any] = {}
-    for key in ("extra_words", "extra_allow", "word_files", "allow_files"):
-        if key in table:
-            kwargs[key] = _str_list(table[key], f"{where}.{key}")
-    for key in ("builtin_words", "builtin_allow"):
-        if key in table:
-            kwargs[key] = _bool(table[key], f"{where}.{key}")
-    if "name" in table:
-        kwargs["name"] = _str(table["name"], f"{where}.name")
-    try:
-        return ProfanityScorer(**kwargs)
-    except OSError as exc:
-        raise ModerationConfigError(f"{where}: cannot read a word list: {exc}") from exc
-
-
-def _detoxify(table: Mapping[str, Any], where: str) -> Scorer:
-    from moderation.scorers.detoxify_scorer import MODELS, DetoxifyScorer, ScorerLoadError
-
-    _check_keys(
-        table,
-        where,
-        {"name", "model", "checkpoint", "huggingface_config_path", "device", "quantize", "batch_size"},
-    )
-    model = table.get("model", "unbiased")
-    if model not in MODELS:
-        raise ModerationConfigError(f"{where}.model: must be one of {', '.join(MODELS)}, got {model!r}")
-    kwargs: dict[str, Any] = {"model": model}
-    for key in ("name", "checkpoint", "huggingface_config_path", "device"):
-        if key in table:
-            kwargs[key] = _str(table[key], f"{where}.{key}")
-    if "quantize" in table:
-        kwargs["quantize"] = _bool(table["quantize"], f"{where}.quantize")
-    if "batch_size" in table:
-        kwargs["batch_size"] = _positive_int(table["batch_size"], f"{where}.batch_size")
-    try:
-        return DetoxifyScorer(**kwargs)
-    except ScorerLoadError as exc:
-        raise ModerationConfigError(f"{where} (detoxify {model}): {exc}") from exc
-
-
-def _profanity_check(table: Mapping[str, Any], where: str) -> Scorer:
-    _check_keys(table, where, {"name", "builtin_allow", "extra_allow"})
-    kwargs: dict[str, Any] = {}
-    if "name" in table:
-        kwargs["name"] = _str(table["name"], f"{where}.name")
-    if "builtin_allow" in table:
-        kwargs["builtin_allow"] = _bool(table["builtin_allow"], f"{where}.builtin_allow")
-    if "extra_allow" in table:
-        kwargs["extra_allow"] = _str_list(table["extra_allow"], f"{where}.extra_allow")
-    try:
-        from moderation.scorers.profanity_check import ProfanityCheckScorer
-
-        return ProfanityCheckScorer(**kwargs)
-    except ImportError as exc:
-        raise ModerationConfigError(f"{where}: alt-profanity-check is not installed: {exc}") from exc
-
-
-def _keyword(table: Mapping[str, Any], where: str) -> Scorer:
-    from moderation.testing import KeywordScorer
-
-    _check_keys(table, where, {"name", "keywords", "hit", "miss"})
-    keywords = table.get("keywords")
-    if not isinstance(keywords, Mapping):
-        raise ModerationConfigError(f"{where}.keywords: must be a table, got {type(keywords).__name__}")
-    parsed = {str(cat): _str_list(words, f"{where}.keywords.{cat}") for cat, words in keywords.items()}
-    kwargs: dict[str, Any] = {}
-    if "name" in table:
-        kwargs["name"] = _str(table["name"], f"{where}.name")
-    for key in ("hit", "miss"):
-        if key in table:
-            kwargs[key] = _unit(table[key], f"{where}.{key}")
-    return KeywordScorer(parsed, **kwargs)
-
-
-_SCORERS: dict[str, Callable[[Mapping[str, Any], str], Scorer]] = {
-    "profanity": _profanity,
-    "detoxify": _detoxify,
-    "profanity_check": _profanity_check,
-    "keyword": _keyword,  # deterministic, for tests and demos
-}
-
-
-def build_scorer(table: Mapping[str, Any], *, where: str = f"{_ROOT}.scorers[0]") -> Scorer:
-    """One scorer from its table (`type` plus that scorer's keys)."""
-    _require_mapping(table, where)
-    kind = table.get("type")
-    if kind not in _SCORERS:
-        raise ModerationConfigError(f"{where}.type: must be one of {', '.join(_SCORERS)}, got {kind!r}")
-    return _SCORERS[kind]({k: v for k, v in table.items() if k != "type"}, where)
-
-
-# ---- policies --------------------------------------------------------------------------------------
-
-
 def build_policies(tables: Mapping[str, Any]) -> dict[str, Policy]:
     """The presets plus the configured policies; a configured policy may `extends` a preset or an
     earlier one, then overrides thresholds per category (an empty table removes a category)."""
     where = f"{_ROOT}.policies"
-    _require_mapping(tables, where)
+    require_mapping(tables, where)
     policies = dict(PRESETS)
     for name, table in tables.items():
         here = f"{where}.{name}"
-        _require_mapping(table, here)
-        _check_keys(
+        require_mapping(table, here)
+        check_keys(
             table,
             here,
             {
@@ -257,36 +163,36 @@ def build_policies(tables: Mapping[str, Any]) -> dict[str, Policy]:
         base = policies[base_name] if base_name is not None else Policy(name=name)
         thresholds = dict(base.thresholds)
         raw_thresholds = table.get("thresholds", {})
-        _require_mapping(raw_thresholds, f"{here}.thresholds")
+        require_mapping(raw_thresholds, f"{here}.thresholds")
         for category, rule in raw_thresholds.items():
             thresholds.pop(category, None)
             rule_where = f"{here}.thresholds.{category}"
-            _require_mapping(rule, rule_where)
-            _check_keys(rule, rule_where, {"hold", "block"})
+            require_mapping(rule, rule_where)
+            check_keys(rule, rule_where, {"hold", "block"})
             if rule:
                 try:
                     thresholds[category] = Thresholds(
-                        hold=_unit(rule.get("hold"), f"{rule_where}.hold"),
-                        block=_unit(rule.get("block"), f"{rule_where}.block"),
+                        hold=as_unit(rule.get("hold"), f"{rule_where}.hold"),
+                        block=as_unit(rule.get("block"), f"{rule_where}.block"),
                     )
                 except ValueError as exc:
                     raise ModerationConfigError(f"{rule_where}: {exc}") from exc
         span_actions = dict(base.span_actions)
         raw_spans = table.get("span_actions", {})
-        _require_mapping(raw_spans, f"{here}.span_actions")
+        require_mapping(raw_spans, f"{here}.span_actions")
         for category, action in raw_spans.items():
-            span_actions[category] = _span_action(action, f"{here}.span_actions.{category}")
+            span_actions[category] = as_span_action(action, f"{here}.span_actions.{category}")
         if "profanity_action" in table:
-            span_actions["profanity"] = _span_action(table["profanity_action"], f"{here}.profanity_action")
+            span_actions["profanity"] = as_span_action(table["profanity_action"], f"{here}.profanity_action")
         policies[name] = Policy(
             name=name,
             thresholds=thresholds,
             span_actions=span_actions,
-            unknown_span_action=_span_action(table["unknown_span_action"], f"{here}.unknown_span_action")
+            unknown_span_action=as_span_action(table["unknown_span_action"], f"{here}.unknown_span_action")
             if "unknown_span_action" in table
             else base.unknown_span_action,
-            review_all=_bool(table.get("review_all", base.review_all), f"{here}.review_all"),
-            description=_str(table.get("description", base.description), f"{here}.description"),
+            review_all=as_bool(table.get("review_all", base.review_all), f"{here}.review_all"),
+            description=as_str(table.get("description", base.description), f"{here}.description"),
         )
     return policies
 
@@ -299,19 +205,19 @@ def build_identity_check(table: Mapping[str, Any]) -> IdentityCheckSettings | No
     toxicity); `enabled = false` turns it off. `terms_file` replaces the shipped list, `extra_terms`
     (term -> substitute) adds to or overrides whichever list is used."""
     where = f"{_ROOT}.identity_check"
-    _require_mapping(table, where)
-    _check_keys(table, where, {"enabled", "categories", "terms_file", "extra_terms"})
-    if not _bool(table.get("enabled", True), f"{where}.enabled"):
+    require_mapping(table, where)
+    check_keys(table, where, {"enabled", "categories", "terms_file", "extra_terms"})
+    if not as_bool(table.get("enabled", True), f"{where}.enabled"):
         return None
-    categories = _str_list(table.get("categories", list(DEFAULT_CATEGORIES)), f"{where}.categories")
+    categories = as_str_list(table.get("categories", list(DEFAULT_CATEGORIES)), f"{where}.categories")
     if not categories:
         raise ModerationConfigError(f"{where}.categories: must name at least one category")
     extra = table.get("extra_terms", {})
-    _require_mapping(extra, f"{where}.extra_terms")
-    extra_terms = {str(t): _str(sub, f"{where}.extra_terms.{t}") for t, sub in extra.items()}
+    require_mapping(extra, f"{where}.extra_terms")
+    extra_terms = {str(t): as_str(sub, f"{where}.extra_terms.{t}") for t, sub in extra.items()}
     try:
         if "terms_file" in table:
-            terms = load_terms(_str(table["terms_file"], f"{where}.terms_file"))
+            terms = load_terms(as_str(table["terms_file"], f"{where}.terms_file"))
         else:
             terms = builtin_terms()
     except OSError as exc:
@@ -329,77 +235,25 @@ def build_identity_check(table: Mapping[str, Any]) -> IdentityCheckSettings | No
 
 def _build_masker(table: Mapping[str, Any]) -> Masker:
     where = f"{_ROOT}.mask"
-    _require_mapping(table, where)
-    _check_keys(table, where, {"style", "char"})
+    require_mapping(table, where)
+    check_keys(table, where, {"style", "char"})
     style = table.get("style", "keep_first")
     if style not in {s.value for s in MaskStyle}:
         raise ModerationConfigError(f"{where}.style: must be 'keep_first' or 'full', got {style!r}")
     try:
-        return Masker(style=style, char=_str(table.get("char", "*"), f"{where}.char"))
+        return Masker(style=style, char=as_str(table.get("char", "*"), f"{where}.char"))
     except ValueError as exc:
         raise ModerationConfigError(f"{where}.char: {exc}") from exc
 
 
 def _build_stream_settings(table: Mapping[str, Any]) -> StreamSettings:
     where = f"{_ROOT}.streaming"
-    _require_mapping(table, where)
-    _check_keys(table, where, {"right_context_words", "min_release_words"})
+    require_mapping(table, where)
+    check_keys(table, where, {"right_context_words", "min_release_words"})
     right = table.get("right_context_words", 2)
     if isinstance(right, bool) or not isinstance(right, int) or right < 0:
         raise ModerationConfigError(f"{where}.right_context_words: must be an integer >= 0, got {right!r}")
     return StreamSettings(
         right_context_words=right,
-        min_release_words=_positive_int(table.get("min_release_words", 1), f"{where}.min_release_words"),
+        min_release_words=as_positive_int(table.get("min_release_words", 1), f"{where}.min_release_words"),
     )
-
-
-def _check_keys(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ModerationConfigError(
-            f"{where}.{unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}"
-        )
-
-
-def _require_mapping(value: Any, where: str) -> None:
-    if not isinstance(value, Mapping):
-        raise ModerationConfigError(f"{where}: must be a table, got {type(value).__name__}")
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ModerationConfigError(f"{where}: must be a string, got {value!r}")
-    return value
-
-
-def _str_list(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ModerationConfigError(f"{where}: must be a list of strings, got {value!r}")
-    return list(value)
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ModerationConfigError(f"{where}: must be true or false, got {value!r}")
-    return value
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ModerationConfigError(f"{where}: must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _unit(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ModerationConfigError(f"{where}: must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _span_action(value: Any, where: str) -> Action:
-    choices = {"mask": Action.MASK, "hold": Action.HOLD, "block": Action.BLOCK}
-    if value not in choices:
-        raise ModerationConfigError(f"{where}: must be 'mask', 'hold' or 'block', got {value!r}")
-    return choices[value]
