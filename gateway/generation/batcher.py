@@ -17,8 +17,9 @@ one, so serving concurrent requests together multiplies throughput. How:
   that left does not make the others pay for its length.
 - Prompts that join a RUNNING batch are prefilled `prefill_chunk` columns at a time, one chunk per
   decoding step (`kv_batch.PendingPrefill`): a 2000-token prompt costs the running rows a slower step
-  for a while instead of one stall of its whole prefill. No more requests are admitted meanwhile. An
-  idle batcher prefills in one pass (nobody waits on it).
+  for a while instead of one stall of its whole prefill. No more requests are admitted meanwhile; if
+  every caller of the prefill gives up, it is dropped at the next chunk. An idle batcher prefills in
+  one pass (nobody waits on it).
 
 The text a row produces does not depend on what else is in its batch (tested; padding changes fp32
 logits only by rounding, ~1e-7). The worker's text is unmoderated: the servicer moderates it.
@@ -314,6 +315,11 @@ class Batcher:
         off); once done, samples the first tokens and merges the new rows into the batch."""
         assert self._pending is not None
         jobs, pending = self._pending
+        if all(job.stopped() for job in jobs):  # every caller gave up: the rest of the prefill is waste
+            self._pending = None
+            for job in jobs:
+                self._fail(job, cancelled(), count_cancel=True)
+            return
         chunked = self._state.rows and self._prefill_chunk
         done = pending.advance(self._lm.model, self._prefill_chunk if chunked else pending.width)
         with self._cond:

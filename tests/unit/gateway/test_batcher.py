@@ -18,7 +18,7 @@ import torch
 from gateway.errors import Cancelled, ResourceExhausted, Unavailable
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import FinishReason, Generator
-from gateway.generation.kv_batch import BatchState
+from gateway.generation.kv_batch import BatchState, PendingPrefill
 from gateway.generation.model import load_model
 from gateway.generation.params import SamplingParams
 from gateway.generation.prepack import prepack_linear_layers
@@ -349,3 +349,31 @@ async def test_a_long_prompt_joining_a_running_batch_is_prefilled_in_chunks(
     idle = batcher.stats()
     await run(batcher, long_prompt, joiner_params)
     assert batcher.stats().prefill_chunks - idle.prefill_chunks == 1
+
+
+async def test_a_chunked_prefill_whose_caller_gave_up_is_dropped(
+    generator: Generator, make_batcher: Callable[..., Batcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_advance = PendingPrefill.advance
+
+    def slow_advance(self: PendingPrefill, model: object, columns: int) -> object:
+        time.sleep(0.02)  # widen the window in which the caller cancels
+        return real_advance(self, model, columns)
+
+    monkeypatch.setattr(PendingPrefill, "advance", slow_advance)
+    tok = generator.loaded.tokenizer
+    long_prompt = tok.decode(tok(" ".join(PROMPTS) * 8)["input_ids"][:150])
+    chunks = -(-len(tok(long_prompt)["input_ids"]) // 4)
+    batcher = make_batcher(prefill_chunk=4)
+    running = run(batcher, PROMPTS[1], SamplingParams(do_sample=False, max_new_tokens=40, min_new_tokens=40))
+    await wait_for(lambda: batcher.running_rows == 1)
+    before = batcher.stats()
+    cancel = threading.Event()
+    joiner = run(batcher, long_prompt, SamplingParams(do_sample=False, max_new_tokens=5), cancel=cancel)
+    await wait_for(lambda: batcher.stats().prefill_chunks - before.prefill_chunks >= 2)
+    cancel.set()
+    with pytest.raises(Cancelled):
+        await joiner
+    assert batcher.stats().prefill_chunks - before.prefill_chunks < chunks, "dropped before the end"
+    assert batcher.stats().cancelled == before.cancelled + 1
+    assert len((await running)[0].text) > 0, "the running request was not disturbed"
