@@ -16,7 +16,7 @@ from moderation.config_values import (
     as_str,
     as_str_list,
     as_unit,
-    check_keys,
+    read_options,
     require_mapping,
 )
 from moderation.types import Scorer
@@ -29,20 +29,14 @@ _ROOT = "moderation"
 def _profanity(table: Mapping[str, Any], where: str) -> Scorer:
     from moderation.scorers.profanity import ProfanityScorer
 
-    check_keys(
-        table,
-        where,
-        {"name", "builtin_words", "builtin_allow", "extra_words", "extra_allow", "word_files", "allow_files"},
-    )
-    kwargs: dict[str, Any] = {}
-    for key in ("extra_words", "extra_allow", "word_files", "allow_files"):
-        if key in table:
-            kwargs[key] = as_str_list(table[key], f"{where}.{key}")
-    for key in ("builtin_words", "builtin_allow"):
-        if key in table:
-            kwargs[key] = as_bool(table[key], f"{where}.{key}")
-    if "name" in table:
-        kwargs["name"] = as_str(table["name"], f"{where}.name")
+    lists = ("extra_words", "extra_allow", "word_files", "allow_files")
+    readers = {
+        "name": as_str,
+        "builtin_words": as_bool,
+        "builtin_allow": as_bool,
+        **dict.fromkeys(lists, as_str_list),
+    }
+    kwargs = read_options(table, where, readers)
     try:
         return ProfanityScorer(**kwargs)
     except OSError as exc:
@@ -52,37 +46,29 @@ def _profanity(table: Mapping[str, Any], where: str) -> Scorer:
 def _detoxify(table: Mapping[str, Any], where: str) -> Scorer:
     from moderation.scorers.detoxify_scorer import MODELS, DetoxifyScorer, ScorerLoadError
 
-    check_keys(
-        table,
-        where,
-        {"name", "model", "checkpoint", "huggingface_config_path", "device", "quantize", "batch_size"},
-    )
-    model = table.get("model", "unbiased")
-    if model not in MODELS:
-        raise ModerationConfigError(f"{where}.model: must be one of {', '.join(MODELS)}, got {model!r}")
-    kwargs: dict[str, Any] = {"model": model}
-    for key in ("name", "checkpoint", "huggingface_config_path", "device"):
-        if key in table:
-            kwargs[key] = as_str(table[key], f"{where}.{key}")
-    if "quantize" in table:
-        kwargs["quantize"] = as_bool(table["quantize"], f"{where}.quantize")
-    if "batch_size" in table:
-        kwargs["batch_size"] = as_positive_int(table["batch_size"], f"{where}.batch_size")
+    def model_name(value: Any, at: str) -> str:
+        if value not in MODELS:
+            raise ModerationConfigError(f"{at}: must be one of {', '.join(MODELS)}, got {value!r}")
+        return str(value)
+
+    strings = ("name", "checkpoint", "huggingface_config_path", "device")
+    readers = {
+        "model": model_name,
+        "quantize": as_bool,
+        "batch_size": as_positive_int,
+        **dict.fromkeys(strings, as_str),
+    }
+    kwargs = {"model": "unbiased", **read_options(table, where, readers)}
     try:
         return DetoxifyScorer(**kwargs)
     except ScorerLoadError as exc:
-        raise ModerationConfigError(f"{where} (detoxify {model}): {exc}") from exc
+        raise ModerationConfigError(f"{where} (detoxify {kwargs['model']}): {exc}") from exc
 
 
 def _profanity_check(table: Mapping[str, Any], where: str) -> Scorer:
-    check_keys(table, where, {"name", "builtin_allow", "extra_allow"})
-    kwargs: dict[str, Any] = {}
-    if "name" in table:
-        kwargs["name"] = as_str(table["name"], f"{where}.name")
-    if "builtin_allow" in table:
-        kwargs["builtin_allow"] = as_bool(table["builtin_allow"], f"{where}.builtin_allow")
-    if "extra_allow" in table:
-        kwargs["extra_allow"] = as_str_list(table["extra_allow"], f"{where}.extra_allow")
+    kwargs = read_options(
+        table, where, {"name": as_str, "builtin_allow": as_bool, "extra_allow": as_str_list}
+    )
     try:
         from moderation.scorers.profanity_check import ProfanityCheckScorer
 
@@ -91,21 +77,21 @@ def _profanity_check(table: Mapping[str, Any], where: str) -> Scorer:
         raise ModerationConfigError(f"{where}: alt-profanity-check is not installed: {exc}") from exc
 
 
+def _keywords(value: Any, where: str) -> dict[str, list[str]]:
+    if not isinstance(value, Mapping):
+        raise ModerationConfigError(f"{where}: must be a table, got {type(value).__name__}")
+    return {str(cat): as_str_list(words, f"{where}.{cat}") for cat, words in value.items()}
+
+
 def _keyword(table: Mapping[str, Any], where: str) -> Scorer:
     from moderation.testing import KeywordScorer
 
-    check_keys(table, where, {"name", "keywords", "hit", "miss"})
-    keywords = table.get("keywords")
-    if not isinstance(keywords, Mapping):
-        raise ModerationConfigError(f"{where}.keywords: must be a table, got {type(keywords).__name__}")
-    parsed = {str(cat): as_str_list(words, f"{where}.keywords.{cat}") for cat, words in keywords.items()}
-    kwargs: dict[str, Any] = {}
-    if "name" in table:
-        kwargs["name"] = as_str(table["name"], f"{where}.name")
-    for key in ("hit", "miss"):
-        if key in table:
-            kwargs[key] = as_unit(table[key], f"{where}.{key}")
-    return KeywordScorer(parsed, **kwargs)
+    kwargs = read_options(
+        table, where, {"name": as_str, "keywords": _keywords, "hit": as_unit, "miss": as_unit}
+    )
+    if "keywords" not in kwargs:
+        raise ModerationConfigError(f"{where}.keywords: must be a table, got NoneType")
+    return KeywordScorer(kwargs.pop("keywords"), **kwargs)
 
 
 _SCORERS: dict[str, Callable[[Mapping[str, Any], str], Scorer]] = {
@@ -123,6 +109,3 @@ def build_scorer(table: Mapping[str, Any], *, where: str = f"{_ROOT}.scorers[0]"
     if kind not in _SCORERS:
         raise ModerationConfigError(f"{where}.type: must be one of {', '.join(_SCORERS)}, got {kind!r}")
     return _SCORERS[kind]({k: v for k, v in table.items() if k != "type"}, where)
-
-
-# ---- policies --------------------------------------------------------------------------------------

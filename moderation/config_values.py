@@ -4,7 +4,7 @@ and `moderation.config_scorers`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from moderation.types import Action
@@ -22,6 +22,14 @@ def check_keys(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
         raise ModerationConfigError(
             f"{where}.{unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}"
         )
+
+
+def read_options(
+    table: Mapping[str, Any], where: str, readers: Mapping[str, Callable[[Any, str], Any]]
+) -> dict[str, Any]:
+    """The keys present in `table`, each read by its reader; a key without a reader is refused."""
+    check_keys(table, where, set(readers))
+    return {key: readers[key](value, f"{where}.{key}") for key, value in table.items()}
 
 
 def require_mapping(value: Any, where: str) -> None:
