@@ -79,10 +79,9 @@ def model_cases(models: dict[str, LoadedModel], prompt_ids: list[int]) -> dict[s
             state.next_tokens = logits.argmax(-1)
             for _ in range(3):  # a few tokens into the cache
                 state.next_tokens = state.step(model).argmax(-1)
-            snapshot = state  # each call decodes one more token: the cache grows slowly, alike for both
 
-            def step() -> None:
-                snapshot.next_tokens = snapshot.step(model).argmax(-1)
+            def step() -> None:  # each call decodes one more token: the cache grows alike for both
+                state.next_tokens = state.step(model).argmax(-1)
 
             return step
 

@@ -83,9 +83,9 @@ def _check(linear: torch.nn.Linear) -> None:
             scale = float(want.abs().max()) or 1.0
             if got.shape != want.shape or float((got - want).abs().max()) > 1e-4 * scale:
                 raise PrepackUnavailable(f"oneDNN linear disagrees with F.linear on {rows} rows")
+    except PrepackUnavailable:
+        raise
     except (RuntimeError, AttributeError) as exc:
-        if isinstance(exc, PrepackUnavailable):
-            raise
         raise PrepackUnavailable(f"oneDNN linear is not usable here: {type(exc).__name__}: {exc}") from exc
 
 
