@@ -11,22 +11,66 @@ BIN    := $(VENV)/bin
 MODEL  ?=
 ARGS   ?=
 DEMO_DIR := var/demo-model
-TORCH_PIN := torch==2.13.0
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+PIP_PIN := pip==26.3
 
-.PHONY: install serve test test-slow test-all lint format proto bench clean browser-deps
+# Where the locked CPU torch wheel comes from: a local wheel directory when the machine has one (this
+# project's machines keep it in /opt/wheels), else PyTorch's CPU index. TORCH=preinstalled installs
+# everything but torch, for a venv that already holds your own torch build (CUDA; README "Installing").
+TORCH ?= cpu
+TORCH_FIND_LINKS ?= $(wildcard /opt/wheels)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SOURCE := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS),--extra-index-url $(TORCH_INDEX))
+
+.PHONY: install lock test-latest serve test test-slow test-all typecheck lint format proto bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(PIP_PIN)
 
-# The pinned CPU torch goes in first: a bare `torch` requirement would pull a multi-GB CUDA build.
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e ".[dev]"
+# The lock without torch's entry (for TORCH=preinstalled): an entry is its line and the indented hashes.
+$(VENV)/requirements-no-torch.txt: $(LOCK) | $(BIN)/python
+	awk '/^torch==/ {skip=1; next} /^[^ #]/ {skip=0} !skip' $(LOCK) > $@
+
+# Installs are exactly the lock (versions and hashes; --no-deps: the lock is complete), then the project
+# itself without build isolation (its build backend is in the lock too). Nothing unlocked is fetched.
+ifeq ($(TORCH),preinstalled)
+$(STAMP): $(BIN)/python $(LOCK) pyproject.toml $(VENV)/requirements-no-torch.txt
+	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "TORCH=preinstalled: install torch into $(VENV) first (README, Installing)"; exit 1; }
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(VENV)/requirements-no-torch.txt
+else
+$(STAMP): $(BIN)/python $(LOCK) pyproject.toml
+	$(BIN)/pip install --quiet --no-deps --require-hashes $(TORCH_SOURCE) -r $(LOCK)
+endif
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refreshes the lock from pyproject.toml (ranges) + requirements/lock.in (the CPU torch, the build
+# backend): the newest versions the ranges allow. Run `make test-latest` first (README, "The lock").
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet "pip-tools>=7.5,<8"
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--extra dev --no-emit-find-links --no-emit-index-url $(TORCH_SOURCE) \
+		--output-file $(LOCK) pyproject.toml requirements/lock.in
+
+# The newest versions pyproject's ranges allow (not the lock), in a throwaway venv, then the fast suite.
+# torch stays at the lock's CPU build: a newer one is a deliberate change of requirements/lock.in.
+LATEST_VENV := .venv-latest
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --quiet $(PIP_PIN)
+	grep -o '^torch==[^ ]*' $(LOCK) > $(LATEST_VENV)/torch-constraint.txt
+	$(LATEST_VENV)/bin/pip install --quiet $(TORCH_SOURCE) -c $(LATEST_VENV)/torch-constraint.txt \
+		--upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_VENV)/bin/pip list --format=freeze > $(LATEST_VENV)/versions.txt
+	@echo "versions that differ from the lock:"
+	@$(LATEST_VENV)/bin/python requirements/lockdiff.py $(LOCK) $(LATEST_VENV)/versions.txt
+	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/pytest $(ARGS)
 
 $(DEMO_DIR)/config.json: | $(STAMP)
 	$(BIN)/modgate demo-model $(DEMO_DIR)
@@ -54,6 +98,7 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(ARGS)
 
 # The tests marked slow (kill -9 under load, fault injection); CI runs them after `make test`.
@@ -66,6 +111,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -75,10 +123,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_gateway.py $(ARGS)
 
-# Generated code is committed; tests/unit/test_proto_drift.py fails when it differs from protos/.
+# Generated code is committed; tests/unit/gateway/test_proto_drift.py fails when it differs from protos/.
+# The .proto files are copied beside it, so that the wheel ships them (package data) for clients.
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
 		protos/gateway/api/v1/*.proto
+	cp protos/gateway/api/v1/*.proto gateway/api/v1/
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) var .pytest_cache .ruff_cache .mypy_cache build dist

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gateway.config import SettingsError, load_settings
-
-
-def _settings(config_file: str | None, overrides: dict[str, Any]):  # type: ignore[no-untyped-def]
-    try:
-        return load_settings(config_file, overrides=overrides)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+from gateway.commands.settings import accept_config, command_settings, config_param
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +23,6 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--model", help="Hub id (default EleutherAI/gpt-neo-125M) or a local model directory.")
 @click.option("--revision", "model_revision", help="Model revision (branch, tag or commit) on the hub.")
 @click.option("--grpc-address", help="HOST:PORT to listen on (default 127.0.0.1:50051).")
@@ -60,9 +51,10 @@ def cli() -> None:
 @click.option("--migrate", is_flag=True, help="Upgrade the database schema before starting.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @click.option("--log-format", type=click.Choice(["text", "json"]))
-def serve(config_file: str | None, migrate: bool, **overrides: Any) -> None:
+@click.pass_context
+def serve(ctx: click.Context, migrate: bool, **overrides: Any) -> None:
     """Run the gateway until SIGTERM/SIGINT (then shut down gracefully)."""
-    settings = _settings(config_file, overrides)
+    settings = command_settings(ctx, **overrides)
     from gateway.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -90,7 +82,11 @@ def demo_model(directory: str) -> None:
 
 @cli.command()
 @click.argument("prompts", nargs=-1, required=True)
-@click.option("--address", default="127.0.0.1:50051", show_default=True, envvar="MODGATE_ADDRESS")
+@click.option(
+    "--address",
+    envvar="MODGATE_ADDRESS",
+    help="The gateway's HOST:PORT [env MODGATE_ADDRESS; default: grpc_address of the settings].",
+)
 @click.option("--temperature", type=float)
 @click.option("--top-p", type=float)
 @click.option("--top-k", type=int)
@@ -110,9 +106,11 @@ def demo_model(directory: str) -> None:
     envvar="MODGATE_TLS_CA_FILE",
     help="Connect with TLS, trusting this CA (PEM).",
 )
+@click.pass_context
 def generate(
+    ctx: click.Context,
     prompts: tuple[str, ...],
-    address: str,
+    address: str | None,
     stream: bool,
     as_json: bool,
     timeout: float,
@@ -128,6 +126,7 @@ def generate(
 
     if stream and len(prompts) != 1:
         raise click.UsageError("--stream takes exactly one prompt")
+    address = address or command_settings(ctx).grpc_address
     try:
         credentials = grpc.ssl_channel_credentials(Path(tls_ca_file).read_bytes()) if tls_ca_file else None
         with GatewayClient(address, timeout=timeout, api_key=api_key, credentials=credentials) as client:
@@ -142,8 +141,9 @@ def generate(
                 return
             response = client.generate(list(prompts), **params)
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        raise click.ClickException(f"{code.name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        if not isinstance(exc, grpc.Call):  # every RpcError a stub raises is also a Call
+            raise click.ClickException(f"call failed: {exc}") from None
+        raise click.ClickException(f"{exc.code().name}: {exc.details()}") from None
     if as_json:
         click.echo(json.dumps(MessageToDict(response), indent=2))
         return
@@ -186,6 +186,11 @@ def _register_groups() -> None:
     for group in (db_group, audit_group, reviewers_group, keys_group, moderation_group, policy_group):
         cli.add_command(group)
     cli.add_command(replay_command)
+    # Every command that reads settings takes --config (demo-model reads none).
+    for name, command in cli.commands.items():
+        if name != "demo-model":
+            accept_config(command)
+    cli.params.append(config_param())  # `modgate --config FILE COMMAND ...` too
 
 
 _register_groups()
@@ -196,4 +201,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

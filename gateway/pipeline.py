@@ -264,13 +264,17 @@ class GenerationPipeline:
             moderator = self._moderator.stream(policy=admission.call.policy)
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()
+
+            def on_text(delta: str) -> None:  # called on the batcher's thread
+                loop.call_soon_threadsafe(deltas.put_nowait, delta)
+
             generation = asyncio.ensure_future(
                 self._batcher.generate_stream(
                     prompt,
                     params,
                     cancel=cancel,
                     should_stop=should_stop,
-                    on_text=lambda d: loop.call_soon_threadsafe(deltas.put_nowait, d),
+                    on_text=on_text,
                 )
             )
             try:

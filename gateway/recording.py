@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -184,7 +184,7 @@ class Recorder:
         d = o.decision
         # No excerpts: audit rows are readable through Audit.Query; the text stays in the output row.
         public = record_decision(d, excerpts=False)
-        common = {"tenant": handle.tenant, "request_id": handle.request_id, "actor": ACTOR}
+        common: dict[str, Any] = {"tenant": handle.tenant, "request_id": handle.request_id, "actor": ACTOR}
         append(
             session=session,
             event_type=events.GENERATION_COMPLETED,

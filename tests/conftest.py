@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Deprecated calls in our code fail the run once, with a list (why: tests/deprecation_policy.py).
+pytest_plugins = ["tests.deprecation_policy"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Servers started by tests (in-process or `modgate serve` subprocesses) must not fight over a fixed port.

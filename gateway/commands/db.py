@@ -1,7 +1,8 @@
 """`modgate db`: schema migrations; also the helpers the other data command groups share.
 
-Every data group takes ``--database-url`` (env ``MODGATE_DATABASE_URL``); without it, a settings object
-in ``ctx.obj`` with a ``database_url`` attribute is used, then ``sqlite:///var/modgate.db``.
+Every data group takes ``--database-url``; without it, the URL comes from the same settings as
+``modgate serve`` (``--config`` / ``MODGATE_CONFIG`` file < ``MODGATE_DATABASE_URL`` < the flag;
+gateway/commands/settings.py), so every command works on the database the server uses.
 SQLAlchemy and Alembic are imported inside the commands so that ``modgate --help`` stays fast.
 """
 
@@ -13,33 +14,35 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gateway.commands.settings import command_settings
+from gateway.config import Settings
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-DEFAULT_DATABASE_URL = "sqlite:///var/modgate.db"  # = gateway.storage.engine.DEFAULT_DATABASE_URL
 F = TypeVar("F", bound=Callable[..., Any])
+_URL_FLAG_KEY = "modgate.database_url_flag"
 
 
 def database_url_option(func: F) -> F:
     """The ``--database-url`` option every data group carries."""
     return click.option(
         "--database-url",
-        envvar="MODGATE_DATABASE_URL",
         default=None,
         metavar="URL",
-        help=f"SQLAlchemy database URL [env MODGATE_DATABASE_URL; default {DEFAULT_DATABASE_URL}].",
+        help=f"SQLAlchemy database URL [default: the configured one, else {Settings.database_url}].",
     )(func)
 
 
 def store_database_url(ctx: click.Context, database_url: str | None) -> None:
-    """Resolve the URL once, in the group callback, and keep it in ``ctx.meta`` for subcommands."""
-    settings = ctx.obj
-    url = database_url or getattr(settings, "database_url", None) or DEFAULT_DATABASE_URL
-    ctx.meta["modgate.database_url"] = url
+    """Keeps the group's ``--database-url`` flag for its subcommands (it overrides file and env)."""
+    if database_url is not None:
+        ctx.meta[_URL_FLAG_KEY] = database_url
 
 
 def database_url(ctx: click.Context) -> str:
-    return str(ctx.meta.get("modgate.database_url") or DEFAULT_DATABASE_URL)
+    """The URL this command works on: the flag, else the settings (file < environment)."""
+    return command_settings(ctx, database_url=ctx.meta.get(_URL_FLAG_KEY)).database_url
 
 
 def _safe_url(url: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 
@@ -14,15 +12,15 @@ def moderation_group() -> None:
 
 @moderation_group.command(name="eval")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option(
     "--offline-moderation", is_flag=True, default=None, help="Word list + alt-profanity-check only."
 )
 @click.option("--policy", help="Policy to evaluate (default: the configured default policy).")
 @click.option("--show-errors", type=int, default=10, show_default=True, help="Misclassified rows to list.")
+@click.pass_context
 def eval_(
+    ctx: click.Context,
     csv_file: str,
-    config_file: str | None,
     offline_moderation: bool | None,
     policy: str | None,
     show_errors: int,
@@ -31,18 +29,15 @@ def eval_(
     (columns text,label; label 1 = must not be released as is, 0 = clean; optional column kind).
 
     An output counts as flagged when the policy does anything but release it (mask, hold or block)."""
-    from gateway.config import SettingsError, load_settings
+    from gateway.commands.settings import command_settings
     from gateway.moderation_setup import ModerationLoadError, load_moderator
     from moderation.evaluation import evaluate_file, format_report
     from moderation.moderator import UnknownPolicyError
 
-    overrides: dict[str, Any] = {"offline_moderation": offline_moderation}
+    settings = command_settings(ctx, offline_moderation=offline_moderation)
     try:
-        settings = load_settings(config_file, overrides=overrides)
         moderator = load_moderator(settings)
         report = evaluate_file(moderator, csv_file, policy=policy)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
     except (ModerationLoadError, UnknownPolicyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_report(report, show_errors=show_errors))

@@ -46,7 +46,6 @@ def policy_group(ctx: click.Context, database_url: str | None) -> None:
 @click.option(
     "--edited-counts-as-rejected", is_flag=True, help="Treat edits as 'should not have been released'."
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings (policies).")
 @click.option(
     "--svg", "svg_file", type=click.Path(dir_okay=False, writable=True), help="Also write the plot here."
 )
@@ -59,27 +58,27 @@ def report(
     tenant: str | None,
     target_rate: float,
     edited_counts_as_rejected: bool,
-    config_file: str | None,
     svg_file: str | None,
     as_json: bool,
 ) -> None:
     """Per policy and category: how many outputs were held, the share reviewers approved unchanged
     (false holds), edited or rejected, the score distributions, and a suggested hold threshold."""
-    from gateway.config import SettingsError, load_settings
+    from gateway.commands.settings import command_settings
     from gateway.review.report_data import reviewed_outputs
     from moderation.config import ModerationConfigError, build_policies
     from moderation.report import build_report
     from moderation.report_render import format_table, render_svg
 
+    settings = command_settings(ctx)
     try:
-        settings = load_settings(config_file)
         policies = build_policies(dict(settings.moderation).get("policies", {}))
-    except (SettingsError, ModerationConfigError) as exc:
+    except ModerationConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    window = {"since": _when(since, "--since"), "until": _when(until, "--until"), "tenant": tenant}
+    window_since, window_until = _when(since, "--since"), _when(until, "--until")
     with open_session(ctx) as session:
+        outputs = reviewed_outputs(session=session, since=window_since, until=window_until, tenant=tenant)
         result = build_report(
-            list(reviewed_outputs(session=session, **window)),
+            list(outputs),
             target_rate=target_rate,
             policies=policies,
             edited_counts_as_rejected=edited_counts_as_rejected,

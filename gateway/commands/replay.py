@@ -12,21 +12,21 @@ EXIT_DIFFERENT = 3
 
 @click.command(name="replay")
 @click.argument("ticket")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option(
     "--model", help="Model to replay with (default: the configured one; it should be the recorded one)."
 )
-@click.option("--database-url", help="SQLAlchemy URL (default sqlite:///var/modgate.db).")
+@click.option("--database-url", help="SQLAlchemy URL (default: the configured one).")
 @click.option(
     "--offline-moderation", is_flag=True, default=None, help="Word list + alt-profanity-check only."
 )
-def replay_command(ticket: str, config_file: str | None, **overrides: Any) -> None:
+@click.pass_context
+def replay_command(ctx: click.Context, ticket: str, **overrides: Any) -> None:
     """Regenerate TICKET's output with its recorded model, parameters and seed, re-score it with the
     configured scorers under its recorded policy, and compare text and decision with what was recorded.
 
     Exit code 0: identical; 3: something differs (listed); 1: the replay could not run."""
     from gateway.commands.db import cli_actor
-    from gateway.config import SettingsError, load_settings
+    from gateway.commands.settings import command_settings
     from gateway.errors import GatewayError
     from gateway.generation.batcher import Batcher
     from gateway.generation.model import ModelLoadError
@@ -34,10 +34,7 @@ def replay_command(ticket: str, config_file: str | None, **overrides: Any) -> No
     from gateway.replay import replay
     from gateway.server import StartupError, build_components
 
-    try:
-        settings = load_settings(config_file, overrides=overrides)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+    settings = command_settings(ctx, **overrides)
     try:
         components = build_components(settings)
     except (ModelLoadError, ModerationLoadError, StartupError) as exc:

@@ -25,7 +25,7 @@ def write_demo_model(directory: str | Path, *, vocab_size: int = 1000, seed: int
     tokenizer trained on the shipped corpus. Returns the directory."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2TokenizerFast, GPTNeoConfig, GPTNeoForCausalLM
+    from transformers import GPT2Tokenizer, GPTNeoConfig, GPTNeoForCausalLM
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,10 +39,11 @@ def write_demo_model(directory: str | Path, *, vocab_size: int = 1000, seed: int
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     bpe.train_from_iterator(demo_corpus(), trainer=trainer)
-    tokenizer = GPT2TokenizerFast(
+    tokenizer = GPT2Tokenizer(
         tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT
     )
     eos_id = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    assert isinstance(eos_id, int)  # one token in, one id out
 
     config = GPTNeoConfig(
         vocab_size=len(tokenizer),

@@ -3,8 +3,10 @@
 Kept apart from the batcher's queueing because this is where the tensor bookkeeping lives: rows leave
 (`select`, which also cuts columns that became padding in every row) and join (`merge`, which
 left-pads the shorter KV cache) between decoding steps. The cache is transformers' `DynamicCache`
-(what GPT-Neo's forward returns in transformers 5): `batch_select_indices` prunes rows; joining and
-cutting columns edit each layer's `keys` / `values` ([rows, heads, length, head_dim]) directly.
+(what GPT-Neo's forward returns in transformers 5), passed and read back as `cache`: the name since
+transformers 5.24, which deprecates `past_key_values` (hence the `transformers>=5.24` lower bound: one
+code path). `batch_select_indices` prunes rows; joining and cutting columns edit each layer's `keys` /
+`values` ([rows, heads, length, head_dim]) directly.
 Pruning and merging give the same logits as never having batched (tests/unit/gateway/test_batcher.py).
 """
 
@@ -62,10 +64,10 @@ class BatchState:
             input_ids=self.next_tokens[:, None],
             attention_mask=mask,
             position_ids=self.positions[:, None],
-            past_key_values=self.cache,
+            cache=self.cache,
             use_cache=True,
         )
-        self.cache = out.past_key_values
+        self.cache = out.cache
         self.mask = mask
         self.positions = self.positions + 1
         return out.logits[:, -1].to(dtype=torch.float32)
@@ -177,11 +179,11 @@ class PendingPrefill:
             input_ids=self.ids[:, self.done : end],
             attention_mask=self.mask[:, :end],
             position_ids=self.positions[:, self.done : end],
-            past_key_values=self.cache,
+            cache=self.cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        self.cache, self.done = out.past_key_values, end
+        self.cache, self.done = out.cache, end
         if end < self.width:
             return None
         device = self.ids.device

@@ -94,7 +94,7 @@ def load_model(
         raise ModelLoadError(_not_loadable_message(model, exc)) from exc
     if getattr(lm.config, "model_type", None) != "gpt_neo":
         log.warning("model %s is a %r model, not GPT-Neo; serving it anyway", model, lm.config.model_type)
-    lm.to(device)
+    torch.nn.Module.to(lm, device)  # (PreTrainedModel.to's decorator hides its signature from mypy)
     lm.eval()
     if tokenizer.pad_token_id is None:
         # GPT-Neo has no pad token; padding with end-of-text is the usual choice and never generated

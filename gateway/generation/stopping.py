@@ -7,7 +7,7 @@ ways; the text is then cut before the first match.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import StoppingCriteria
@@ -36,7 +36,7 @@ class StopSequenceCriteria(StoppingCriteria):
         tail = generated[:, -self._window :]
         texts = self._tokenizer.batch_decode(tail, skip_special_tokens=True)
         done = [find_stop(t, self._stops) is not None for t in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, torch.tensor(done, dtype=torch.bool, device=input_ids.device))
 
 
 class CancelCriteria(StoppingCriteria):
@@ -49,7 +49,8 @@ class CancelCriteria(StoppingCriteria):
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
         stop = self._should_stop()
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        full = torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, full)
 
 
 class StopMatcher:

@@ -1,9 +1,9 @@
 """Run Alembic from code (the CLI, the server's start-up check, the tests) without ``alembic.ini``.
 
-The Config is built programmatically with ``script_location`` pointing at the repository's
-``migrations/`` directory, found relative to this file, so it works from any working directory. The
-database URL travels in ``config.attributes["url"]`` (never in an ini file), which ``migrations/env.py``
-reads first.
+The Config is built programmatically with ``script_location`` pointing at the ``migrations/`` folder
+beside this module: the Alembic scripts are package data, so an installed wheel migrates as a checkout
+does, from any working directory. The database URL travels in ``config.attributes["url"]`` (never in an
+ini file), which ``migrations/env.py`` reads first.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 
 from gateway.storage.engine import make_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str | None = None) -> Config:

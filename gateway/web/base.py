@@ -69,7 +69,7 @@ class BaseView(HTTPEndpoint):
 
     @property
     def ctx(self) -> WebContext:
-        return self.scope["app"].state.web  # type: ignore[no-any-return]
+        return self.scope["app"].state.web
 
     async def dispatch(self) -> None:
         request = Request(self.scope, receive=self.receive)
@@ -98,7 +98,7 @@ class BaseView(HTTPEndpoint):
 
     @staticmethod
     def session(request: Request) -> WebSession:
-        return request.scope["session"]  # type: ignore[no-any-return]
+        return request.scope["session"]
 
     async def db(self, request: Request, work: Callable[[Session, Reviewer], T]) -> T:
         """``work(session, reviewer)`` in one transaction, after checking the reviewer may be here."""

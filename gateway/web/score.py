@@ -83,16 +83,16 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
         prompts = [prompts]
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise InvalidArgument("input_data.input_string", "must be a list of strings")
-    params = data.get("parameters", {})
-    if not isinstance(params, dict):
+    given = data.get("parameters", {})
+    if not isinstance(given, dict):
         raise InvalidArgument(_PARAMS, "must be an object")
-    unknown = sorted(set(params) - set(RawParams.__dataclass_fields__))
+    unknown = sorted(set(given) - set(RawParams.__dataclass_fields__))
     if unknown:
         raise InvalidArgument(f"{_PARAMS}.{unknown[0]}", "is not a known parameter")
-    raw = RawParams(**{name: _param(params, name) for name in RawParams.__dataclass_fields__})
-    if raw.stop is None:
-        raw = RawParams(**{**raw.__dict__, "stop": ()})
-    return prompts, raw
+    params = RawParams(**{name: _param(given, name) for name in RawParams.__dataclass_fields__})
+    if params.stop is None:
+        params = RawParams(**{**params.__dict__, "stop": ()})
+    return prompts, params
 
 
 def _sequence(outcome: Outcome) -> Any:

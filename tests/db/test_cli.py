@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
-from types import SimpleNamespace
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner, Result
 
+from gateway.cli import cli
 from gateway.commands.audit import audit_group
 from gateway.commands.db import db_group
 from gateway.commands.keys import keys_group
@@ -62,13 +63,79 @@ def test_bad_urls_are_clean_errors(tmp_path) -> None:  # type: ignore[no-untyped
     assert "cannot open" in _clean_failure(_run(db_group, f"sqlite:///{blocker}/sub/x.db", "current"))
 
 
-def test_url_from_environment_then_settings_object(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_from_environment(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODGATE_DATABASE_URL", db_url)
     assert _run(db_group, None, "current").exit_code == 0
-    monkeypatch.delenv("MODGATE_DATABASE_URL")
-    settings = SimpleNamespace(database_url=db_url)
-    result = CliRunner().invoke(db_group, ["current"], obj=settings, catch_exceptions=False)
-    assert result.exit_code == 0 and "(head)" in result.stdout
+
+
+def _sqlite(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_every_data_command_uses_the_configured_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modgate db upgrade --config F` migrates F's database, and the other commands find it there."""
+    monkeypatch.delenv("MODGATE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MODGATE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default database (var/modgate.db) would land here
+    configured = tmp_path / "configured.db"
+    config = tmp_path / "modgate.toml"
+    config.write_text(f'[storage]\ndatabase_url = "{_sqlite(configured)}"\n')
+
+    up = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(config)])
+    assert up.exit_code == 0, up.output
+    assert migrate.current(_sqlite(configured)) == migrate.head()
+    assert not (tmp_path / "var").exists(), "the default database was migrated instead"
+
+    created = CliRunner().invoke(
+        cli, ["--config", str(config), "keys", "create", "--tenant", "acme", "--name", "ci"]
+    )
+    assert created.exit_code == 0, created.output
+    # MODGATE_CONFIG names the file when no --config is given; group-level --config works too.
+    listed = CliRunner().invoke(cli, ["keys", "list", "--json"], env={"MODGATE_CONFIG": str(config)})
+    assert listed.exit_code == 0 and json.loads(listed.stdout.splitlines()[0])["tenant"] == "acme"
+    grouped = CliRunner().invoke(cli, ["keys", "--config", str(config), "list", "--json"])
+    assert grouped.exit_code == 0 and "acme" in grouped.stdout
+
+    # Precedence: file < MODGATE_DATABASE_URL < --database-url.
+    other = tmp_path / "other.db"
+    env_wins = CliRunner().invoke(
+        cli, ["db", "upgrade", "--config", str(config)], env={"MODGATE_DATABASE_URL": _sqlite(other)}
+    )
+    assert env_wins.exit_code == 0 and migrate.current(_sqlite(other)) == migrate.head()
+    third = tmp_path / "third.db"
+    flag_wins = CliRunner().invoke(
+        cli,
+        ["db", "--database-url", _sqlite(third), "upgrade", "--config", str(config)],
+        env={"MODGATE_DATABASE_URL": _sqlite(other)},
+    )
+    assert flag_wins.exit_code == 0 and migrate.current(_sqlite(third)) == migrate.head()
+
+
+def test_a_bad_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("database_url = [1, 2\n")
+    result = CliRunner().invoke(cli, ["keys", "list", "--config", str(broken)])
+    assert result.exit_code == 2 and "not valid TOML" in result.stderr
+    missing = CliRunner().invoke(cli, ["db", "current", "--config", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    assert "Traceback" not in result.output + missing.output
+
+
+def test_every_command_that_reads_settings_takes_config() -> None:
+    def walk(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, command
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    lacking = [
+        path
+        for path, command in walk(cli, "modgate")
+        if path != "modgate demo-model" and not any("--config" in p.opts for p in command.params)
+    ]
+    assert not lacking, f"without --config: {lacking}"
 
 
 def test_reviewers_add_list_disable(db_url: str) -> None:

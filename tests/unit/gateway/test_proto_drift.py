@@ -1,4 +1,5 @@
-"""The generated code in gateway/api/v1 must be exactly what `make proto` produces from protos/."""
+"""The generated code in gateway/api/v1 (and the copies of the .proto files shipped beside it) must be
+exactly what `make proto` produces from protos/."""
 
 import subprocess
 import sys
@@ -30,3 +31,10 @@ def test_generated_code_matches_protos(tmp_path: Path) -> None:
         assert committed.read_text() == (tmp_path / rel).read_text(), (
             f"{rel} differs from protos/: run `make proto`"
         )
+
+
+def test_shipped_protos_are_copies_of_protos() -> None:
+    sources = {p.name: p.read_text() for p in (ROOT / "protos/gateway/api/v1").glob("*.proto")}
+    shipped = {p.name: p.read_text() for p in (ROOT / "gateway/api/v1").glob("*.proto")}
+    assert sources, "no .proto files found"
+    assert shipped == sources, "gateway/api/v1/*.proto differ from protos/: run `make proto`"

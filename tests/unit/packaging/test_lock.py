@@ -1,0 +1,63 @@
+"""requirements.lock is what `make install` installs: it must cover pyproject's ranges, pin exactly, carry
+hashes, and keep the CPU torch. A pyproject edit without `make lock` fails here, not on a user's machine."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[3]
+ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})+)", re.M)
+
+
+def _lock() -> dict[str, tuple[Version, int]]:
+    """name -> (pinned version, number of hashes)."""
+    text = (ROOT / "requirements.lock").read_text()
+    return {
+        canonicalize_name(m.group(1)): (Version(m.group(2)), m.group(3).count("--hash="))
+        for m in ENTRY.finditer(text)
+    }
+
+
+def _declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for extra in project["optional-dependencies"].values() for r in extra]
+    lock_in = [
+        line.strip()
+        for line in (ROOT / "requirements/lock.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return [Requirement(r) for r in [*project["dependencies"], *extras, *lock_in]]
+
+
+def test_every_declared_requirement_is_locked_within_its_range() -> None:
+    locked = _lock()
+    problems = []
+    for requirement in _declared():
+        name = canonicalize_name(requirement.name)
+        if name not in locked:
+            problems.append(f"{requirement} is not in requirements.lock")
+        elif not requirement.specifier.contains(locked[name][0], prereleases=True):
+            problems.append(f"{requirement}: the lock has {locked[name][0]}")
+    assert not problems, "run `make lock`:\n" + "\n".join(problems)
+
+
+def test_every_entry_is_exact_and_hashed() -> None:
+    text = (ROOT / "requirements.lock").read_text()
+    names = [
+        line.split("==")[0] for line in text.splitlines() if line and not line[0].isspace() and line[0] != "#"
+    ]
+    locked = _lock()
+    assert len(names) == len(locked), "an entry without == or without hashes"
+    assert all(count >= 1 for _, count in locked.values())
+
+
+def test_torch_is_the_cpu_build_and_transformers_has_the_cache_argument() -> None:
+    locked = _lock()
+    assert locked["torch"][0].local == "cpu", "the lock must pin the CPU torch (requirements/lock.in)"
+    assert locked["transformers"][0] >= Version("5.24"), "kv_batch passes `cache=` (transformers 5.24+)"
