@@ -30,7 +30,8 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet $(PIP_PIN)
 
 # The lock without torch's entry (for TORCH=preinstalled): an entry is its line and the indented hashes.
-$(VENV)/requirements-no-torch.txt: $(LOCK) | $(BIN)/python
+$(VENV)/requirements-no-torch.txt: $(LOCK)
+	mkdir -p $(@D)
 	awk '/^torch==/ {skip=1; next} /^[^ #]/ {skip=0} !skip' $(LOCK) > $@
 
 # Installs are exactly the lock (versions and hashes; --no-deps: the lock is complete), then the project
@@ -50,11 +51,14 @@ endif
 install: $(STAMP)
 
 # Refreshes the lock from pyproject.toml (ranges) + requirements/lock.in (the CPU torch, the build
-# backend): the newest versions the ranges allow. Run `make test-latest` first (README, "The lock").
-lock: $(BIN)/python
-	$(BIN)/pip install --quiet "pip-tools>=7.5,<8"
-	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-		--extra dev --no-emit-find-links --no-emit-index-url $(TORCH_SOURCE) \
+# backend): the newest versions the ranges allow, resolved by pip-tools in a venv of its own (.venv-lock,
+# so the tool's own dependencies never touch .venv). Run `make test-latest` first (README, "The lock").
+LOCK_VENV := .venv-lock
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet $(PIP_PIN) "pip-tools>=7.5,<8"; }
+	PIP_CONFIG_FILE=/dev/null $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --extra dev --no-emit-find-links --no-emit-index-url $(TORCH_SOURCE) \
 		--output-file $(LOCK) pyproject.toml requirements/lock.in
 
 # The newest versions pyproject's ranges allow (not the lock), in a throwaway venv, then the fast suite.
@@ -70,7 +74,7 @@ test-latest:
 	$(LATEST_VENV)/bin/pip list --format=freeze > $(LATEST_VENV)/versions.txt
 	@echo "versions that differ from the lock:"
 	@$(LATEST_VENV)/bin/python requirements/lockdiff.py $(LOCK) $(LATEST_VENV)/versions.txt
-	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/pytest $(ARGS)
+	MODGATE_TEST_LATEST=1 HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/pytest $(ARGS)
 
 $(DEMO_DIR)/config.json: | $(STAMP)
 	$(BIN)/modgate demo-model $(DEMO_DIR)
@@ -131,4 +135,4 @@ proto: $(STAMP)
 	cp protos/gateway/api/v1/*.proto gateway/api/v1/
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) var .pytest_cache .ruff_cache .mypy_cache build dist
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) var .pytest_cache .ruff_cache .mypy_cache build dist

@@ -32,6 +32,21 @@ def test_only_deprecations_at_our_call_sites_count(tmp_path: Path) -> None:
     ]
 
 
+def _pytest_in(folder: Path, roots: str) -> subprocess.CompletedProcess[str]:
+    """A pytest run in `folder` with the plugin on and `roots` as our code."""
+    (folder / "pytest.ini").write_text(
+        f"[pytest]\ndeprecation_roots = {roots}\nfilterwarnings =\n    error\n    default::FutureWarning\n"
+    )
+    plugins = ["-p", "tests.deprecation_policy", "-p", "no:cacheprovider", "-p", "no:asyncio"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *plugins],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{folder}"},
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_a_run_with_one_of_ours_fails_once_with_a_list(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "__init__.py").write_text("")
@@ -44,53 +59,12 @@ def test_a_run_with_one_of_ours_fails_once_with_a_list(tmp_path: Path) -> None:
         "def test_two():\n    old()\n\n"
         "def test_plain():\n    assert True\n"
     )
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\ndeprecation_roots = mine\nfilterwarnings =\n    error\n    default::FutureWarning\n"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.deprecation_policy",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:asyncio",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    run = _pytest_in(tmp_path, "mine")
     assert run.returncode == 1, run.stdout
     assert "3 passed" in run.stdout  # every test keeps its own verdict
     report = run.stdout.split("deprecated calls in our code (they fail the run)")[1]
     reported = f"{(tmp_path / 'mine' / 'calls.py').resolve()}:4: FutureWarning: use new() instead"
     assert report.count(reported) == 1, run.stdout
 
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\ndeprecation_roots = elsewhere\nfilterwarnings =\n    error\n    default::FutureWarning\n"
-    )
-    clean = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.deprecation_policy",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:asyncio",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    clean = _pytest_in(tmp_path, "elsewhere")  # the same warning from code that is not ours
     assert clean.returncode == 0, clean.stdout

@@ -3,10 +3,14 @@ hashes, and keep the CPU torch. A pyproject edit without `make lock` fails here,
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -61,3 +65,34 @@ def test_torch_is_the_cpu_build_and_transformers_has_the_cache_argument() -> Non
     locked = _lock()
     assert locked["torch"][0].local == "cpu", "the lock must pin the CPU torch (requirements/lock.in)"
     assert locked["transformers"][0] >= Version("5.24"), "kv_batch passes `cache=` (transformers 5.24+)"
+
+
+@pytest.mark.skipif(
+    os.environ.get("MODGATE_TEST_LATEST") == "1", reason="make test-latest runs newer versions on purpose"
+)
+def test_this_environment_is_the_lock() -> None:
+    """What `make install` put here is exactly the lock (a stale venv or a hand install shows here)."""
+    differ = []
+    for name, (pinned, _) in _lock().items():
+        try:
+            installed = Version(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            differ.append(f"{name}: lock {pinned}, not installed")
+            continue
+        if installed != pinned:
+            differ.append(f"{name}: lock {pinned}, installed {installed}")
+    assert not differ, "run `make install`:\n" + "\n".join(differ)
+
+
+def test_the_lock_without_torch_keeps_every_other_entry(tmp_path: Path) -> None:
+    """`make install TORCH=preinstalled` (a CUDA torch already in the venv) installs this file."""
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", f"VENV={tmp_path}", f"{tmp_path}/requirements-no-torch.txt"],
+        cwd=ROOT,
+        check=True,
+    )
+    text = (tmp_path / "requirements-no-torch.txt").read_text()
+    assert "torch==" not in text and "+cpu" not in text
+    kept = {name for name in _lock() if name != "torch"}
+    names = {canonicalize_name(m.group(1)) for m in ENTRY.finditer(text)}
+    assert names == kept
