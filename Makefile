@@ -37,13 +37,15 @@ $(VENV)/requirements-no-torch.txt: $(LOCK)
 # Installs are exactly the lock (versions and hashes; --no-deps: the lock is complete), then the project
 # itself without build isolation (its build backend is in the lock too). Nothing unlocked is fetched.
 ifeq ($(TORCH),preinstalled)
-$(STAMP): $(BIN)/python $(LOCK) pyproject.toml $(VENV)/requirements-no-torch.txt
-	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "TORCH=preinstalled: install torch into $(VENV) first (README, Installing)"; exit 1; }
-	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(VENV)/requirements-no-torch.txt
+INSTALL_LOCK := $(VENV)/requirements-no-torch.txt
 else
-$(STAMP): $(BIN)/python $(LOCK) pyproject.toml
-	$(BIN)/pip install --quiet --no-deps --require-hashes $(TORCH_SOURCE) -r $(LOCK)
+INSTALL_LOCK := $(LOCK)
 endif
+
+$(STAMP): $(BIN)/python $(LOCK) $(INSTALL_LOCK) pyproject.toml
+	@[ "$(TORCH)" != preinstalled ] || $(BIN)/python -c "import torch" 2>/dev/null || \
+		{ echo "TORCH=preinstalled: install torch into $(VENV) first (README, Installing)"; exit 1; }
+	$(BIN)/pip install --quiet --no-deps --require-hashes $(TORCH_SOURCE) -r $(INSTALL_LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)

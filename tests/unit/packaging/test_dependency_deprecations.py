@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
@@ -22,16 +23,18 @@ from gateway.generation.generator import Generator
 from gateway.generation.kv_batch import BatchState, PendingPrefill
 from gateway.generation.model import LoadedModel, load_model
 from gateway.generation.params import SamplingParams
+from tests.deprecation_policy import DEPRECATIONS
 
 ROOT = Path(__file__).resolve().parents[3]
 OURS = (ROOT / "gateway", ROOT / "moderation", ROOT / "tests")
-DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 # message fragment -> why we let it pass (empty today).
 TOLERATED: dict[str, str] = {}
+T = TypeVar("T")
 
 
-def strict(path: Callable[[], object]) -> None:
-    """Runs `path`; a deprecation (not tolerated) fails with the deepest call site of ours."""
+def strict(path: Callable[[], T]) -> T:
+    """Runs `path` and returns its result; a deprecation (not tolerated) fails with the deepest call
+    site of ours."""
     with warnings.catch_warnings():
         warnings.resetwarnings()
         for category in DEPRECATIONS:
@@ -39,7 +42,7 @@ def strict(path: Callable[[], object]) -> None:
         for fragment in TOLERATED:
             warnings.filterwarnings("ignore", message=f".*{fragment}")
         try:
-            path()
+            return path()
         except DEPRECATIONS as exc:
             frames = traceback.extract_tb(exc.__traceback__)
             mine = [f for f in frames if any(Path(f.filename).resolve().is_relative_to(o) for o in OURS)]
@@ -48,11 +51,8 @@ def strict(path: Callable[[], object]) -> None:
 
 
 @pytest.fixture(scope="module")
-def lm(demo_model_dir: Path) -> Iterator[LoadedModel]:
-    with warnings.catch_warnings():
-        for category in DEPRECATIONS:
-            warnings.simplefilter("error", category)
-        yield load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32")
+def lm(demo_model_dir: Path) -> LoadedModel:
+    return strict(lambda: load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
 
 
 def test_batched_decoding(lm: LoadedModel) -> None:
