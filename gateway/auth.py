@@ -2,7 +2,12 @@
 
 The key decides who the caller is (its tenant), what it may call (scopes), which moderation policy its
 outputs get, and for reviewers which account acts. Health checking and reflection need no key.
-Turning auth off takes the explicit `--insecure-no-auth` flag; every call then acts as tenant "default".
+Turning auth off takes the explicit `--insecure-no-auth` flag (on a loopback address only); every call
+then acts as tenant "default", without the audit scopes.
+
+The key lookup runs through `run_in_transaction`, so a database outage is the same clear UNAVAILABLE an
+authenticated call would get (the server puts the ErrorInterceptor outside this one), never the
+driver's message.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.interceptors import with_prelude
-from gateway.storage.apikeys import authenticate_key
+from gateway.storage.apikeys import SCOPES, authenticate_key
+from gateway.storage.tx import run_in_transaction
 
 log = logging.getLogger(__name__)
 
-ALL_SCOPES = frozenset({"generate", "review", "audit"})
+ALL_SCOPES = frozenset(SCOPES)
+AUDIT_ALL = "audit:all"
 SCOPE_FOR_SERVICE = {
     "modgate.v1.GenerationService": "generate",
     "modgate.v1.ReviewService": "review",
@@ -42,6 +49,15 @@ class Caller:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
 
+    def has_scope(self, scope: str) -> bool:
+        """`audit:all` includes `audit`: an operator key need not be granted both."""
+        return scope in self.scopes or (scope == "audit" and AUDIT_ALL in self.scopes)
+
+    @property
+    def audit_tenant(self) -> str | None:
+        """The only tenant whose audit events this caller may read; None: every tenant (`audit:all`)."""
+        return None if AUDIT_ALL in self.scopes else self.tenant
+
     @property
     def rate_key(self) -> str:
         """What rate limits count against: the key, or the tenant when auth is off."""
@@ -50,7 +66,8 @@ class Caller:
 
 caller_var: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
 
-INSECURE_CALLER = Caller(tenant=INSECURE_TENANT, scopes=ALL_SCOPES)
+# Auth off is for trials on loopback: generation and review, but no reading of the audit log.
+INSECURE_CALLER = Caller(tenant=INSECURE_TENANT, scopes=frozenset({"generate", "review"}))
 
 
 def current_caller() -> Caller:
@@ -83,19 +100,22 @@ class KeyAuthenticator:
         self._sessions = sessions
 
     def _lookup(self, secret: str) -> Caller | None:
-        with self._sessions() as session, session.begin():
-            key = authenticate_key(session=session, secret=secret)
-            if key is None:
-                return None
-            return Caller(
-                tenant=key.tenant,
-                scopes=frozenset(key.scopes),
-                key_id=key.id,
-                policy=key.policy,
-                reviewer_id=key.reviewer_id,
-                requests_per_minute=key.requests_per_minute,
-                tokens_per_minute=key.tokens_per_minute,
-            )
+        return run_in_transaction(self._sessions, lambda session: self._caller(session, secret))
+
+    @staticmethod
+    def _caller(session: Session, secret: str) -> Caller | None:
+        key = authenticate_key(session=session, secret=secret)
+        if key is None:
+            return None
+        return Caller(
+            tenant=key.tenant,
+            scopes=frozenset(key.scopes),
+            key_id=key.id,
+            policy=key.policy,
+            reviewer_id=key.reviewer_id,
+            requests_per_minute=key.requests_per_minute,
+            tokens_per_minute=key.tokens_per_minute,
+        )
 
     async def __call__(self, secret: str) -> Caller | None:
         return await asyncio.to_thread(self._lookup, secret)
@@ -116,18 +136,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def _caller(self, metadata: Any, scope: str, context: grpc.aio.ServicerContext) -> Caller:
         if self._authenticate is None:
-            return INSECURE_CALLER
-        secret = bearer_token(metadata)
-        if secret is None:
-            await _refuse(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing API key: send metadata 'authorization: Bearer <key>'",
-            )
-        caller = await self._authenticate(secret)
+            caller: Caller | None = INSECURE_CALLER
+        else:
+            secret = bearer_token(metadata)
+            if secret is None:
+                await _refuse(
+                    context,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "missing API key: send metadata 'authorization: Bearer <key>'",
+                )
+            caller = await self._authenticate(secret)
         if caller is None:
             await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or revoked API key")
-        if scope not in caller.scopes:
+        if not caller.has_scope(scope):
             await _refuse(
                 context, grpc.StatusCode.PERMISSION_DENIED, f"this API key lacks the {scope!r} scope"
             )

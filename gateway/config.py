@@ -7,6 +7,7 @@ live in one place and `serve(settings)` never reads the environment itself.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -18,6 +19,8 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "MODGATE_"
 DEFAULT_MODEL = "EleutherAI/gpt-neo-125M"
 MIN_SESSION_SECRET_CHARS = 32
+# Settings that only a command-line flag may set: turning one on must be a visible, deliberate act.
+FLAG_ONLY = {"insecure_no_auth": "--insecure-no-auth"}
 
 
 class SettingsError(ValueError):
@@ -46,7 +49,9 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
     # Prometheus /metrics endpoint (HOST:PORT); empty to turn it off.
     metrics_address: str = "127.0.0.1:9464"
-    # Only for trials and tests: every call acts as tenant "default" with every scope. Logged loudly.
+    # Only for trials and tests: every call acts as tenant "default" (no audit scopes). Logged loudly.
+    # Only the `--insecure-no-auth` flag sets it (not the file or the environment, which could turn it
+    # on unseen), and only with loopback listening addresses.
     insecure_no_auth: bool = False
     # Request limits
     max_prompts: int = 16
@@ -158,6 +163,29 @@ def _validate(s: Settings) -> None:
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):
         raise SettingsError("moderation must be a table")
+    if s.insecure_no_auth:
+        exposed = [a for a in _listening(s) if not is_loopback(a.rpartition(":")[0])]
+        if exposed:
+            raise SettingsError(
+                f"--insecure-no-auth is for trials on this machine only: {', '.join(exposed)} is not a "
+                "loopback address (use 127.0.0.1 or ::1, or turn authentication on)"
+            )
+
+
+def _listening(s: Settings) -> list[str]:
+    """The addresses that accept client calls (gRPC, and the web port with its POST /score)."""
+    return [s.grpc_address, *([s.web_address] if s.web_enabled else [])]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listening host is reachable from this machine only ("localhost", 127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve to anything
+        return False
 
 
 def _field_types() -> dict[str, Any]:
@@ -250,6 +278,8 @@ def load_settings(
         for name, value in layer.items():
             if name not in names:
                 raise SettingsError(f"{source}: unknown setting {name!r}")
+            if name in FLAG_ONLY and source != "command line":
+                raise SettingsError(f"{source}: {name} can only be given as the {FLAG_ONLY[name]} flag")
             merged[name] = value if name == "moderation" else _coerce(name, value, source)
     try:
         return Settings(**merged)

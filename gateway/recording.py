@@ -212,7 +212,6 @@ class Recorder:
                 "reasons": public["reasons"],
                 "identity_checks": public["identity_checks"],
                 "shadow": public["shadow"],
-                **({} if o.streamed_text is None or d.releasable else {"released_prefix": o.streamed_text}),
             },
             **common,
         )

@@ -50,7 +50,7 @@ from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader
 from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
-from gateway.storage.engine import make_engine, make_session_factory
+from gateway.storage.engine import make_engine, make_session_factory, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
 from gateway.web import WebServer, WebStartupError, create_app
 from gateway.web.score import ScoreEndpoint
@@ -113,8 +113,9 @@ def check_schema(url: str, *, upgrade: bool) -> None:
         migrate.upgrade(url)
         return
     raise StartupError(
-        f"the database schema at {url} is not at the latest revision ({migrate.current(url) or 'empty'} "
-        f"!= {migrate.head()}). Run `modgate db upgrade` first, or start with `modgate serve --migrate`."
+        f"the database schema at {redact_url(url)} is not at the latest revision "
+        f"({migrate.current(url) or 'empty'} != {migrate.head()}). Run `modgate db upgrade` first, "
+        "or start with `modgate serve --migrate`."
     )
 
 
@@ -184,12 +185,14 @@ class GatewayServer:
         )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._authenticate = authenticate
+        # The first interceptor runs first. Errors wrap authentication, so that a failing key lookup
+        # (database down) is mapped like any other call's error: UNAVAILABLE, no driver detail.
         self._server = grpc.aio.server(
             interceptors=[
                 MetricsInterceptor(),
                 RequestIdInterceptor(),
-                AuthInterceptor(authenticate),
                 ErrorInterceptor(),
+                AuthInterceptor(authenticate),
             ]
         )
         self.port = 0

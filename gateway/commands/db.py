@@ -24,6 +24,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 _URL_FLAG_KEY = "modgate.database_url_flag"
 
 
+def redact_url(url: str) -> str:
+    """The URL without its password (SQLAlchemy imported here, not at module level: see above)."""
+    from gateway.storage.engine import redact_url as redact
+
+    return redact(url)
+
+
 def database_url_option(func: F) -> F:
     """The ``--database-url`` option every data group carries."""
     return click.option(
@@ -45,16 +52,6 @@ def database_url(ctx: click.Context) -> str:
     return command_settings(ctx, database_url=ctx.meta.get(_URL_FLAG_KEY)).database_url
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<invalid URL>"
-
-
 @contextmanager
 def database_errors(url: str) -> Iterator[None]:
     """Turn database and domain failures into one-line ClickExceptions (exit 1), never tracebacks."""
@@ -69,15 +66,15 @@ def database_errors(url: str) -> Iterator[None]:
     except DomainError as exc:
         raise click.ClickException(str(exc)) from None
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise click.UsageError(f"invalid database URL {_safe_url(url)}: {exc}") from None
+        raise click.UsageError(f"invalid database URL {redact_url(url)}: {exc}") from None
     except DBAPIError as exc:
         first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
-        raise click.ClickException(f"database error at {_safe_url(url)}: {first_line}") from None
+        raise click.ClickException(f"database error at {redact_url(url)}: {first_line}") from None
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"database error at {_safe_url(url)}: {exc.__class__.__name__}") from None
+        raise click.ClickException(f"database error at {redact_url(url)}: {exc.__class__.__name__}") from None
     except OSError as exc:  # e.g. the SQLite file's directory cannot be created
         raise click.ClickException(
-            f"cannot open the database at {_safe_url(url)}: {exc.strerror or exc}"
+            f"cannot open the database at {redact_url(url)}: {exc.strerror or exc}"
         ) from None
 
 
@@ -92,7 +89,7 @@ def open_session(ctx: click.Context, *, require_schema: bool = True) -> Iterator
         try:
             if require_schema and not migrate.is_up_to_date(url):
                 raise click.ClickException(
-                    f"the database at {_safe_url(url)} is not at the latest schema revision; "
+                    f"the database at {redact_url(url)} is not at the latest schema revision; "
                     "run `modgate db upgrade` first"
                 )
             with make_session_factory(engine)() as session, session.begin():
@@ -136,7 +133,7 @@ def upgrade(ctx: click.Context, revision: str) -> None:
             now = migrate.current(url)
         except CommandError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"database at {_safe_url(url)} is at revision {now or 'base'}")
+    click.echo(f"database at {redact_url(url)} is at revision {now or 'base'}")
 
 
 @db_group.command()
@@ -155,7 +152,7 @@ def downgrade(ctx: click.Context, revision: str) -> None:
             now = migrate.current(url)
         except CommandError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"database at {_safe_url(url)} is at revision {now or 'base'}")
+    click.echo(f"database at {redact_url(url)} is at revision {now or 'base'}")
 
 
 @db_group.command()

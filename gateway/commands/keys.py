@@ -22,7 +22,13 @@ def keys_group(ctx: click.Context, database_url: str | None) -> None:
 @keys_group.command()
 @click.option("--tenant", required=True, help="The tenant the key belongs to.")
 @click.option("--name", required=True, help="A label for people (e.g. 'batch jobs').")
-@click.option("--scope", "scopes", multiple=True, help="A scope to grant; repeat for several.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="A scope to grant (generate, review, audit: its own tenant's events, audit:all: every "
+    "tenant's, for operators); repeat for several.",
+)
 @click.option("--policy", help="Moderation policy for this key (default: the gateway's default policy).")
 @click.option("--reviewer", help="With --scope review: the reviewer account (username) the key acts as.")
 @click.option("--requests-per-minute", type=int, help="Rate limit (0: unlimited; default: the gateway's).")

@@ -8,7 +8,8 @@ On SQLite, :func:`gateway.storage.make_engine` begins every transaction with ``B
 conditional UPDATE keeps the functions race-free even on an engine configured otherwise.
 
 Each transition appends its audit event in the same transaction, so the queue and the audit log can
-never disagree. Audit payloads carry ids, versions, reasons and text hashes, never generated text.
+never disagree. Audit payloads carry ids, versions and reasons, never generated text nor a hash of withheld
+text (only the hash of an edited text, which is released).
 Functions take ``session=`` and never commit (the caller owns ``with Session() as s, s.begin():``).
 """
 
@@ -385,7 +386,9 @@ def decide(
 
     payload: dict[str, Any] = {"reason": reason}
     if decision is Decision.EDIT and edited_text is not None:
-        payload |= {"original_sha256": _sha256(output.generated_text), "edited_sha256": _sha256(edited_text)}
+        # The edited text is released, so its hash tells no one anything new; the original is withheld
+        # text, and a hash of it would let an audit reader confirm a guess of it: never recorded.
+        payload |= {"edited_sha256": _sha256(edited_text)}
     _audit(session, event_type, _actor(reviewer), decided, **payload)
     if decision is not Decision.REJECT:
         _audit(session, events.RESULT_RELEASED, _actor(reviewer), decided)

@@ -1,4 +1,9 @@
-"""The AuditService servicer: filtered, paged queries of the audit log, and chain verification."""
+"""The AuditService servicer: filtered, paged queries of the audit log, and chain verification.
+
+A key with the `audit` scope reads its own tenant's events only; events of other tenants and those of no
+tenant (reviewer accounts, logins) need the operator scope `audit:all`, and so does `Verify`, whose walk
+covers every tenant's rows and whose counts would tell one tenant about another's traffic.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.audit import MAX_LIMIT, query, verify
-from gateway.errors import InvalidArgument
+from gateway.auth import AUDIT_ALL, current_caller
+from gateway.errors import Forbidden, InvalidArgument
 from gateway.storage.models import AuditEvent
 from gateway.storage.tx import in_transaction
 
@@ -53,6 +59,11 @@ class AuditServicer(au_grpc.AuditServiceServicer):
             name: getattr(request, name) or None
             for name in ("tenant", "request_id", "ticket", "actor", "event_type", "action")
         }
+        own_tenant = current_caller().audit_tenant
+        if own_tenant is not None:
+            if filters["tenant"] not in (None, own_tenant):
+                raise Forbidden(f"this API key reads its own tenant's audit events only ({AUDIT_ALL!r}: all)")
+            filters["tenant"] = own_tenant
         for name in ("since", "until"):
             if request.HasField(name):
                 filters[name] = getattr(request, name).ToDatetime(tzinfo=UTC)
@@ -70,6 +81,9 @@ class AuditServicer(au_grpc.AuditServiceServicer):
             yield event
 
     async def Verify(self, request: au_pb.VerifyRequest, context: grpc.aio.ServicerContext) -> Any:
+        if current_caller().audit_tenant is not None:
+            raise Forbidden(f"verifying the whole audit chain needs the {AUDIT_ALL!r} scope")
+
         def work(session: Session) -> au_pb.VerifyResponse:
             result = verify(session=session)
             return au_pb.VerifyResponse(

@@ -27,7 +27,9 @@ from gateway.storage.models import ApiKey, Reviewer
 SECRET_PREFIX = "mg"
 # last_used_at is written at most this often per key: not a database write on every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
-_SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+# What a key may be granted. `audit` reads the key's own tenant's audit events; `audit:all` (an
+# operator's scope, granted only when named) reads every tenant's and verifies the whole chain.
+SCOPES = ("generate", "review", "audit", "audit:all")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _SECRET = re.compile(r"^mg_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 _DUMMY_HASH = "0" * 64
@@ -69,9 +71,9 @@ def create_key(
         raise InvalidArgument("tenant must be 1-128 printable characters")
     if not _NAME.fullmatch(name):
         raise InvalidArgument("name must be 1-128 printable characters")
-    bad = [s for s in scopes if not _SCOPE.fullmatch(s)]
+    bad = [s for s in scopes if s not in SCOPES]
     if bad:
-        raise InvalidArgument(f"invalid scope(s) {bad}: lowercase letters, digits and _.:- only")
+        raise InvalidArgument(f"unknown scope(s) {bad}: choose from {', '.join(SCOPES)}")
     if policy is not None and not _NAME.fullmatch(policy):
         raise InvalidArgument("policy must be 1-128 printable characters")
     for label, limit in (

@@ -34,6 +34,14 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and messages (an unparsable one is not echoed at all)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # any parse failure: echo nothing of it
+        return "<invalid database URL>"
+
+
 def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:
     """Build an Engine for ``url``; for a SQLite file, create its parent directory first.
 
@@ -41,6 +49,9 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) ->
     must not cascade or fail on foreign keys mid-way (the PRAGMA is a no-op inside a transaction, so it
     has to be set when the connection opens).
     """
+    # Never bound parameters in exception text: they hold prompts and withheld generated text, and
+    # exception text ends up in logs. Not overridable.
+    kwargs["hide_parameters"] = True
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

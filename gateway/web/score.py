@@ -124,7 +124,7 @@ class ScoreEndpoint:
         caller = await self._authenticate(secret)
         if caller is None:
             raise Unauthenticated("invalid or revoked API key")
-        if "generate" not in caller.scopes:
+        if not caller.has_scope("generate"):
             raise Forbidden("this API key lacks the 'generate' scope")
         return caller
 

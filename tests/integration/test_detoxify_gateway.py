@@ -23,7 +23,6 @@ def gateway_with_detoxify(tmp: Path, demo_model_dir: Path, bias: float) -> Serve
     config.write_text(
         f'model = "{demo_model_dir}"\n'
         f'database_url = "sqlite:///{tmp / "db.sqlite"}"\n'
-        "insecure_no_auth = true\n"
         "[moderation]\n"
         'default_policy = "default"\n'
         "[[moderation.scorers]]\n"
@@ -34,7 +33,7 @@ def gateway_with_detoxify(tmp: Path, demo_model_dir: Path, bias: float) -> Serve
         f'checkpoint = "{checkpoint}"\n'
         f'huggingface_config_path = "{config_dir}"\n'
     )
-    settings = load_settings(config, env={})
+    settings = load_settings(config, env={}, overrides={"insecure_no_auth": True})
     return ServerThread(build_components(settings, migrate_schema=True)).start()
 
 

@@ -77,10 +77,10 @@ def test_modgate_replay_command(demo_model_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "modgate.toml"
     config.write_text(
         f'model = "{demo_model_dir}"\ndatabase_url = "sqlite:///{tmp_path / "r.db"}"\n'
-        'insecure_no_auth = true\noffline_moderation = true\n[moderation]\ndefault_policy = "mine"\n'
+        'offline_moderation = true\n[moderation]\ndefault_policy = "mine"\n'
         '[moderation.policies.mine]\nextends = "strict"\n'
     )
-    settings = load_settings(config, env={})
+    settings = load_settings(config, env={}, overrides={"insecure_no_auth": True})
     server = ServerThread(build_components(settings, migrate_schema=True)).start()
     try:
         with GatewayClient(server.address) as client:

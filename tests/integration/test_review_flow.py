@@ -45,7 +45,7 @@ def keys(db_url: str) -> dict[str, str]:
             ("other", "globex", ["generate"], None),
             ("rita", "staff", ["review"], "rita"),
             ("ravi", "staff", ["review"], "ravi"),
-            ("auditor", "staff", ["audit"], None),
+            ("auditor", "staff", ["audit:all"], None),
         ]:
             policy = "test-block" if name == "blocked-client" else None
             made[name] = create_key(

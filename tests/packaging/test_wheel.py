@@ -115,7 +115,6 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
         f'grpc_address = "{address}"\n'
         f'web_address = "127.0.0.1:{web_port}"\n'
         f'metrics_address = "127.0.0.1:{metrics_port}"\n'
-        "insecure_no_auth = true\n"
         "offline_moderation = true\n"
         "[storage]\n"
         f'database_url = "sqlite:///{database}"\n'
@@ -127,7 +126,15 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     assert demo.returncode == 0, demo.stderr
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [str(installed / "modgate"), "serve", "--config", str(config), "--model", "model"],
+        [
+            str(installed / "modgate"),
+            "serve",
+            "--config",
+            str(config),
+            "--model",
+            "model",
+            "--insecure-no-auth",
+        ],
         cwd=tmp_path,
         env=_clean_env(),
         stdout=log,

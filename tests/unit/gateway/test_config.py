@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,42 @@ def test_readme_example_config_loads(tmp_path: Path) -> None:
 def test_maintenance_intervals_must_be_positive() -> None:
     with pytest.raises(SettingsError, match="stale_request_s must be a positive number"):
         load_settings(None, env={"MODGATE_STALE_REQUEST_S": "0"})
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [("file", "modgate.toml"), ("env", "environment")],
+)
+def test_insecure_no_auth_is_a_flag_only(tmp_path: Path, source: str, where: str) -> None:
+    """A file or an environment could switch authentication off without anyone seeing it at start-up."""
+    path = write(tmp_path, "insecure_no_auth = true\n") if source == "file" else None
+    env = {"MODGATE_INSECURE_NO_AUTH": "1"} if source == "env" else {}
+    with pytest.raises(SettingsError, match=f"{where}.*only be given as the --insecure-no-auth flag"):
+        load_settings(path, env=env)
+    assert load_settings(None, env={}, overrides={"insecure_no_auth": True}).insecure_no_auth
+
+
+@pytest.mark.parametrize(
+    ("overrides", "exposed"),
+    [
+        ({"grpc_address": "0.0.0.0:50051"}, "0.0.0.0:50051"),
+        ({"grpc_address": "[::]:50051"}, "[::]:50051"),
+        ({"grpc_address": "gateway.example:50051"}, "gateway.example:50051"),
+        ({"web_address": "10.0.0.5:8080"}, "10.0.0.5:8080"),
+    ],
+)
+def test_insecure_no_auth_only_on_loopback(overrides: dict[str, str], exposed: str) -> None:
+    with pytest.raises(SettingsError, match=f"{re.escape(exposed)} is not a loopback address"):
+        load_settings(None, env={}, overrides={"insecure_no_auth": True, **overrides})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"grpc_address": "127.0.0.1:1", "web_address": "localhost:2"},
+        {"grpc_address": "[::1]:1", "web_address": "127.0.0.2:2"},
+        {"grpc_address": "127.0.0.1:1", "web_address": "0.0.0.0:2", "web_enabled": False},
+    ],
+)
+def test_insecure_no_auth_on_loopback_addresses(overrides: dict[str, object]) -> None:
+    assert load_settings(None, env={}, overrides={"insecure_no_auth": True, **overrides}).insecure_no_auth
