@@ -1,0 +1,211 @@
+"""The asyncio client: `GatewayClient`'s methods as coroutines, on a `grpc.aio` channel.
+
+Requests and the retry policy are the sync client's (`requests`, `retry`); only the waiting differs.
+Create it inside the event loop that uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar, Unpack
+
+import grpc
+
+from gateway.api.v1 import audit_pb2 as au_pb
+from gateway.api.v1 import audit_pb2_grpc as au_grpc
+from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.api.v1 import review_pb2 as rv_pb
+from gateway.api.v1 import review_pb2_grpc as rv_grpc
+from gateway.client import requests as build
+from gateway.client.params import Sampling
+from gateway.client.requests import AuditFilters
+from gateway.client.retry import Deadline, RetryPolicy, next_delay
+from gateway.client.sync import CLIENT_TIMEOUT, call_metadata
+
+T = TypeVar("T")
+
+
+class AsyncStream(Generic[T]):
+    """`async for` the messages; `cancel()` stops the call. Retried only before the first message."""
+
+    def __init__(
+        self, start: Callable[[float | None], Any], policy: RetryPolicy, timeout: float | None
+    ) -> None:
+        self._start = start
+        self._policy = policy
+        self._deadline = Deadline(timeout)
+        self._call: Any = None
+        self._messages: AsyncIterator[T] | None = None
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._messages is not None:
+            return await anext(self._messages)
+        attempt = 1
+        while True:
+            self._call = self._start(self._deadline.remaining())
+            messages: AsyncIterator[T] = self._call.__aiter__()
+            try:
+                first = await anext(messages)
+            except grpc.RpcError as exc:
+                delay = next_delay(self._policy, exc, attempt, self._deadline.remaining())
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            self._messages = messages
+            return first
+
+    def cancel(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+
+
+class AsyncGatewayClient:
+    """`async with AsyncGatewayClient(address, api_key=...) as client: await client.generate(...)`."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = 120.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._channel = (
+            grpc.aio.secure_channel(address, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(address)
+        )
+        self._generation = gen_grpc.GenerationServiceStub(self._channel)
+        self._review = rv_grpc.ReviewServiceStub(self._channel)
+        self._audit = au_grpc.AuditServiceStub(self._channel)
+        self._api_key = api_key
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+
+    async def __aenter__(self) -> AsyncGatewayClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _unary(self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any) -> Any:
+        deadline = Deadline(self._timeout if timeout is CLIENT_TIMEOUT else timeout)
+        metadata = call_metadata(self._api_key, request_id)
+        attempt = 1
+        while True:
+            try:
+                return await method(request, timeout=deadline.remaining(), metadata=metadata)
+            except grpc.RpcError as exc:
+                delay = next_delay(self._retry, exc, attempt, deadline.remaining())
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    def _stream(
+        self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any
+    ) -> AsyncStream[Any]:
+        metadata = call_metadata(self._api_key, request_id)
+        timeout = self._timeout if timeout is CLIENT_TIMEOUT else timeout
+        return AsyncStream(
+            lambda left: method(request, timeout=left, metadata=metadata), self._retry, timeout
+        )
+
+    # GenerationService: see GatewayClient for what each call does.
+
+    async def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        request_id: str | None = None,
+        timeout: float | None = CLIENT_TIMEOUT,
+        **params: Unpack[Sampling],
+    ) -> gen_pb.GenerateResponse:
+        request = build.generate(prompts, dict(params))
+        return await self._unary(self._generation.Generate, request, request_id=request_id, timeout=timeout)
+
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        request_id: str | None = None,
+        timeout: float | None = CLIENT_TIMEOUT,
+        **params: Unpack[Sampling],
+    ) -> AsyncStream[gen_pb.GenerateStreamResponse]:
+        request = build.generate_stream(prompt, dict(params))
+        return self._stream(self._generation.GenerateStream, request, request_id=request_id, timeout=timeout)
+
+    async def get_result(self, ticket: str, *, timeout: float | None = CLIENT_TIMEOUT) -> gen_pb.Result:
+        request = gen_pb.GetResultRequest(ticket=ticket)
+        return await self._unary(self._generation.GetResult, request, timeout=timeout)
+
+    def watch_result(self, ticket: str, *, timeout: float | None = None) -> AsyncStream[gen_pb.Result]:
+        return self._stream(
+            self._generation.WatchResult, gen_pb.GetResultRequest(ticket=ticket), timeout=timeout
+        )
+
+    async def appeal(
+        self, ticket: str, reason: str, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> gen_pb.Result:
+        request = gen_pb.AppealRequest(ticket=ticket, reason=reason)
+        return await self._unary(self._generation.Appeal, request, timeout=timeout)
+
+    # ReviewService
+
+    async def list_items(
+        self, *, states: Iterable[str | int] = (), limit: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[rv_pb.ReviewItem]:
+        request = rv_pb.ListItemsRequest(states=build.review_states(states), limit=limit)  # type: ignore[arg-type]
+        return list((await self._unary(self._review.ListItems, request, timeout=timeout)).items)
+
+    async def claim_next(
+        self, *, lease_seconds: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> rv_pb.ReviewItem | None:
+        request = rv_pb.ClaimNextRequest(lease_seconds=lease_seconds)
+        reply = await self._unary(self._review.ClaimNext, request, timeout=timeout)
+        return reply.item if reply.HasField("item") else None
+
+    async def renew_lease(
+        self, item_id: str, *, lease_seconds: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> rv_pb.ReviewItem:
+        request = rv_pb.RenewLeaseRequest(item_id=item_id, lease_seconds=lease_seconds)
+        return await self._unary(self._review.RenewLease, request, timeout=timeout)
+
+    async def decide(
+        self,
+        item: rv_pb.ReviewItem,
+        decision: str | int,
+        *,
+        reason: str = "",
+        edited_text: str | None = None,
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> rv_pb.ReviewItem:
+        request = build.decide(item.id, item.version, decision, reason=reason, edited_text=edited_text)
+        return await self._unary(self._review.Decide, request, timeout=timeout)
+
+    # AuditService
+
+    async def audit_query(
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 0,
+        timeout: float | None = CLIENT_TIMEOUT,
+        **filters: Unpack[AuditFilters],
+    ) -> list[au_pb.AuditEvent]:
+        request = build.audit_query(after_id=after_id, limit=limit, filters=filters)
+        return [event async for event in self._stream(self._audit.Query, request, timeout=timeout)]
+
+    async def audit_verify(self, *, timeout: float | None = CLIENT_TIMEOUT) -> au_pb.VerifyResponse:
+        return await self._unary(self._audit.Verify, au_pb.VerifyRequest(), timeout=timeout)
