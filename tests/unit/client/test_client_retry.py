@@ -119,3 +119,13 @@ def test_builders_fill_the_messages() -> None:
     assert query.since.ToDatetime(tzinfo=UTC) == since
     params = sampling_parameters(temperature=0.5, stop=["END"], seed=None)
     assert params.temperature == 0.5 and list(params.stop) == ["END"] and not params.HasField("seed")
+
+
+def test_the_clients_sampling_keywords_are_the_apis() -> None:
+    """One list of parameters: the proto's fields, the server's RawParams and the client's keywords."""
+    from gateway.api.v1 import generation_pb2 as gen_pb
+    from gateway.client import PARAMETER_NAMES
+    from gateway.generation.params import RawParams
+
+    proto = set(gen_pb.SamplingParameters.DESCRIPTOR.fields_by_name)
+    assert set(PARAMETER_NAMES) == proto == set(RawParams.__dataclass_fields__)
