@@ -10,6 +10,7 @@ disabled a second ago, or who logged out or changed password elsewhere (the sess
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class WebContext:
     policies: dict[str, Any]
     throttle: LoginThrottle
     password_params: HashParams = OWASP  # Argon2id cost for reviewer passwords (settings password_hash_*)
+    # Password checks running at once: each holds a worker thread (the one pool every view's database
+    # work shares) and 19 MiB for ~50 ms, so a burst of logins must not take all the threads.
+    password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     replay: ReplayFn | None = None  # the admins' Replay button; None: not offered (no generator here)
     # terms_version -> {term: substitute} of the identity-term lists this process knows
     identity_terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -239,5 +240,45 @@ def test_the_password_check_holds_no_database_lock(tmp_path: Path, monkeypatch: 
             form = {"username": username, "password": password, "csrf_token": token}
             assert client.post("/login", data=form).status_code == status
         assert writes == ["ok", "ok", "ok"]
+    finally:
+        harness.close()
+
+
+def test_a_burst_of_logins_checks_two_passwords_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rest of the worker threads stay free for the other pages' database work."""
+    harness = WebHarness(tmp_path)
+    try:
+        from gateway.review import passwords
+
+        running, most = 0, 0
+        guard = threading.Lock()
+
+        def spy(password: str, encoded: str) -> bool:
+            nonlocal running, most
+            with guard:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.05)
+            with guard:
+                running -= 1
+            return passwords.verify_password(password, encoded)
+
+        _patch_password_check(monkeypatch, spy)
+
+        async def burst() -> list[int]:
+            transport = httpx.ASGITransport(app=harness.app, client=("10.4.5.6", 4000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                token = csrf_of((await client.get("/login")).text)
+                forms = [
+                    {"username": f"user{n}", "password": "wrong password!", "csrf_token": token}
+                    for n in range(8)
+                ]
+                replies = await asyncio.gather(*(client.post("/login", data=f) for f in forms))
+                return [r.status_code for r in replies]
+
+        assert asyncio.run(burst()) == [401] * 8
+        assert most == 2
     finally:
         harness.close()

@@ -52,13 +52,14 @@ class LoginView(BaseView):
         if not username or not fields["password"]:
             return self._failed(request, target, username, "Enter your username and password.")
         self.ctx.throttle.attempt(key)
-        logged_in = await asyncio.to_thread(
-            login_reviewer,
-            self.ctx.sessions,
-            username=username,
-            password=fields["password"],
-            params=self.ctx.password_params,
-        )
+        async with self.ctx.password_checks:
+            logged_in = await asyncio.to_thread(
+                login_reviewer,
+                self.ctx.sessions,
+                username=username,
+                password=fields["password"],
+                params=self.ctx.password_params,
+            )
         if logged_in is None:
             return self._failed(request, target, username, "Wrong username or password.")
         self.ctx.throttle.succeeded(key)
