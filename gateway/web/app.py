@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from gateway.config import Settings
+from gateway.review.passwords import password_params
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
 from gateway.web.base import ReplayFn, WebContext
 from gateway.web.errors import install_handlers
@@ -146,7 +147,12 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
-            Middleware(SessionMiddleware, secret=secret or session_secret(settings)),
+            Middleware(
+                SessionMiddleware,
+                secret=secret or session_secret(settings),
+                lifetime_s=settings.session_lifetime_s,
+                idle_s=settings.session_idle_s,
+            ),
         ],
         max_body_size=MAX_BODY_BYTES,
     )
@@ -156,6 +162,7 @@ def create_app(
         lease_seconds=lease_seconds,
         policies=dict(policies or {}),
         throttle=LoginThrottle(),
+        password_params=password_params(settings),
         replay=replay,
         identity_terms=known_identity_terms(identity_terms),
     )
