@@ -24,6 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from gateway.audit.keeper import AnchorKeeper
 from gateway.config import Settings
 from gateway.review.passwords import password_params
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
@@ -108,6 +109,7 @@ def create_app(
     replay: ReplayFn | None = None,
     identity_terms: Any = None,
     score: Callable[[Request], Awaitable[Response]] | None = None,
+    anchors: AnchorKeeper | None = None,
 ) -> Starlette:
     """The reviewer web app over the database behind ``sessions``.
 
@@ -118,7 +120,9 @@ def create_app(
     admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
     ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.
     ``secret`` overrides ``settings.session_secret`` (tests). ``score`` (``gateway.web.score.
-    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients.
+    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients. ``anchors``
+    (the server's :class:`gateway.audit.keeper.AnchorKeeper`) gives the audit page's verify the newest
+    anchor, so that it detects a truncated or rewritten log too.
     """
     templates = make_templates()
     routes = [
@@ -165,6 +169,7 @@ def create_app(
         password_params=password_params(settings),
         replay=replay,
         identity_terms=known_identity_terms(identity_terms),
+        anchors=anchors,
     )
     install_handlers(app, templates)
     return app

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.endpoints import HTTPEndpoint
@@ -29,6 +29,9 @@ from gateway.storage.models import Reviewer
 from gateway.storage.tx import in_transaction
 from gateway.web.errors import LoginRequired, error_response
 from gateway.web.security import LoginThrottle, WebSession, check_csrf
+
+if TYPE_CHECKING:
+    from gateway.audit.keeper import AnchorKeeper
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +69,8 @@ class WebContext:
     replay: ReplayFn | None = None  # the admins' Replay button; None: not offered (no generator here)
     # terms_version -> {term: substitute} of the identity-term lists this process knows
     identity_terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the server's audit anchors (gateway.audit.keeper.AnchorKeeper); None: anchoring is off
+    anchors: AnchorKeeper | None = None
 
 
 class BaseView(HTTPEndpoint):
