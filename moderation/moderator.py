@@ -267,7 +267,16 @@ class Moderator:
                             found[i][category] = value
         version = self._identity.terms.version
         for i, (neutral, _) in jobs.items():
-            out[i] = NeutralScores(scores=found[i], terms=neutral.terms, terms_version=version)
+            # A non-finite neutral score is no evidence that the identity term fired the rule: that
+            # category gets no check (so its block stands), and no NaN reaches the stored decision.
+            finite = {c: v for c, v in found[i].items() if math.isfinite(v)}
+            for category in found[i].keys() - finite.keys():
+                log.warning(
+                    "a non-finite %s score (%r) for the identity-neutral text: the identity check is skipped",
+                    category,
+                    found[i][category],
+                )
+            out[i] = NeutralScores(scores=finite, terms=neutral.terms, terms_version=version)
         return out
 
     def _mask_neutral(self, neutral: NeutralText, direct_results: list[ScoreResult]) -> str:
