@@ -27,7 +27,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 
-__all__ = ["FoldedText", "fold", "fold_char"]
+__all__ = ["CACHE_LIMIT", "FoldedText", "fold", "fold_char"]
 
 # Look-alikes of Latin letters that NFKD leaves alone, by Unicode name (a literal would look like the
 # letter it imitates). The lists are the common ones in evasion (and in Unicode's confusables.txt), not
@@ -135,13 +135,19 @@ def fold_char(ch: str) -> str:
     return "".join(out)
 
 
+# The most code points the table keeps. Texts reach the word list from clients too (`POST /score`), and
+# one text can hold every code point there is (1.1 million); past this many the rest are folded each time.
+CACHE_LIMIT = 65536
+
+
 class _FoldTable(dict[int, str]):
     """`str.translate` table filled on first sight of each code point: the translation runs in C, and a
-    text's characters are folded once per process rather than once per text."""
+    text's characters are folded once per process rather than once per text (up to `CACHE_LIMIT`)."""
 
     def __missing__(self, code: int) -> str:
         folded = fold_char(chr(code))
-        self[code] = folded
+        if len(self) < CACHE_LIMIT:
+            self[code] = folded
         return folded
 
 

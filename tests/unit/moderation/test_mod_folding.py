@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from moderation import folding
 from moderation.folding import fold, fold_char
 from moderation.masking import Masker
 from moderation.scorers.profanity import ProfanityScorer
@@ -208,3 +209,13 @@ def test_every_folded_span_maps_to_the_characters_that_produced_it(text: str, da
     for ch in text[first_end:b]:  # ... and past it only the marks attached to it
         assert unicodedata.category(ch).startswith("M") and fold_char(ch) == ""
     assert folded.text[start:end] in fold(text[a:b]).text
+
+
+def test_the_fold_cache_is_bounded() -> None:
+    """Any client can send text to the word list (`POST /score`); one text with every code point must not
+    grow the per-process cache past its limit, and folding past the limit stays correct."""
+    everything = "".join(chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000)
+    folded = fold(everything)
+    assert len(folding._TABLE) <= folding.CACHE_LIMIT
+    assert folded.text == "".join(fold_char(c) for c in everything)
+    assert fold(wide("fuck")).text == "fuck"
