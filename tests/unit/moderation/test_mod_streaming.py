@@ -220,6 +220,15 @@ VOCAB = [
     "—",
     ",",
     ".",
+    # Unicode disguises (moderation/folding.py): invisible characters, full-width, marks, look-alikes
+    "f\u200b",
+    "\u200b",
+    "\u00ad",
+    "\uff46",
+    "u\u0301",
+    "fu\N{CYRILLIC SMALL LETTER ES}k",
+    "\N{CYRILLIC SMALL LETTER DZE}h\N{CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I}t",
+    "f\u200bu\u200bck",
 ]
 
 
