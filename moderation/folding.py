@@ -160,7 +160,7 @@ class FoldedText:
 
     text: str
     original: str
-    _origin: list[int] = field(default_factory=list, repr=False, compare=False)
+    _origin: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def identical(self) -> bool:
