@@ -47,6 +47,16 @@ class Settings:
     # None: a random secret per process, logged as a warning: sessions then end when the process
     # restarts and are not shared between replicas. Never a built-in default.
     session_secret: str | None = field(default=None, repr=False)
+    # A reviewer's web session ends this long after login whatever the activity, and after this long
+    # without a request (docs/operations.md, "Reviewer logins and sessions").
+    session_lifetime_s: float = 12 * 3600.0
+    session_idle_s: float = 2 * 3600.0
+    # Argon2id cost of reviewer passwords. The defaults are OWASP's recommendation (19 MiB, 2 passes,
+    # 1 lane); lower values are for tests only (logged as a warning). Stored hashes with other
+    # parameters are upgraded at the reviewer's next successful login.
+    password_hash_time_cost: int = 2
+    password_hash_memory_kib: int = 19_456
+    password_hash_parallelism: int = 1
     # Prometheus /metrics endpoint (HOST:PORT); empty to turn it off.
     metrics_address: str = "127.0.0.1:9464"
     # Only for trials and tests: every call acts as tenant "default" (no audit scopes). Logged loudly.
@@ -88,6 +98,14 @@ class Settings:
     # A request still open this long after its last update was interrupted (crash): marked failed.
     stale_request_s: float = 900.0
     maintenance_interval_s: float = 30.0
+    # Audit anchors (gateway/audit/anchor.py): the HMAC key (32+ characters) that signs the chain's head,
+    # from MODGATE_AUDIT_ANCHOR_KEY or a key file, never held by the database. Without it the server
+    # makes no anchors and no verify can tell a truncated or rewritten log from an intact one.
+    audit_anchor_key: str | None = field(default=None, repr=False)
+    audit_anchor_key_file: str | None = None
+    # The server appends each anchor it makes here (one line); a restart resumes from the newest.
+    audit_anchor_file: str | None = None
+    audit_anchor_interval_s: float = 300.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -113,6 +131,8 @@ _POSITIVE_INTS = (
     "default_max_new_tokens",
     "max_queue",
     "max_batch_size",
+    "password_hash_time_cost",
+    "password_hash_parallelism",
 )
 
 
@@ -136,6 +156,9 @@ def _validate(s: Settings) -> None:
         ("grace_period_s", "non-negative"),
         ("stale_request_s", "positive"),
         ("maintenance_interval_s", "positive"),
+        ("session_lifetime_s", "positive"),
+        ("session_idle_s", "positive"),
+        ("audit_anchor_interval_s", "positive"),
         ("max_batch_wait_ms", "non-negative"),
     ):
         value = getattr(s, name)
@@ -153,6 +176,16 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"web_address must look like HOST:PORT, got {s.web_address!r}")
     if s.session_secret is not None and len(s.session_secret) < MIN_SESSION_SECRET_CHARS:
         raise SettingsError(f"session_secret must be at least {MIN_SESSION_SECRET_CHARS} characters")
+    if s.password_hash_memory_kib < 8 * s.password_hash_parallelism:
+        raise SettingsError("password_hash_memory_kib must be at least 8 x password_hash_parallelism")
+    if s.session_idle_s > s.session_lifetime_s:
+        raise SettingsError("session_idle_s must not exceed session_lifetime_s")
+    if s.audit_anchor_key is not None and s.audit_anchor_key_file is not None:
+        raise SettingsError("audit_anchor_key and audit_anchor_key_file: give one or neither")
+    if s.audit_anchor_key is not None and len(s.audit_anchor_key) < MIN_SESSION_SECRET_CHARS:
+        raise SettingsError(f"audit_anchor_key must be at least {MIN_SESSION_SECRET_CHARS} characters")
+    if s.audit_anchor_key_file is not None and not Path(s.audit_anchor_key_file).is_file():
+        raise SettingsError(f"audit_anchor_key_file: no such file {s.audit_anchor_key_file!r}")
     if (s.tls_cert_file is None) != (s.tls_key_file is None):
         raise SettingsError("tls_cert_file and tls_key_file go together: give both or neither")
     for name in ("tls_cert_file", "tls_key_file"):

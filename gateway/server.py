@@ -28,8 +28,10 @@ from gateway.api.v1 import (
     review_pb2,
     review_pb2_grpc,
 )
+from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
+from gateway.audit.keeper import run_periodically as run_anchoring
 from gateway.auth import AuthInterceptor, KeyAuthenticator
-from gateway.config import Settings
+from gateway.config import Settings, SettingsError
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
@@ -78,6 +80,8 @@ class Components:
     engine: Engine
     sessions: sessionmaker[Session]
     recorder: Recorder
+    # The audit anchors this process makes and keeps (None: no anchor key configured).
+    anchors: AnchorKeeper | None = None
 
     def limits(self) -> Limits:
         s = self.settings
@@ -131,6 +135,10 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     )
     moderator = load_moderator(settings)
     sessions = make_session_factory(engine)
+    try:
+        anchors = anchor_keeper(settings)
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
     return Components(
         settings=settings,
         generator=Generator(loaded),
@@ -138,6 +146,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         engine=engine,
         sessions=sessions,
         recorder=Recorder(sessions),
+        anchors=anchors,
     )
 
 
@@ -246,6 +255,7 @@ class GatewayServer:
             ),
             identity_terms=identity.terms if identity is not None else None,
             score=ScoreEndpoint(self.pipeline, self._authenticate).handle,
+            anchors=self._c.anchors,
         )
         tls = self._c.settings
         self.web = WebServer(app, address, tls_cert_file=tls.tls_cert_file, tls_key_file=tls.tls_key_file)
@@ -290,11 +300,23 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
             interval_s=settings.maintenance_interval_s,
         )
     )
+    anchors = components.anchors
+    anchoring = (
+        asyncio.create_task(
+            run_anchoring(anchors, components.sessions, interval_s=settings.audit_anchor_interval_s)
+        )
+        if anchors is not None
+        else None
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     housekeeping.cancel()
+    if anchoring is not None:
+        anchoring.cancel()
     await server.stop()
+    if anchors is not None:  # the last events of this run are anchored too
+        await asyncio.to_thread(anchor_once, anchors, components.sessions)
     components.engine.dispose()

@@ -13,6 +13,8 @@ reported in `Decision.shadow`, so that a candidate policy can be measured withou
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ from moderation.streaming import StreamModerator
 from moderation.types import Action, Decision, Scorer, ScoreResult, ScorerInfo, ShadowDecision, Span
 
 __all__ = ["Moderator", "StreamSettings", "UnknownPolicyError"]
+
+log = logging.getLogger(__name__)
 
 
 class UnknownPolicyError(KeyError):
@@ -156,7 +160,10 @@ class Moderator:
         identity check is on and a checked category holds or blocks under the live or a shadow policy,
         the scorers that produced it are called once more, with only the neutralised texts that need it.
 
-        Scorer errors propagate: the caller must treat them as "not released" (never fail open).
+        Scorer errors propagate: the caller must treat them as "not released" (never fail open). A NaN or
+        infinite score is not an error but holds its text (see `moderation.policy.evaluate`), is logged
+        with the scorer's name, and is left out of `Decision.scores`, which holds finite numbers only
+        (the decision is stored as JSON, which has no NaN); the hold's reason names the category.
         """
         chosen = self.policy(policy)
         if isinstance(shadow, str):
@@ -195,14 +202,25 @@ class Moderator:
         return StreamModerator(self, policy=self.policy(policy).name, shadow=shadow)
 
     def _merge(self, results: list[ScoreResult]) -> _Merged:
-        """Max score per category over the scorers (remembering which gave it), and all spans."""
+        """Max score per category over the scorers (remembering which gave it), and all spans.
+
+        A non-finite score wins over every finite one (the first such scorer is remembered): `max` alone
+        would drop a NaN that comes second (`0.2 > nan` and `nan > 0.2` are both false) or a -inf."""
         scores: dict[str, float] = {}
         sources: dict[str, str] = {}
         spans: list[Span] = []
         for scorer, result in zip((*self._scorers, *self._masked_scorers), results, strict=True):
-            for category, value in result.scores.items():
-                if category not in scores or value > scores[category]:
-                    scores[category] = float(value)
+            for category, raw in result.scores.items():
+                value = float(raw)
+                if not math.isfinite(value):
+                    log.warning(
+                        "scorer %r returned a non-finite %s score (%r): the text is held for review",
+                        scorer.name,
+                        category,
+                        value,
+                    )
+                if _outranks(value, scores.get(category)):
+                    scores[category] = value
                     sources[category] = scorer.name
             spans.extend(result.spans)
         spans.sort(key=lambda s: (s.start, s.end, s.category))
@@ -245,10 +263,20 @@ class Moderator:
                 for category in jobs[i][1]:
                     if category in per_text[i][k].scores and category in result.scores:
                         value = float(result.scores[category])
-                        found[i][category] = max(value, found[i].get(category, value))
+                        if _outranks(value, found[i].get(category)):
+                            found[i][category] = value
         version = self._identity.terms.version
         for i, (neutral, _) in jobs.items():
-            out[i] = NeutralScores(scores=found[i], terms=neutral.terms, terms_version=version)
+            # A non-finite neutral score is no evidence that the identity term fired the rule: that
+            # category gets no check (so its block stands), and no NaN reaches the stored decision.
+            finite = {c: v for c, v in found[i].items() if math.isfinite(v)}
+            for category in found[i].keys() - finite.keys():
+                log.warning(
+                    "a non-finite %s score (%r) for the identity-neutral text: the identity check is skipped",
+                    category,
+                    found[i][category],
+                )
+            out[i] = NeutralScores(scores=finite, terms=neutral.terms, terms_version=version)
         return out
 
     def _mask_neutral(self, neutral: NeutralText, direct_results: list[ScoreResult]) -> str:
@@ -287,7 +315,7 @@ class Moderator:
             action=verdict.action,
             text=released,
             original_text=text,
-            scores=merged.scores,
+            scores={c: v for c, v in merged.scores.items() if math.isfinite(v)},
             reasons=verdict.reasons,
             spans=merged.spans,
             policy_name=policy.name,
@@ -303,3 +331,13 @@ class _Merged:
     scores: dict[str, float]
     sources: dict[str, str]
     spans: tuple[Span, ...]
+
+
+def _outranks(value: float, current: float | None) -> bool:
+    """Whether `value` replaces `current` in a max-merge: higher wins, and a non-finite value wins over a
+    finite one, so that a broken score is never hidden by a good one."""
+    if current is None:
+        return True
+    if not math.isfinite(current):
+        return False
+    return not math.isfinite(value) or value > current

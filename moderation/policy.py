@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,6 +19,7 @@ from moderation.types import Action, IdentityCheck, Reason, Span
 
 __all__ = [
     "DEFAULT",
+    "NON_FINITE_SCORE",
     "PERMISSIVE",
     "PRESETS",
     "STRICT",
@@ -29,6 +31,8 @@ __all__ = [
 
 EXCERPT_CHARS = 280
 MAX_SPAN_REASONS = 20
+# The reason category of a NaN or infinite score: the scorer is broken for this text, so a human decides.
+NON_FINITE_SCORE = "non_finite_score"
 
 
 @dataclass(frozen=True)
@@ -122,12 +126,20 @@ def evaluate(
     rule blocked and the neutral score is below the block threshold, the rule's reason becomes a HOLD and
     a reason with category "identity_check" (score = the neutral score, threshold = the one that fired)
     says why. The check can only turn a block into a hold, never release.
+
+    A NaN or infinite score, in any category (named by the policy or not), holds the text with a
+    `NON_FINITE_SCORE` reason naming the category and the scorer. Why: every comparison with NaN is
+    false, so `NaN >= threshold` would release whatever a broken scorer saw; and an infinity is no
+    evidence either way, so it neither blocks nor releases on its own.
     """
     sources = score_sources or {}
     reasons: list[Reason] = []
     checks: list[IdentityCheck] = []
+    for category, value in scores.items():
+        if not math.isfinite(value):
+            reasons.append(_non_finite_reason(category, value, sources.get(category, "")))
     for category, rule in policy.thresholds.items():
-        if category not in scores:
+        if category not in scores or not math.isfinite(scores[category]):
             continue
         hit = rule.action_for(scores[category])
         if hit is not None:
@@ -178,6 +190,13 @@ def evaluate(
     )
 
 
+def _non_finite_reason(category: str, value: float, scorer: str) -> Reason:
+    """Score and threshold are placeholders (1.0 >= 0.0, like `review_all`): reasons are stored as JSON,
+    which has no NaN. The note names what was wrong for the reviewer."""
+    note = f"{scorer or 'a scorer'} gave {category} = {value!r}: not a usable score, held for a human"
+    return Reason(NON_FINITE_SCORE, 1.0, 0.0, Action.HOLD, note, scorer)
+
+
 def _identity_check(
     category: str, score: float, threshold: float, action: Action, neutral: NeutralScores
 ) -> IdentityCheck:
@@ -188,7 +207,8 @@ def _identity_check(
         neutral_score=neutral_score,
         threshold=threshold,
         substituted_terms=neutral.terms,
-        softened=action is Action.BLOCK and neutral_score < threshold,
+        # A NaN neutral score compares false, so it never softens; an infinite one is not trusted either.
+        softened=action is Action.BLOCK and math.isfinite(neutral_score) and neutral_score < threshold,
         terms_version=neutral.terms_version,
     )
 

@@ -5,7 +5,8 @@ enough complete words after it that no later text can change its verdict. Concre
 
 - the unfinished last word (no whitespace after it yet): "ass" may still become "assessment";
 - the last `right_context_words` complete words (more for scorers that ask, see `StreamHint`);
-- a trailing run of single letters, which may be a spaced-out word still growing ("f u c");
+- a trailing run of single letters, which may be a spaced-out word still growing ("f u c"); a letter
+  with invisible characters or marks attached ("f\u200b") counts as a single letter;
 - any flagged span that would straddle the release point.
 
 Masking is per character and length-preserving, so the prefix sent early equals the same prefix of the
@@ -19,6 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from moderation.folding import fold
 from moderation.types import Action, Decision, Reason, Span
 
 if TYPE_CHECKING:
@@ -144,8 +146,9 @@ def release_point(text: str, spans: Sequence[Span], *, context_words: int) -> in
     end = tokens[-context_words][0] if context_words else len(text)
     # A trailing run of one-character tokens may be a spaced-out word that is still growing.
     run_start = None
+    # Counted on the folded token: "f\u200b" or "f\u0301" is one visible letter too.
     for start, stop in reversed(tokens):
-        if len(text[start:stop].strip(_SEPARATORS)) > 1:
+        if len(fold(text[start:stop]).text.strip(_SEPARATORS)) > 1:
             break
         run_start = start
     if run_start is not None:

@@ -24,7 +24,7 @@ __all__ = [
 
 # Bump when the matching rules change, so that scorer versions (and the decisions recorded with them)
 # tell old rules from new ones.
-MATCHER_VERSION = "1"
+MATCHER_VERSION = "2"  # 2: matching on the folded text (moderation.folding)
 
 # Common leetspeak substitutions. `*` is added for every letter but the first (f*ck, sh*t, a**hole).
 _LEET: dict[str, str] = {

@@ -7,7 +7,15 @@ Usage, inside the caller's transaction (data functions never commit)::
 """
 
 from gateway.audit import events
-from gateway.audit.chain import GENESIS_HASH, VerifyResult, append, canonical_json, compute_hash, verify
+from gateway.audit.chain import (
+    GENESIS_HASH,
+    VerifyResult,
+    append,
+    canonical_json,
+    compute_hash,
+    verify,
+    verify_from,
+)
 from gateway.audit.query import DEFAULT_LIMIT, MAX_LIMIT, query
 
 __all__ = [
@@ -21,4 +29,5 @@ __all__ = [
     "events",
     "query",
     "verify",
+    "verify_from",
 ]

@@ -6,7 +6,9 @@ Each row stores ``prev_hash`` (the previous row's ``hash``, or :data:`GENESIS_HA
 link of the next one, and ids are contiguous (assigned as last id + 1 under the append lock), so a
 deleted row also shows as a gap. What a chain cannot show on its own is the loss of its newest rows or a
 rewrite of everything from some row on: record ``VerifyResult.head_id``/``head_hash`` somewhere else
-and pass them back as ``anchor`` to catch that.
+(an authenticated :mod:`gateway.audit.anchor`) and pass them back as ``anchor`` to catch that. Ids
+start at 1 and every row is read, whatever its id: a row slipped in at id 0 or below is refused, not
+skipped.
 
 Concurrency: two appenders must never read the same last hash (that would fork the chain). On
 PostgreSQL, :func:`append` takes a transaction-level advisory lock before reading the last row, held
@@ -18,6 +20,7 @@ IntegrityError, never a fork.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -140,27 +143,33 @@ class VerifyResult:
     head_hash: str | None = None
 
 
-def verify(
-    *, session: Session, anchor: tuple[int, str] | None = None, batch_size: int = 1000
+def _walk(
+    session: Session,
+    *,
+    after_id: int | None,
+    expected_id: int,
+    prev_hash: str,
+    anchor: tuple[int, str] | None,
+    batch_size: int,
 ) -> VerifyResult:
-    """Walk the whole chain in id order and stop at the first row that is not what was appended.
-
-    ``anchor=(id, hash)``: a head recorded earlier, outside the database; the row with that id must
-    still have that hash (this catches truncation and a rewrite of the chain's tail).
-    """
+    """Checks the rows after ``after_id`` (all rows when None) in id order, expecting the first to be
+    ``expected_id`` and to link to ``prev_hash``."""
     checked = 0
-    expected_id = 1
-    prev_hash = GENESIS_HASH
-    anchor_seen = anchor is None
-    last_id = 0
+    anchor_seen = anchor is None or anchor[0] < expected_id
+    last_id = after_id
     while True:
         # Plain rows, not ORM objects: nothing accumulates in (or is evicted from) the caller's session.
-        rows = session.execute(
-            select(*_COLUMNS).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
-        ).all()
+        # The first page has no lower bound, so that rows with ids <= 0 are read (and refused) too.
+        stmt = select(*_COLUMNS).order_by(AuditEvent.id).limit(batch_size)
+        if last_id is not None:
+            stmt = stmt.where(AuditEvent.id > last_id)
+        rows = session.execute(stmt).all()
         if not rows:
             break
         for row in rows:
+            if row.id < expected_id:
+                problem = f"row {row.id} is not part of the chain (ids start at 1): inserted"
+                return VerifyResult(False, checked, row.id, problem)
             if row.id != expected_id:
                 missing = f"{expected_id}" if row.id == expected_id + 1 else f"{expected_id}..{row.id - 1}"
                 return VerifyResult(
@@ -178,22 +187,71 @@ def verify(
             if anchor is not None and row.id == anchor[0]:
                 if row.hash != anchor[1]:
                     return VerifyResult(
-                        False, checked, row.id, f"row {row.id} does not match the anchor hash"
+                        False,
+                        checked,
+                        row.id,
+                        f"row {row.id} does not match the anchor's hash: the chain was rewritten at or "
+                        f"before row {row.id}",
                     )
                 anchor_seen = True
             checked += 1
             prev_hash = row.hash
             expected_id = row.id + 1
             last_id = row.id
-    head_id = last_id or None
+    head_id = expected_id - 1 or None
     head_hash = prev_hash if head_id else None
     if anchor is not None and not anchor_seen:
         return VerifyResult(
             False,
             checked,
             anchor[0],
-            f"anchored row {anchor[0]} is missing: log truncated",
+            f"anchored row {anchor[0]} is missing (head is {head_id or 'empty'}): log truncated",
             head_id,
             head_hash,
         )
     return VerifyResult(True, checked, None, None, head_id, head_hash)
+
+
+def verify(
+    *, session: Session, anchor: tuple[int, str] | None = None, batch_size: int = 1000
+) -> VerifyResult:
+    """Walk the whole chain in id order and stop at the first row that is not what was appended.
+
+    ``anchor=(id, hash)``: a head recorded earlier, outside the database; the row with that id must
+    still have that hash (this catches truncation and a rewrite of the chain's tail). Check the anchor's
+    origin (:func:`gateway.audit.anchor.authenticate`) before trusting it.
+    """
+    return _walk(
+        session, after_id=None, expected_id=1, prev_hash=GENESIS_HASH, anchor=anchor, batch_size=batch_size
+    )
+
+
+def verify_from(*, session: Session, anchor: tuple[int, str], batch_size: int = 1000) -> VerifyResult:
+    """Check only what was appended since ``anchor``: its row still has its hash and every later row
+    links on from it. The server runs this before each new anchor (cheap, unlike a whole walk), so that
+    an anchor never certifies a chain that does not extend the previous one. ``checked`` counts the
+    anchored row and the rows after it.
+    """
+    anchor_id, anchor_hash = anchor
+    row = session.execute(select(*_COLUMNS).where(AuditEvent.id == anchor_id)).first()
+    if row is None:
+        return VerifyResult(False, 0, anchor_id, f"anchored row {anchor_id} is missing: log truncated")
+    if compute_hash(row.prev_hash, event_fields(row)) != row.hash:
+        return VerifyResult(False, 0, anchor_id, f"row {anchor_id} does not match its hash: edited")
+    if row.hash != anchor_hash:
+        return VerifyResult(
+            False,
+            0,
+            anchor_id,
+            f"row {anchor_id} does not match the anchor's hash: the chain was rewritten at or before "
+            f"row {anchor_id}",
+        )
+    result = _walk(
+        session,
+        after_id=anchor_id,
+        expected_id=anchor_id + 1,
+        prev_hash=anchor_hash,
+        anchor=None,
+        batch_size=batch_size,
+    )
+    return dataclasses.replace(result, checked=result.checked + 1)

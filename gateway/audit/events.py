@@ -30,6 +30,8 @@ REVIEWER_CREATED = "reviewer.created"
 REVIEWER_DISABLED = "reviewer.disabled"
 REVIEWER_LOGIN = "reviewer.login"
 REVIEWER_LOGIN_FAILED = "reviewer.login_failed"
+REVIEWER_LOGOUT = "reviewer.logout"
+REVIEWER_PASSWORD_CHANGED = "reviewer.password_changed"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

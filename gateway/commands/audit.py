@@ -1,16 +1,28 @@
-"""`modgate audit`: verify the hash chain, query events (table, JSON lines or CSV)."""
+"""`modgate audit`: verify the hash chain (against an anchor), make an anchor, query events (table,
+JSON lines or CSV).
+
+Audit rows carry text from outside (an actor is the user name of a failed login, request ids come from
+API clients), so every format is written so that such text can neither drive the terminal nor break
+the format: the table escapes non-printable characters, JSON lines escape them as ``\\uXXXX`` (the data
+stays exact), CSV quotes them (exact as well) and defuses spreadsheet formulas.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.commands.db import database_url_option, open_session, store_database_url
+from gateway.commands.settings import command_settings
+
+if TYPE_CHECKING:
+    from gateway.audit.anchor import Anchor
 
 COLUMNS = ("id", "created_at", "event_type", "actor", "tenant", "request_id", "ticket", "action", "payload")
 
@@ -31,44 +43,135 @@ class Timestamp(click.ParamType):
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _anchor(value: str | None) -> tuple[int, str] | None:
-    if value is None:
-        return None
-    row_id, _, digest = value.partition(":")
-    if not row_id.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise click.BadParameter("expected ID:SHA256HEX, as printed by a previous `modgate audit verify`")
-    return int(row_id), digest
+def _anchor_key(ctx: click.Context) -> bytes | None:
+    from gateway.audit.keeper import anchor_key
+    from gateway.config import SettingsError
+
+    try:
+        return anchor_key(command_settings(ctx))
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _checked_anchor(ctx: click.Context, text: str) -> Anchor:
+    """The anchor in ``text``, its MAC checked with the configured key (exit 1 if it fails: a forged
+    anchor is refused). The older ``ID:HASH`` form is accepted with a warning: nothing vouches for it."""
+    from gateway.audit.anchor import AnchorError, authenticate, parse
+
+    try:
+        anchor = parse(text)
+    except AnchorError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expect-head") from None
+    if anchor.mac is None:
+        click.echo(
+            "warning: an anchor without a MAC (ID:HASH) is checked against the chain, but nothing vouches "
+            "for where it came from; use one printed by `modgate audit anchor`",
+            err=True,
+        )
+        return anchor
+    key = _anchor_key(ctx)
+    if key is None:
+        raise click.UsageError(
+            "--expect-head: checking an anchor's MAC needs the anchor key "
+            "(MODGATE_AUDIT_ANCHOR_KEY, audit_anchor_key or audit_anchor_key_file)"
+        )
+    try:
+        authenticate(anchor, key)
+    except AnchorError as exc:
+        raise click.ClickException(f"anchor REFUSED: {exc}") from None
+    return anchor
 
 
 @click.group(name="audit")
 @database_url_option
 @click.pass_context
 def audit_group(ctx: click.Context, database_url: str | None) -> None:
-    """The audit log: verify its hash chain, query its events."""
+    """The audit log: verify its hash chain, anchor its head, query its events."""
     store_database_url(ctx, database_url)
 
 
 @audit_group.command()
 @click.option(
-    "--anchor", metavar="ID:HASH", help="A head recorded earlier; fails if that row changed or is gone."
+    "--expect-head",
+    "--anchor",
+    "expect_head",
+    metavar="ANCHOR",
+    help="An anchor (ID:HASH:MAC from `modgate audit anchor` or the server's log); fails if that row "
+    "changed or is gone, or if the MAC is not valid. --anchor is the older name.",
 )
 @click.pass_context
-def verify(ctx: click.Context, anchor: str | None) -> None:
-    """Check every row's hash and link; exit 1 naming the first bad row."""
+def verify(ctx: click.Context, expect_head: str | None) -> None:
+    """Check every row's hash and link, and the anchored head; exit 1 naming the first bad row."""
     from gateway.audit import verify as verify_chain
 
-    anchor_value = _anchor(anchor)
+    anchor = _checked_anchor(ctx, expect_head) if expect_head is not None else None
     with open_session(ctx) as session:
-        result = verify_chain(session=session, anchor=anchor_value)
+        result = verify_chain(session=session, anchor=anchor.head if anchor is not None else None)
     if not result.ok:
         raise click.ClickException(
             f"audit log TAMPERED at row {result.first_bad_id}: {result.problem} "
             f"({result.checked} rows verified before it)"
         )
+    anchored = f" (contains anchored head {anchor.head_id})" if anchor is not None else ""
     if result.head_id is None:
         click.echo("audit log OK: empty")
     else:
-        click.echo(f"audit log OK: {result.checked} rows; head {result.head_id}:{result.head_hash}")
+        click.echo(f"audit log OK: {result.checked} rows{anchored}; head {result.head_id}:{result.head_hash}")
+
+
+@audit_group.command()
+@click.option(
+    "--expect-head",
+    "expect_head",
+    metavar="ANCHOR",
+    help="The previous anchor: refuse to anchor a chain that does not still contain it.",
+)
+@click.pass_context
+def anchor(ctx: click.Context, expect_head: str | None) -> None:
+    """Verify the whole chain, then print its head as ID:HASH:MAC (HMAC-SHA256 with the anchor key).
+
+    Keep the line somewhere the database's users cannot write (a log pipeline, another host); give it
+    back to `modgate audit verify --expect-head` to detect a truncated or rewritten log.
+    """
+    from gateway.audit import verify as verify_chain
+    from gateway.audit.anchor import sign
+
+    key = _anchor_key(ctx)
+    if key is None:
+        raise click.UsageError(
+            "no anchor key: set MODGATE_AUDIT_ANCHOR_KEY (32+ characters), audit_anchor_key or "
+            "audit_anchor_key_file, the same key the server uses"
+        )
+    previous = _checked_anchor(ctx, expect_head) if expect_head is not None else None
+    with open_session(ctx) as session:
+        result = verify_chain(session=session, anchor=previous.head if previous is not None else None)
+    if not result.ok:
+        raise click.ClickException(
+            f"not anchoring: audit log TAMPERED at row {result.first_bad_id}: {result.problem}"
+        )
+    if result.head_id is None or result.head_hash is None:
+        click.echo("audit log is empty: nothing to anchor", err=True)
+        return
+    click.echo(str(sign(key, result.head_id, result.head_hash)))
+
+
+def printable(text: str) -> str:
+    """``text`` as a terminal can show it without obeying it: a backslash and every non-printable
+    character (controls such as ESC and newline, format characters such as bidi overrides and zero-width
+    spaces) are written as Python escapes, so an actor ``x\\x1b[2J`` clears no screen and an actor with a
+    newline fakes no row. The backslash is escaped too, so the output never looks like another value."""
+    return "".join("\\\\" if ch == "\\" else ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+_NON_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One JSON object on one line, with the same data as ``json.dumps``, but every non-printable
+    character escaped as ``\\uXXXX`` (json.dumps leaves C1 controls, U+2028/2029 and bidi overrides raw,
+    and line-splitting readers break lines at some of them)."""
+    text = json.dumps(row, ensure_ascii=False, sort_keys=True)
+    return _NON_ASCII.sub(lambda m: m[0] if m[0].isprintable() else json.dumps(m[0])[1:-1], text)
 
 
 def _csv_cell(column: str, value: Any) -> Any:
@@ -123,21 +226,23 @@ def query(ctx: click.Context, as_json: bool, as_csv: bool, **filters: Any) -> No
 
     if as_json:
         for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+            click.echo(json_line(row))
     elif as_csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in rows:
             writer.writerow([_csv_cell(c, row[c]) for c in COLUMNS])
-        click.echo(buffer.getvalue(), nl=False)
+        # color=True: click.echo would otherwise strip ANSI sequences off a non-terminal, and CSV is
+        # the exact data (quoted, so a newline in a value is no new row); a terminal is no CSV reader.
+        click.echo(buffer.getvalue(), nl=False, color=True)
     else:
         for row in rows:
             fields = [str(row["id"]), row["created_at"], row["event_type"], row["actor"]]
             fields += [
                 f"{k}={row[k]}" for k in ("tenant", "request_id", "ticket", "action") if row[k] is not None
             ]
-            click.echo("  ".join(fields))
+            click.echo("  ".join(printable(f) for f in fields))
         if not rows:
             click.echo("no matching events", err=True)
     if len(rows) == filters["limit"]:

@@ -1,13 +1,18 @@
-"""`modgate reviewers`: add, list and disable the humans who work the review queue."""
+"""`modgate reviewers`: add, list, disable the humans who work the review queue, and set their passwords."""
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.commands.db import cli_actor, database_url_option, open_session, store_database_url
+from gateway.commands.settings import command_settings
+
+if TYPE_CHECKING:
+    from gateway.review.passwords import HashParams
 
 
 @click.group(name="reviewers")
@@ -27,6 +32,13 @@ def _read_password(password_stdin: bool) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
+def _hash_params(ctx: click.Context) -> HashParams:
+    """The Argon2id cost from the settings (the same ``password_hash_*`` as the server's)."""
+    from gateway.review.passwords import password_params
+
+    return password_params(command_settings(ctx))
+
+
 @reviewers_group.command()
 @click.argument("username")
 @click.option("--role", type=click.Choice(["reviewer", "admin"]), default="reviewer", show_default=True)
@@ -39,7 +51,12 @@ def add(ctx: click.Context, username: str, role: str, password_stdin: bool) -> N
     password = _read_password(password_stdin)
     with open_session(ctx) as session:
         reviewer = create_reviewer(
-            session=session, username=username, password=password, role=role, actor=cli_actor()
+            session=session,
+            username=username,
+            password=password,
+            role=role,
+            actor=cli_actor(),
+            params=_hash_params(ctx),
         )
         click.echo(f"created {reviewer.role.value} {reviewer.username} ({reviewer.id})")
 
@@ -76,9 +93,24 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.argument("username")
 @click.pass_context
 def disable(ctx: click.Context, username: str) -> None:
-    """Disable USERNAME; items they had claimed go back to the queue."""
+    """Disable USERNAME: their web sessions end, items they had claimed go back to the queue."""
     from gateway.review import disable_reviewer
 
     with open_session(ctx) as session:
         disable_reviewer(session=session, username=username, actor=cli_actor())
     click.echo(f"disabled {username}")
+
+
+@reviewers_group.command(name="set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def set_password_(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Set USERNAME's password (prompts unless --password-stdin); ends all their web sessions."""
+    from gateway.review import set_password
+
+    password = _read_password(password_stdin)
+    params = _hash_params(ctx)
+    with open_session(ctx) as session:
+        set_password(session=session, username=username, password=password, actor=cli_actor(), params=params)
+    click.echo(f"password of {username} changed; their web sessions have ended")

@@ -13,6 +13,7 @@ from gateway.review.errors import (
     ReviewError,
     StaleVersion,
 )
+from gateway.review.logins import LoggedIn, login_reviewer
 from gateway.review.queue import (
     DEFAULT_LEASE_SECONDS,
     Decision,
@@ -29,11 +30,12 @@ from gateway.review.queue import (
     renew_lease,
 )
 from gateway.review.reviewers import (
-    authenticate_reviewer,
     create_reviewer,
     disable_reviewer,
+    end_sessions,
     get_reviewer,
     list_reviewers,
+    set_password,
 )
 
 __all__ = [
@@ -46,24 +48,27 @@ __all__ = [
     "InvalidArgument",
     "InvalidDecision",
     "LeaseExpired",
+    "LoggedIn",
     "NotClaimant",
     "NotFound",
     "ResultState",
     "ResultView",
     "ReviewError",
     "StaleVersion",
-    "authenticate_reviewer",
     "claim_next",
     "create_review_item",
     "create_reviewer",
     "decide",
     "disable_reviewer",
+    "end_sessions",
     "escalate",
     "get_item",
     "get_result",
     "get_reviewer",
     "list_items",
     "list_reviewers",
+    "login_reviewer",
     "release_expired",
     "renew_lease",
+    "set_password",
 ]

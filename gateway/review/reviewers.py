@@ -1,4 +1,5 @@
-"""Reviewer accounts: create, authenticate, list, disable. Data functions: ``session=``, no commit."""
+"""Reviewer accounts: create, list, disable, change password, end sessions. Data functions: ``session=``,
+no commit. Logging in is :mod:`gateway.review.logins` (its password check runs outside any transaction)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import append as audit_append
 from gateway.audit import events
 from gateway.review.errors import AlreadyExists, InvalidArgument, NotFound
-from gateway.review.passwords import (
-    check_password_policy,
-    dummy_hash,
-    hash_password,
-    needs_rehash,
-    verify_password,
-)
+from gateway.review.passwords import OWASP, HashParams, check_password_policy, hash_password
 from gateway.storage.base import utcnow
 from gateway.storage.models import Reviewer, ReviewerRole, ReviewItem, ReviewState
 
@@ -39,8 +34,9 @@ def create_reviewer(
     password: str,
     role: ReviewerRole | str = ReviewerRole.REVIEWER,
     actor: str = "system",
+    params: HashParams = OWASP,
 ) -> Reviewer:
-    """Add a reviewer (password hashed with scrypt) and audit it; AlreadyExists if the name is taken."""
+    """Add a reviewer (password hashed with Argon2id) and audit it; AlreadyExists if the name is taken."""
     if not _USERNAME.fullmatch(username):
         raise InvalidArgument(
             "username must be 1-64 characters: letters, digits, '_', '.', '@', '-', starting alphanumeric"
@@ -52,7 +48,13 @@ def create_reviewer(
         raise InvalidArgument(str(exc)) from None
     if session.scalar(select(Reviewer.id).where(Reviewer.username == username)) is not None:
         raise AlreadyExists(f"reviewer {username!r} already exists")
-    reviewer = Reviewer(username=username, password_hash=hash_password(password), role=role, disabled=False)
+    reviewer = Reviewer(
+        username=username,
+        password_hash=hash_password(password, params=params),
+        role=role,
+        disabled=False,
+        session_epoch=0,
+    )
     session.add(reviewer)
     session.flush()
     audit_append(
@@ -61,40 +63,6 @@ def create_reviewer(
         actor=actor,
         action="create",
         payload={"reviewer_id": reviewer.id, "username": username, "role": role.value},
-    )
-    return reviewer
-
-
-def authenticate_reviewer(*, session: Session, username: str, password: str) -> Reviewer | None:
-    """The enabled reviewer with this username and password, else None; audits success and failure.
-
-    An unknown username costs the same scrypt run as a wrong password (no user enumeration by timing).
-    The caller must commit even on failure, so that the ``reviewer.login_failed`` event is kept.
-    """
-    reviewer = session.scalars(select(Reviewer).where(Reviewer.username == username)).one_or_none()
-    valid = verify_password(password, reviewer.password_hash if reviewer is not None else dummy_hash())
-    if reviewer is None or not valid or reviewer.disabled:
-        why = (
-            "unknown user"
-            if reviewer is None
-            else ("disabled" if reviewer.disabled and valid else "bad password")
-        )
-        audit_append(
-            session=session,
-            event_type=events.REVIEWER_LOGIN_FAILED,
-            actor=f"reviewer:{username[:64]}",
-            action="login",
-            payload={"reason": why},
-        )
-        return None
-    if needs_rehash(reviewer.password_hash):
-        reviewer.password_hash = hash_password(password)
-    audit_append(
-        session=session,
-        event_type=events.REVIEWER_LOGIN,
-        actor=f"reviewer:{username}",
-        action="login",
-        payload={"reviewer_id": reviewer.id},
     )
     return reviewer
 
@@ -110,10 +78,12 @@ def list_reviewers(*, session: Session, include_disabled: bool = True) -> list[R
 def disable_reviewer(
     *, session: Session, username: str, actor: str = "system", now: datetime | None = None
 ) -> Reviewer:
-    """Disable a reviewer and hand their claimed items back to the queue at once (no lease wait)."""
+    """Disable a reviewer, end their web sessions and hand their claimed items back to the queue at once
+    (no lease wait)."""
     reviewer = get_reviewer(session=session, username=username)
     now = now or utcnow()
     reviewer.disabled = True
+    reviewer.session_epoch += 1
     released = len(
         session.execute(
             update(ReviewItem)
@@ -139,3 +109,55 @@ def disable_reviewer(
         payload={"reviewer_id": reviewer.id, "username": username, "released_items": released},
     )
     return reviewer
+
+
+def set_password(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    actor: str = "system",
+    params: HashParams = OWASP,
+) -> Reviewer:
+    """Replace a reviewer's password and end all their web sessions (a stolen cookie dies with the old
+    password)."""
+    reviewer = get_reviewer(session=session, username=username)
+    try:
+        check_password_policy(password)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    reviewer.password_hash = hash_password(password, params=params)
+    reviewer.session_epoch += 1
+    session.flush()
+    audit_append(
+        session=session,
+        event_type=events.REVIEWER_PASSWORD_CHANGED,
+        actor=actor,
+        action="set_password",
+        payload={"reviewer_id": reviewer.id, "username": username},
+    )
+    return reviewer
+
+
+def end_sessions(*, session: Session, reviewer_id: str, epoch: int) -> bool:
+    """Logout: end every web session of the reviewer issued under ``epoch``; False when already ended.
+
+    Compare-and-set on the epoch, so that replaying an old cookie cannot log the reviewer out again.
+    """
+    username = session.scalar(select(Reviewer.username).where(Reviewer.id == reviewer_id))
+    ended = session.execute(
+        update(Reviewer)
+        .where(Reviewer.id == reviewer_id, Reviewer.session_epoch == epoch)
+        .values(session_epoch=Reviewer.session_epoch + 1)
+        .returning(Reviewer.id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    if ended:
+        audit_append(
+            session=session,
+            event_type=events.REVIEWER_LOGOUT,
+            actor=f"reviewer:{username}",
+            action="logout",
+            payload={"reviewer_id": reviewer_id},
+        )
+    return bool(ended)

@@ -129,6 +129,8 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
         reviewer = session.get(Reviewer, caller.reviewer_id) if caller.reviewer_id else None
         if reviewer is None:
             raise Forbidden("this API key is not bound to a reviewer account (keys create --reviewer)")
+        if reviewer.disabled:  # every call, listing included: a disabled account sees nothing
+            raise Forbidden(f"reviewer account {reviewer.username!r} is disabled")
         return reviewer
 
     async def ListItems(self, request: rv_pb.ListItemsRequest, context: grpc.aio.ServicerContext) -> Any:

@@ -204,6 +204,9 @@ class Reviewer(Base):
     )
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Every web session cookie carries the epoch it was issued under and is refused once it differs:
+    # logout, a password change and disabling the account add one, ending all of the reviewer's sessions.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_admin(self) -> bool:

@@ -24,7 +24,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from gateway.audit.keeper import AnchorKeeper
 from gateway.config import Settings
+from gateway.review.passwords import password_params
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
 from gateway.web.base import ReplayFn, WebContext
 from gateway.web.errors import install_handlers
@@ -107,6 +109,7 @@ def create_app(
     replay: ReplayFn | None = None,
     identity_terms: Any = None,
     score: Callable[[Request], Awaitable[Response]] | None = None,
+    anchors: AnchorKeeper | None = None,
 ) -> Starlette:
     """The reviewer web app over the database behind ``sessions``.
 
@@ -117,7 +120,9 @@ def create_app(
     admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
     ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.
     ``secret`` overrides ``settings.session_secret`` (tests). ``score`` (``gateway.web.score.
-    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients.
+    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients. ``anchors``
+    (the server's :class:`gateway.audit.keeper.AnchorKeeper`) gives the audit page's verify the newest
+    anchor, so that it detects a truncated or rewritten log too.
     """
     templates = make_templates()
     routes = [
@@ -146,7 +151,12 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
-            Middleware(SessionMiddleware, secret=secret or session_secret(settings)),
+            Middleware(
+                SessionMiddleware,
+                secret=secret or session_secret(settings),
+                lifetime_s=settings.session_lifetime_s,
+                idle_s=settings.session_idle_s,
+            ),
         ],
         max_body_size=MAX_BODY_BYTES,
     )
@@ -156,8 +166,10 @@ def create_app(
         lease_seconds=lease_seconds,
         policies=dict(policies or {}),
         throttle=LoginThrottle(),
+        password_params=password_params(settings),
         replay=replay,
         identity_terms=known_identity_terms(identity_terms),
+        anchors=anchors,
     )
     install_handlers(app, templates)
     return app

@@ -4,15 +4,17 @@ A view subclasses :class:`BaseView` and says what it needs (``login_required``, 
 checks run in :meth:`BaseView.dispatch` before any handler, so no page can forget them. Handlers reach
 the database only through :meth:`BaseView.db`, which runs the work in its own transaction off the event
 loop (``gateway.storage.tx``) and loads the logged-in reviewer inside that same transaction: a reviewer
-disabled a second ago is refused at their next click, even though the session cookie is still valid.
+disabled a second ago, or who logged out or changed password elsewhere (the session epoch,
+``Reviewer.session_epoch``), is refused at their next click, even though the cookie's signature is valid.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.endpoints import HTTPEndpoint
@@ -22,10 +24,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from gateway.errors import Forbidden, GatewayError, InvalidArgument
+from gateway.review.passwords import OWASP, HashParams
 from gateway.storage.models import Reviewer
 from gateway.storage.tx import in_transaction
 from gateway.web.errors import LoginRequired, error_response
 from gateway.web.security import LoginThrottle, WebSession, check_csrf
+
+if TYPE_CHECKING:
+    from gateway.audit.keeper import AnchorKeeper
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,9 +62,15 @@ class WebContext:
     lease_seconds: int
     policies: dict[str, Any]
     throttle: LoginThrottle
+    password_params: HashParams = OWASP  # Argon2id cost for reviewer passwords (settings password_hash_*)
+    # Password checks running at once: each holds a worker thread (the one pool every view's database
+    # work shares) and 19 MiB for ~50 ms, so a burst of logins must not take all the threads.
+    password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     replay: ReplayFn | None = None  # the admins' Replay button; None: not offered (no generator here)
     # terms_version -> {term: substitute} of the identity-term lists this process knows
     identity_terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the server's audit anchors (gateway.audit.keeper.AnchorKeeper); None: anchoring is off
+    anchors: AnchorKeeper | None = None
 
 
 class BaseView(HTTPEndpoint):
@@ -103,11 +115,13 @@ class BaseView(HTTPEndpoint):
     async def db(self, request: Request, work: Callable[[Session, Reviewer], T]) -> T:
         """``work(session, reviewer)`` in one transaction, after checking the reviewer may be here."""
         reviewer_id = self.session(request).get("rid")
+        epoch = self.session(request).get("ep")
         admin_only = self.admin_only
 
         def run(session: Session) -> T:
             reviewer = session.get(Reviewer, reviewer_id) if isinstance(reviewer_id, str) else None
-            if reviewer is None or reviewer.disabled:
+            # The epoch moves on at logout, password change and disabling: a copied cookie dies with them.
+            if reviewer is None or reviewer.disabled or reviewer.session_epoch != epoch:
                 raise LoginRequired("your session has ended; please log in again")
             request.scope["modgate.principal"] = principal_of(reviewer)
             if admin_only and not reviewer.is_admin:

@@ -1,10 +1,14 @@
 """The web app's protections, as two ASGI middlewares and the CSRF check.
 
-* :class:`SessionMiddleware`: the session lives in a signed cookie (itsdangerous, timestamped, with an
-  absolute lifetime). Signed, not encrypted: it holds only the reviewer id, the CSRF token and the login
-  time, nothing secret. Starlette's own middleware is not used because it fixes the ``Secure`` flag at
-  start-up; here it follows the request (``Secure`` whenever the request came over TLS, directly or via
-  a proxy that says so), so one configuration serves both a TLS deployment and plain loopback tests.
+* :class:`SessionMiddleware`: the session lives in a signed cookie (itsdangerous, timestamped).
+  Signed, not encrypted: it holds only the reviewer id, the session epoch, the CSRF token and the login
+  time, nothing secret. A session ends after ``idle_s`` without a request (the signature's timestamp,
+  refreshed at most once a minute) and ``lifetime_s`` after login whatever the activity (the login time
+  in the cookie); the server-side end (logout elsewhere, password change, disabling) is the epoch, which
+  :class:`gateway.web.base.BaseView` compares with the database on every request. Starlette's own
+  middleware is not used because it fixes the ``Secure`` flag at start-up; here it follows the request
+  (``Secure`` whenever the request came over TLS, directly or via a proxy that says so), so one
+  configuration serves both a TLS deployment and plain loopback tests.
 * :class:`SecurityHeadersMiddleware`: a strict Content-Security-Policy on every response (no inline
   script or style, nothing from another origin, no framing) and the headers that go with it.
 * :func:`check_csrf`: a synchronizer token per session, sent back in a form field or the
@@ -17,7 +21,8 @@ import hmac
 import json
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -28,7 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import Forbidden, ResourceExhausted
 
 SESSION_COOKIE = "modgate_session"
-SESSION_MAX_AGE_S = 12 * 3600  # a reviewer logs in at most twice a working day
+SESSION_LIFETIME_S = 12 * 3600  # a reviewer logs in at most twice a working day
+SESSION_IDLE_S = 2 * 3600
+SESSION_REFRESH_S = 60  # how stale the cookie's timestamp may get before a response re-signs it
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,12 +97,13 @@ class WebSession(dict[str, Any]):
             self["csrf"] = token
         return token
 
-    def start(self, reviewer_id: str) -> None:
+    def start(self, reviewer_id: str, epoch: int, *, now: float | None = None) -> None:
         """A fresh session for a reviewer who just logged in: new CSRF token, nothing kept from before."""
         self.clear()
         self["rid"] = reviewer_id
+        self["ep"] = epoch
         self["csrf"] = secrets.token_urlsafe(32)
-        self["at"] = int(time.time())
+        self["at"] = int(time.time() if now is None else now)
 
     def flash(self, message: str, kind: str = "info") -> None:
         """A one-line notice shown on the next page rendered (after a redirect)."""
@@ -111,28 +119,52 @@ def is_tls(conn: HTTPConnection) -> bool:
 
 
 class SessionMiddleware:
-    """Loads the signed session cookie into ``scope["session"]`` and writes it back when changed."""
+    """Loads the signed session cookie into ``scope["session"]`` and writes it back when changed.
 
-    def __init__(self, app: ASGIApp, *, secret: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
+    A cookie past its idle timeout or its absolute lifetime loads as an empty session (logged out).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret: str,
+        lifetime_s: float = SESSION_LIFETIME_S,
+        idle_s: float = SESSION_IDLE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
-        self.max_age_s = max_age_s
+        self.lifetime_s = lifetime_s
+        self.idle_s = min(idle_s, lifetime_s)
+        self.clock = clock
         self.serializer = URLSafeTimedSerializer(secret, salt="modgate.web.session")
 
     def _load(self, conn: HTTPConnection) -> WebSession:
         raw = conn.cookies.get(SESSION_COOKIE)
         if not raw:
             return WebSession()
+        now = self.clock()
         try:
-            data = self.serializer.loads(raw, max_age=self.max_age_s)
+            data, signed_at = self.serializer.loads(raw, return_timestamp=True)
         except (BadSignature, ValueError, json.JSONDecodeError):
-            return WebSession()  # expired, tampered with, or signed by another secret: start over
-        return WebSession(data) if isinstance(data, dict) else WebSession()
+            return WebSession()  # tampered with, or signed by another secret: start over
+        age = now - signed_at.timestamp()
+        if not isinstance(data, dict) or age > self.idle_s:
+            return WebSession()  # idle too long
+        session = WebSession(data)
+        if "rid" in session:
+            login_at = session.get("at")
+            if not isinstance(login_at, int) or not -60 <= now - login_at <= self.lifetime_s:
+                return WebSession()  # past the absolute lifetime (or a login time from the future)
+            if age > SESSION_REFRESH_S:
+                session.modified = True  # re-sign: the timestamp tracks activity for the idle timeout
+        return session
 
     def _cookie(self, session: WebSession, secure: bool) -> str:
         flags = "Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
         if not session:
             return f"{SESSION_COOKIE}=; {flags}; Max-Age=0"
-        return f"{SESSION_COOKIE}={self.serializer.dumps(dict(session))}; {flags}; Max-Age={self.max_age_s}"
+        return f"{SESSION_COOKIE}={self.serializer.dumps(dict(session))}; {flags}; Max-Age={int(self.idle_s)}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -213,33 +245,79 @@ async def check_csrf(request: Request) -> None:
 
 MAX_FAILURES = 5
 WINDOW_S = 300.0
+MAX_TRACKED = 10_000
+GLOBAL_MAX_ATTEMPTS = 120
+GLOBAL_WINDOW_S = 60.0
 
 
 class LoginThrottle:
-    """At most :data:`MAX_FAILURES` failed logins per (address, username) per :data:`WINDOW_S`."""
+    """Bounds password checks: per (address, username) and for the whole process.
 
-    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S) -> None:
+    * At most ``max_failures`` attempts per (address, username) per ``window_s`` that did not end in a
+      successful login. The attempt is counted *before* the password is checked, so a concurrent burst
+      cannot slip through while the slow checks run; a success forgets the key's count.
+    * At most ``global_max`` checked attempts per ``global_window_s`` over all keys: a spray of
+      usernames from many addresses cannot make the gateway spend more than that on Argon2
+      (~50 ms each), whatever it costs legitimate reviewers trying to log in meanwhile.
+    * At most ``max_tracked`` keys are remembered; past that the least recently tried key is forgotten
+      (never all of them at once).
+
+    In memory, per process: each replica counts on its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = MAX_FAILURES,
+        window_s: float = WINDOW_S,
+        max_tracked: int = MAX_TRACKED,
+        global_max: int = GLOBAL_MAX_ATTEMPTS,
+        global_window_s: float = GLOBAL_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self.max_tracked = max_tracked
+        self.global_max = global_max
+        self.global_window_s = global_window_s
+        self.clock = clock
+        self._attempts: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._all: deque[float] = deque()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window_s:
+    @staticmethod
+    def _prune(times: deque[float], older_than: float) -> deque[float]:
+        while times and times[0] <= older_than:
             times.popleft()
         return times
 
-    def check(self, key: tuple[str, str]) -> None:
-        now = time.monotonic()
-        times = self._recent(key, now)
+    def attempt(self, key: tuple[str, str]) -> None:
+        """Count one login attempt for ``key``; ResourceExhausted (nothing counted) when over a limit.
+
+        Call it before checking the password. Synchronous on purpose: on the event loop, the check and
+        the count cannot interleave with another request's.
+        """
+        now = self.clock()
+        everyone = self._prune(self._all, now - self.global_window_s)
+        if len(everyone) >= self.global_max:
+            wait = int(everyone[0] + self.global_window_s - now) + 1
+            raise ResourceExhausted(f"too many logins on this server right now; try again in {wait} s")
+        times = self._prune(self._attempts.get(key, deque()), now - self.window_s)
         if len(times) >= self.max_failures:
+            self._attempts.move_to_end(key)  # a key under attack stays remembered
             wait = int(times[0] + self.window_s - now) + 1
             raise ResourceExhausted(f"too many failed logins; try again in {wait} s")
-
-    def failed(self, key: tuple[str, str]) -> None:
-        self._recent(key, time.monotonic()).append(time.monotonic())
-        if len(self._failures) > 10_000:  # bounded memory under a spray of usernames
-            self._failures.clear()
+        times.append(now)
+        everyone.append(now)
+        self._attempts[key] = times
+        self._attempts.move_to_end(key)
+        while len(self._attempts) > self.max_tracked:
+            self._attempts.popitem(last=False)  # the least recently tried key
 
     def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
+        self._attempts.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._attempts)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._attempts

@@ -1,6 +1,9 @@
 """The word-list profanity scorer: finds listed words (leetspeak and spaced-out spellings included) and
 returns them as spans, minus anything inside an allow-listed phrase.
 
+Matching runs on the folded text (see `moderation.folding`), so Unicode look-alikes and invisible
+characters do not hide a listed word; spans always point into the text as generated.
+
 Why a word list next to a model: it says exactly *where* the bad word is, so the text can be masked
 instead of withheld, and it is fast enough to run on every streamed chunk.
 """
@@ -11,6 +14,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from moderation.folding import fold
 from moderation.types import ScoreResult, Span
 from moderation.wordlist import (
     MATCHER_VERSION,
@@ -83,13 +87,18 @@ class ProfanityScorer:
         return self._context_words
 
     def find_spans(self, text: str) -> tuple[Span, ...]:
-        """The flagged stretches of one text, in order, none inside an allow-listed phrase."""
-        found = self._matcher.find(text)
+        """The flagged stretches of one text, in order, none inside an allow-listed phrase.
+
+        Words and allow-list are matched on the folded text (`moderation.folding`: zero-width characters,
+        full-width letters, combining marks and look-alike letters of other scripts do not hide a word);
+        spans are offsets into `text` as given, covering the word's original characters."""
+        folded = fold(text)
+        found = self._matcher.find(folded.text)
         if not found:  # the common case: skip the allow-list scan
             return ()
-        allowed = [m.span() for m in self._allow_pattern.finditer(text)]
+        allowed = [m.span() for m in self._allow_pattern.finditer(folded.text)]
         return tuple(
-            Span(start, end, CATEGORY, self._name)
+            Span(*folded.map_span(start, end), CATEGORY, self._name)
             for start, end in found
             if not any(a <= start and end <= b for a, b in allowed)
         )

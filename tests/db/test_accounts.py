@@ -13,10 +13,10 @@ from gateway.review import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
-    authenticate_reviewer,
     create_reviewer,
     disable_reviewer,
     list_reviewers,
+    login_reviewer,
 )
 from gateway.storage.apikeys import authenticate_key, create_key, hash_secret, list_keys, revoke_key
 from gateway.storage.models import ApiKey, Reviewer, ReviewerRole
@@ -117,11 +117,10 @@ def test_create_and_authenticate_reviewer(db: sessionmaker[Session]) -> None:
     with db() as s, s.begin():
         created = create_reviewer(session=s, username="alice", password=PASSWORD, role="admin")
     assert created.role == ReviewerRole.ADMIN and created.is_admin
-    assert created.password_hash.startswith("scrypt$") and PASSWORD not in created.password_hash
-    with db() as s, s.begin():
-        assert authenticate_reviewer(session=s, username="alice", password=PASSWORD) is not None
-        assert authenticate_reviewer(session=s, username="alice", password=PASSWORD + "!") is None
-        assert authenticate_reviewer(session=s, username="mallory", password=PASSWORD) is None
+    assert created.password_hash.startswith("$argon2id$") and PASSWORD not in created.password_hash
+    assert login_reviewer(db, username="alice", password=PASSWORD) is not None
+    assert login_reviewer(db, username="alice", password=PASSWORD + "!") is None
+    assert login_reviewer(db, username="mallory", password=PASSWORD) is None
     with db() as s:
         logins = audit.query(session=s, event_type="reviewer.")
         kinds = [(e.event_type, e.payload.get("reason")) for e in logins]
@@ -138,8 +137,7 @@ def test_disabled_reviewer_cannot_log_in(db: sessionmaker[Session]) -> None:
     with db() as s, s.begin():
         create_reviewer(session=s, username="bob", password=PASSWORD)
         disable_reviewer(session=s, username="bob")
-    with db() as s, s.begin():
-        assert authenticate_reviewer(session=s, username="bob", password=PASSWORD) is None
+    assert login_reviewer(db, username="bob", password=PASSWORD) is None
     with db() as s:
         [bob] = list_reviewers(session=s)
         assert bob.disabled

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import audit
 from gateway.audit import GENESIS_HASH, canonical_json, compute_hash
 from gateway.audit.chain import event_fields
 from gateway.storage.models import AuditEvent
+from tests.audit_tamper import tampering
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 ExecSql = Callable[..., None]
@@ -37,6 +40,14 @@ def _fill(db: sessionmaker[Session], n: int = 5) -> list[AuditEvent]:
                 )
             )
     return events
+
+
+@contextmanager
+def _tampered(engine: Engine) -> Iterator[Session]:
+    """An ORM session in which audit rows can be changed (the append-only triggers suspended)."""
+    with tampering(engine) as conn, Session(bind=conn) as s:
+        yield s
+        s.flush()
 
 
 def _verify(db: sessionmaker[Session], **kwargs: object) -> audit.VerifyResult:
@@ -114,9 +125,9 @@ def test_edited_column_is_named(db: sessionmaker[Session], exec_sql: ExecSql, co
     assert _verify(db).first_bad_id == 4
 
 
-def test_edited_timestamp_is_named(db: sessionmaker[Session], exec_sql: ExecSql) -> None:
+def test_edited_timestamp_is_named(db: sessionmaker[Session], engine: Engine) -> None:
     _fill(db)
-    with db() as s, s.begin():
+    with _tampered(engine) as s:
         row = s.get(AuditEvent, 2)
         assert row is not None
         row.created_at = row.created_at + timedelta(seconds=1)
@@ -155,10 +166,10 @@ def test_swapped_rows_are_named(db: sessionmaker[Session], exec_sql: ExecSql) ->
     assert not result.ok and result.first_bad_id == 2
 
 
-def test_rehashed_edit_breaks_the_next_link(db: sessionmaker[Session], exec_sql: ExecSql) -> None:
+def test_rehashed_edit_breaks_the_next_link(db: sessionmaker[Session], engine: Engine) -> None:
     """An attacker who edits row 3 and recomputes its hash is caught at row 4."""
     _fill(db)
-    with db() as s, s.begin():
+    with _tampered(engine) as s:
         row = s.get(AuditEvent, 3)
         assert row is not None
         row.payload = {"i": "forged"}
@@ -178,6 +189,100 @@ def test_truncation_needs_an_anchor(db: sessionmaker[Session], exec_sql: ExecSql
     assert not result.ok and result.first_bad_id == 5 and "truncated" in (result.problem or "")
     wrong = _verify(db, anchor=(2, "f" * 64))
     assert not wrong.ok and wrong.first_bad_id == 2
+
+
+def _rewrite_from(engine: Engine, first: int, count: int) -> None:
+    """Replace rows ``first``.. with ``count`` new ones, hashes recomputed: a self-consistent chain."""
+    with _tampered(engine) as s:
+        s.execute(text("DELETE FROM audit_events WHERE id >= :first"), {"first": first})
+        for i in range(count):
+            audit.append(session=s, event_type="key.created", actor="intruder", payload={"i": i})
+
+
+def test_a_rewritten_tail_verifies_alone_but_not_against_an_anchor(
+    db: sessionmaker[Session], engine: Engine
+) -> None:
+    events = _fill(db)
+    anchor = (events[3].id, events[3].hash)
+    _rewrite_from(engine, 3, 4)
+    assert _verify(db).ok  # the documented limit of a bare chain
+    result = _verify(db, anchor=anchor)
+    assert not result.ok and result.first_bad_id == 4
+    assert "rewritten at or before row 4" in (result.problem or "")
+
+
+@pytest.mark.parametrize("bad_id", [0, -7])
+def test_rows_at_id_zero_or_below_are_checked_not_skipped(
+    db: sessionmaker[Session], exec_sql: ExecSql, bad_id: int
+) -> None:
+    """A row slipped in below the chain's first id was never read by the walk (ids > 0): now refused."""
+    _fill(db, 3)
+    exec_sql(
+        "INSERT INTO audit_events (id, created_at, event_type, actor, payload, prev_hash, hash) "
+        "VALUES (:id, :at, 'key.created', 'intruder', '{}', :prev, :hash)",
+        id=bad_id,
+        at=T0,
+        prev=GENESIS_HASH,
+        hash="e" * 64,
+    )
+    result = _verify(db)
+    assert not result.ok and result.first_bad_id == bad_id
+    assert "not part of the chain" in (result.problem or "")
+    assert result.checked == 0
+
+
+def test_verify_from_checks_only_what_follows_the_anchor(
+    db: sessionmaker[Session], engine: Engine, exec_sql: ExecSql
+) -> None:
+    events = _fill(db, 6)
+    with db() as s:
+        unchanged = audit.verify_from(session=s, anchor=(6, events[5].hash))
+        grown = audit.verify_from(session=s, anchor=(4, events[3].hash), batch_size=1)
+    assert unchanged == audit.VerifyResult(True, 1, None, None, 6, events[5].hash)
+    assert grown == audit.VerifyResult(True, 3, None, None, 6, events[5].hash)
+
+    exec_sql("UPDATE audit_events SET actor = 'x' WHERE id = 5")
+    with db() as s:
+        edited = audit.verify_from(session=s, anchor=(4, events[3].hash))
+        before = audit.verify_from(session=s, anchor=(6, events[5].hash))
+    assert not edited.ok and edited.first_bad_id == 5 and "edited" in (edited.problem or "")
+    assert before.ok  # an edit below the anchor is the whole walk's job
+
+    _rewrite_from(engine, 3, 5)
+    with db() as s:
+        rewritten = audit.verify_from(session=s, anchor=(4, events[3].hash))
+    assert not rewritten.ok and rewritten.first_bad_id == 4 and "rewritten" in (rewritten.problem or "")
+    exec_sql("DELETE FROM audit_events WHERE id >= 4")
+    with db() as s:
+        truncated = audit.verify_from(session=s, anchor=(4, events[3].hash))
+    assert not truncated.ok and truncated.first_bad_id == 4 and "truncated" in (truncated.problem or "")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET actor = 'forged' WHERE id = 2",
+        "DELETE FROM audit_events WHERE id = 3",
+        "DELETE FROM audit_events",
+    ],
+)
+def test_the_database_refuses_to_change_audit_rows(
+    db: sessionmaker[Session], engine: Engine, statement: str
+) -> None:
+    """Migration 0008's triggers: the application's own connections cannot update or delete events."""
+    events = _fill(db, 3)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(statement))
+    assert _verify(db) == audit.VerifyResult(True, 3, None, None, 3, events[-1].hash)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_postgresql_refuses_truncate_too(db: sessionmaker[Session], engine: Engine) -> None:
+    _fill(db, 2)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("TRUNCATE audit_events"))
+    assert _verify(db).checked == 2
 
 
 def test_verify_pages_through_long_logs(db: sessionmaker[Session], exec_sql: ExecSql) -> None:

@@ -142,3 +142,46 @@ def test_alembic_ini_and_environment_url(tmp_path: Path, monkeypatch: pytest.Mon
     command.upgrade(config, "base:head", sql=True)
     assert "CREATE TABLE audit_events" in buffer.getvalue()
     assert "ALTER TABLE api_keys ADD COLUMN reviewer_id" in buffer.getvalue()
+
+
+def _try_update_audit(url: str) -> str | None:
+    """Appends an audit event and tries to change it: None if allowed, else the database's refusal."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            next_id = conn.execute(text("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_events")).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO audit_events (id, created_at, event_type, actor, payload, prev_hash, hash) "
+                    "VALUES (:id, CURRENT_TIMESTAMP, 'key.created', 'x', '{}', :prev, :hash)"
+                ),
+                {"id": next_id, "prev": "0" * 64, "hash": uuid.uuid4().hex * 2},
+            )
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE audit_events SET actor = 'y'"))
+                conn.execute(text("DELETE FROM audit_events"))
+        except DBAPIError as exc:
+            return str(exc.orig)
+        return None
+    finally:
+        engine.dispose()
+
+
+def test_audit_append_only_migration_up_down_up(empty_db_url: str) -> None:
+    """0008's triggers exist at head, go with a downgrade of one step, and come back."""
+    migrate.upgrade(empty_db_url)
+    refusal = _try_update_audit(empty_db_url)
+    assert refusal is not None and "append-only" in refusal
+    migrate.downgrade(empty_db_url, "-1")
+    assert _try_update_audit(empty_db_url) is None
+    migrate.upgrade(empty_db_url)
+    refusal = _try_update_audit(empty_db_url)
+    assert refusal is not None and "append-only" in refusal
+    migrate.downgrade(empty_db_url, "base")
+    assert _tables(empty_db_url) == set()

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text
 
 from gateway.audit import append
-from gateway.storage.models import AuditEvent
+from gateway.audit.keeper import AnchorKeeper, anchor_once
 from gateway.web.views.audit import PAGE_SIZE
+from tests.audit_tamper import tampering
 from tests.browser.support import WebHarness
 
 
@@ -98,10 +99,33 @@ def test_verify_reports_an_intact_then_a_broken_chain(tmp_path: Path) -> None:
         admin = web.client("ada")
         ok = admin.get("/api/audit/verify").json()
         assert ok["ok"] is True and ok["checked"] >= 3 and ok["first_bad_id"] is None
-        with web.sessions() as s, s.begin():
-            s.execute(update(AuditEvent).where(AuditEvent.id == 2).values(actor="someone-else"))
+        assert ok["anchoring"] is False and ok["anchor_id"] is None
+        with tampering(web.engine) as conn:
+            conn.execute(text("UPDATE audit_events SET actor = 'someone-else' WHERE id = 2"))
         broken = admin.get("/api/audit/verify").json()
         assert broken["ok"] is False and broken["first_bad_id"] == 2 and "edited" in broken["problem"]
         assert 'id="verify"' in admin.get("/audit").text
+    finally:
+        web.close()
+
+
+def test_verify_uses_the_servers_last_anchor_and_catches_truncation(tmp_path: Path) -> None:
+    """Without the anchor, deleting the newest events leaves a chain that verifies; with it, not."""
+    keeper = AnchorKeeper(b"an anchor key of thirty-two chars or more", tmp_path / "anchors.log")
+    web = WebHarness(tmp_path, anchors=keeper)
+    try:
+        admin = web.client("ada")
+        unanchored = admin.get("/api/audit/verify").json()
+        assert unanchored["ok"] is True and unanchored["anchoring"] is True
+        assert unanchored["anchor_id"] is None
+        anchor = anchor_once(keeper, web.sessions)
+        assert anchor is not None
+        ok = admin.get("/api/audit/verify").json()
+        assert ok["ok"] is True and ok["anchor_id"] == anchor.head_id == ok["head_id"]
+        with tampering(web.engine) as conn:
+            conn.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": anchor.head_id})
+        truncated = admin.get("/api/audit/verify").json()
+        assert truncated["ok"] is False and truncated["first_bad_id"] == anchor.head_id
+        assert "log truncated" in truncated["problem"]
     finally:
         web.close()

@@ -6,6 +6,13 @@
   var text = document.getElementById("verify-text");
   var button = document.getElementById("verify-btn");
 
+  // Without an anchor, a log whose newest events were deleted (or rewritten) still verifies: say so.
+  function anchorNote(r) {
+    if (r.anchor_id) return "Contains the server's last anchor (#" + r.anchor_id + ").";
+    if (r.anchoring) return "No anchor recorded yet: truncation would not show.";
+    return "Anchoring is off (no audit_anchor_key): truncation would not show.";
+  }
+
   function verify() {
     box.className = "verify card checking";
     text.textContent = "Verifying the chain…";
@@ -15,7 +22,7 @@
         if (r.ok) {
           box.className = "verify card ok";
           text.textContent = "Chain intact: " + r.checked + " events verified" +
-            (r.head_id ? " (head #" + r.head_id + ")" : "") + ".";
+            (r.head_id ? " (head #" + r.head_id + ")" : "") + ". " + anchorNote(r);
         } else {
           box.className = "verify card bad";
           text.textContent = "Chain broken at event #" + r.first_bad_id + ": " + r.problem;

@@ -4,7 +4,7 @@ Paging follows :func:`gateway.audit.query`: ``after_id`` is the last id of the p
 stay stable while events are appended. The export streams the whole filtered log in pages of
 :data:`gateway.audit.MAX_LIMIT`, each read in its own short transaction. Verifying the chain reads the
 whole log, so the page asks for it separately (``/api/audit/verify``) instead of making every page
-view pay for it.
+view pay for it; it checks the chain against the server's newest anchor (gateway/audit/keeper.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.audit import MAX_LIMIT, events, query, verify
+from gateway.audit import MAX_LIMIT, VerifyResult, events, query, verify
+from gateway.audit.anchor import Anchor
 from gateway.errors import InvalidArgument
 from gateway.storage.models import AuditEvent, Reviewer
 from gateway.web.base import BaseView
@@ -200,14 +201,25 @@ class AuditCsv(BaseView):
 
 
 class AuditVerify(BaseView):
-    """GET /api/audit/verify: walk the whole chain; JSON with the first bad row if there is one."""
+    """GET /api/audit/verify: walk the whole chain, checking that it still holds the newest anchor the
+    server knows (its own memory, else the anchor file; never the database it protects); JSON with the
+    first bad row if there is one, and which anchor was used (``anchor_id`` null: none, so a truncated
+    or rewritten log cannot be told from an intact one)."""
 
     admin_only = True
 
     async def get(self, request: Request) -> Response:
-        result = await self.db(request, lambda session, reviewer: verify(session=session))
+        keeper = self.ctx.anchors
+
+        def work(session: Session, reviewer: Reviewer) -> tuple[Anchor | None, VerifyResult]:
+            anchor = keeper.latest() if keeper is not None else None
+            return anchor, verify(session=session, anchor=anchor.head if anchor is not None else None)
+
+        anchor, result = await self.db(request, work)
         return JSONResponse(
             {
+                "anchoring": keeper is not None,
+                "anchor_id": anchor.head_id if anchor is not None else None,
                 "ok": result.ok,
                 "checked": result.checked,
                 "first_bad_id": result.first_bad_id,

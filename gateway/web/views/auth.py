@@ -1,22 +1,25 @@
 """Login and logout.
 
-Passwords are checked by :func:`gateway.review.reviewers.authenticate_reviewer`, which also writes the
-``reviewer.login`` / ``reviewer.login_failed`` audit events (committed either way: the transaction is
-the view's, and a failed login returns normally). Failures are throttled per client address and
-username in memory, on top of scrypt's cost, and the message never says which of the two was wrong.
+Passwords are checked by :func:`gateway.review.logins.login_reviewer`, off the event loop and outside
+any database transaction, which also writes the ``reviewer.login`` / ``reviewer.login_failed`` audit
+events. Attempts are counted (``LoginThrottle``) before the password is checked, per client address and
+username and for the whole process; the message never says which of username or password was wrong.
+Logout ends every session of the reviewer (the session epoch), not only this browser's cookie.
 """
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.review.reviewers import authenticate_reviewer
+from gateway.review.logins import login_reviewer
+from gateway.review.reviewers import end_sessions
 from gateway.storage.tx import in_transaction
-from gateway.web.base import BaseView, Principal, form_fields, principal_of
+from gateway.web.base import BaseView, form_fields
 
 
 def safe_next(target: str | None) -> str:
@@ -45,21 +48,22 @@ class LoginView(BaseView):
         fields = await form_fields(request, "username", "password", "next", max_chars=1024)
         username = fields["username"].strip()
         key = (request.client.host if request.client else "?", username.casefold())
-        self.ctx.throttle.check(key)
         target = safe_next(fields["next"])
         if not username or not fields["password"]:
             return self._failed(request, target, username, "Enter your username and password.")
-
-        def work(session: Session) -> Principal | None:
-            reviewer = authenticate_reviewer(session=session, username=username, password=fields["password"])
-            return principal_of(reviewer) if reviewer is not None else None
-
-        principal = await in_transaction(self.ctx.sessions, work)
-        if principal is None:
-            self.ctx.throttle.failed(key)
+        self.ctx.throttle.attempt(key)
+        async with self.ctx.password_checks:
+            logged_in = await asyncio.to_thread(
+                login_reviewer,
+                self.ctx.sessions,
+                username=username,
+                password=fields["password"],
+                params=self.ctx.password_params,
+            )
+        if logged_in is None:
             return self._failed(request, target, username, "Wrong username or password.")
         self.ctx.throttle.succeeded(key)
-        self.session(request).start(principal.id)
+        self.session(request).start(logged_in.reviewer_id, logged_in.session_epoch)
         return self.redirect(request, target)
 
     def _failed(self, request: Request, target: str, username: str, error: str) -> Response:
@@ -71,5 +75,13 @@ class LogoutView(BaseView):
     login_required = False
 
     async def post(self, request: Request) -> Response:
-        self.session(request).clear()
+        session = self.session(request)
+        reviewer_id, epoch = session.get("rid"), session.get("ep")
+        if isinstance(reviewer_id, str) and isinstance(epoch, int):
+
+            def work(db: Session) -> bool:
+                return end_sessions(session=db, reviewer_id=reviewer_id, epoch=epoch)
+
+            await in_transaction(self.ctx.sessions, work)
+        session.clear()
         return self.redirect(request, "/login", flash="You are logged out.")

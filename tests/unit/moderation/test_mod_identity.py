@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +20,7 @@ from moderation.identity import (
 from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.policy import DEFAULT, PRESETS, STRICT, evaluate
+from moderation.replay import record_decision
 from moderation.scorers.profanity import ProfanityScorer
 from moderation.testing import KeywordScorer
 from moderation.types import Action, IdentityCheck, ScoreResult
@@ -317,3 +321,26 @@ def test_stream_whose_prefix_was_softened_never_finishes_released() -> None:
     assert rest == "" and decision.action is Action.HOLD  # softened by the check, not blocked
     assert [c.softened for c in decision.identity_checks] == [True]
     assert "identity_check" in {r.category for r in decision.reasons}
+
+
+class NanOnNeutral:
+    """Scores the original text 0.2 and the neutralised one NaN (a model that breaks on the substitute)."""
+
+    name = "flaky"
+    version = "1"
+
+    def score(self, texts: Sequence[str]) -> list[ScoreResult]:
+        return [
+            ScoreResult({"identity_attack": float("nan") if "people" in t.lower() else 0.2}) for t in texts
+        ]
+
+
+@pytest.mark.parametrize("nan_first", [True, False])
+def test_a_non_finite_neutral_score_keeps_the_block_and_is_not_recorded(nan_first: bool) -> None:
+    """The NaN from one scorer must neither be outvoted by another scorer's low neutral score (which
+    softened the block when the NaN came first) nor end up in the stored decision (JSON has no NaN)."""
+    scorers = (NanOnNeutral(), biased("muslims")) if nan_first else (biased("muslims"), NanOnNeutral())
+    [decision] = make(*scorers).moderate(["Muslims are welcome here"])
+    assert decision.action is Action.BLOCK
+    assert decision.identity_checks == ()
+    json.dumps(record_decision(decision), allow_nan=False)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 
 import pytest
 
 from moderation.masking import Masker
 from moderation.moderator import Moderator, UnknownPolicyError
-from moderation.policy import PRESETS
+from moderation.policy import NON_FINITE_SCORE, PRESETS
+from moderation.replay import record_decision
 from moderation.scorers.profanity import ProfanityScorer
 from moderation.testing import KeywordScorer
 from moderation.types import Action, ScoreResult
@@ -105,3 +108,46 @@ def test_construction_errors(profanity: ProfanityScorer) -> None:
         make(profanity, ProfanityScorer())
     with pytest.raises(UnknownPolicyError):
         Moderator([profanity], PRESETS, default_policy="missing", masker=Masker())
+
+
+class Fixed:
+    """A scorer that gives every text the same scores (NaN included: a model that broke on its input)."""
+
+    def __init__(self, name: str, **scores: float) -> None:
+        self.name = name
+        self.version = "1"
+        self._scores = scores
+
+    def score(self, texts: Sequence[str]) -> list[ScoreResult]:
+        return [ScoreResult(scores=dict(self._scores)) for _ in texts]
+
+
+@pytest.mark.parametrize("order", ["nan_first", "nan_second"])
+def test_a_nan_score_holds_whichever_scorer_merges_first(
+    order: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NaN lost the max-merge when it came second (`nan > 0.1` is false) and failed every threshold when it
+    came first: either way the text was released."""
+    broken, fine = Fixed("broken", toxicity=float("nan")), Fixed("fine", toxicity=0.1, insult=0.2)
+    scorers = (broken, fine) if order == "nan_first" else (fine, broken)
+    with caplog.at_level(logging.WARNING, logger="moderation.moderator"):
+        [d] = make(*scorers).moderate(["a perfectly nice day"])
+    assert d.action is Action.HOLD and not d.releasable
+    assert [(r.category, r.scorer) for r in d.reasons] == [(NON_FINITE_SCORE, "broken")]
+    assert "toxicity" in d.reasons[0].excerpt
+    assert d.scores == {"insult": 0.2}  # finite numbers only: the decision is stored as JSON
+    assert json.loads(json.dumps(record_decision(d), allow_nan=False))["action"] == "hold"
+    [record] = [r for r in caplog.records if r.name == "moderation.moderator"]
+    assert record.levelno == logging.WARNING and "'broken'" in record.getMessage()
+    assert "toxicity" in record.getMessage() and "nice day" not in record.getMessage()
+
+
+def test_a_nan_score_holds_under_every_policy_and_stops_a_stream() -> None:
+    moderator = make(Fixed("broken", profanity_ml=float("nan")))
+    for name in PRESETS:
+        assert moderator.moderate(["hello"], policy=name)[0].action is Action.HOLD
+    stream = moderator.stream()
+    assert stream.feed("one two three four five ") == ""
+    assert stream.stopped
+    rest, decision = stream.finish()
+    assert rest == "" and decision.action is Action.HOLD

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from moderation.policy import DEFAULT, PRESETS, STRICT, Policy, Thresholds, evaluate
+from moderation.identity import NeutralScores
+from moderation.policy import DEFAULT, NON_FINITE_SCORE, PRESETS, STRICT, Policy, Thresholds, evaluate
 from moderation.types import Action, Span
 
 RULES = Policy(
@@ -103,3 +106,34 @@ def test_presets() -> None:
     # every preset is at least as strict as permissive on the categories permissive blocks
     for category, rule in PRESETS["permissive"].thresholds.items():
         assert DEFAULT.thresholds[category].block <= rule.block
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("category", ["toxicity", "threat", "unknown_category"])
+def test_a_non_finite_score_holds_and_says_why(bad: float, category: str) -> None:
+    """`NaN >= threshold` is false: without the check a broken scorer's NaN released the text. An
+    infinity holds too, neither blocking nor releasing, wherever the policy has a rule or not."""
+    verdict = decide(RULES, {category: bad, "toxicity" if category != "toxicity" else "threat": 0.1})
+    assert verdict.action is Action.HOLD
+    (reason,) = verdict.reasons
+    assert reason.category == NON_FINITE_SCORE and reason.action is Action.HOLD
+    assert category in reason.excerpt and repr(bad) in reason.excerpt
+    assert math.isfinite(reason.score) and math.isfinite(reason.threshold)  # reasons are stored as JSON
+
+
+def test_a_non_finite_score_names_its_scorer_and_keeps_other_rules() -> None:
+    verdict = decide(RULES, {"toxicity": float("nan"), "threat": 0.95})
+    assert verdict.action is Action.BLOCK  # a finite score that blocks still blocks
+    assert [(r.category, r.action) for r in verdict.reasons] == [
+        ("threat", Action.BLOCK),
+        (NON_FINITE_SCORE, Action.HOLD),
+    ]
+    assert verdict.reasons[1].scorer == "detox" and "detox gave toxicity = nan" in verdict.reasons[1].excerpt
+
+
+@pytest.mark.parametrize("neutral_score", [float("nan"), float("-inf")])
+def test_a_non_finite_neutral_score_never_softens_a_block(neutral_score: float) -> None:
+    neutral = NeutralScores(scores={"threat": neutral_score}, terms=("muslims",))
+    verdict = evaluate(RULES, scores={"threat": 0.95}, spans=(), text="x", neutral=neutral)
+    assert verdict.action is Action.BLOCK
+    assert not verdict.identity_checks[0].softened

@@ -220,6 +220,15 @@ VOCAB = [
     "—",
     ",",
     ".",
+    # Unicode disguises (moderation/folding.py): invisible characters, full-width, marks, look-alikes
+    "f\u200b",
+    "\u200b",
+    "\u00ad",
+    "\uff46",
+    "u\u0301",
+    "fu\N{CYRILLIC SMALL LETTER ES}k",
+    "\N{CYRILLIC SMALL LETTER DZE}h\N{CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I}t",
+    "f\u200bu\u200bck",
 ]
 
 
@@ -246,3 +255,25 @@ def test_stream_equals_batch(words, seps, cuts, style, right) -> None:
     assert not stream.stopped
     assert decision.action is batch.action and decision.text == batch.text
     assert sent + rest == batch.text
+
+
+FULL_WIDTH = {c: c + 0xFEE0 for c in range(ord("!"), ord("~") + 1)}  # "a" -> U+FF41 and so on
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you m\u200b o t h e r f u c k e r is going on here today",  # an invisible character after "m"
+        "oh f\u0301 u c k i n g hell it is today",  # a combining mark on the first letter
+        "so the f\u200bu\u200bc\u200bk is this thing then",
+        "what the " + "fucking".translate(FULL_WIDTH) + " hell is this then",
+    ],
+)
+def test_a_disguised_word_streams_like_the_plain_one(profanity: ProfanityScorer, text: str) -> None:
+    """A letter with an invisible character attached is still one letter of a spaced-out word: counted
+    as two, it let the stream send "m\\u200b " before the rest of the word arrived (held at the end)."""
+    stream = moderator(profanity, right=0).stream()
+    sent = "".join(stream.feed(ch) for ch in text)
+    rest, decision = stream.finish()
+    assert decision.action is Action.MASK, decision.reasons
+    assert sent + rest == decision.text == Masker().mask(text, profanity.find_spans(text))

@@ -1,4 +1,5 @@
-"""Pure units of the data layer: password hashing, canonical JSON, UTC timestamps, URLs."""
+"""Pure units of the data layer: canonical JSON, UTC timestamps, URLs (passwords: tests/unit/gateway/
+test_passwords.py)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,8 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.audit import GENESIS_HASH, canonical_json, compute_hash
-from gateway.review.passwords import hash_password, needs_rehash, verify_password
 from gateway.storage.base import UTCDateTime
 from gateway.storage.engine import normalize_url
-
-
-def test_password_round_trip_and_salting() -> None:
-    first, second = hash_password("correct horse"), hash_password("correct horse")
-    assert first != second  # random salt
-    assert first.startswith("scrypt$16384$8$1$")
-    assert verify_password("correct horse", first) and verify_password("correct horse", second)
-    assert not verify_password("correct horsf", first)
-    assert not verify_password("", first)
-    assert not needs_rehash(first)
-
-
-def test_password_parameters_are_read_from_the_hash() -> None:
-    cheap = hash_password("pw", n=2**10)
-    assert verify_password("pw", cheap) and needs_rehash(cheap)
-
-
-@pytest.mark.parametrize(
-    "broken", ["", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$aa$bb", "scrypt$16384$8$1$%%$bb"]
-)
-def test_malformed_hashes_never_verify(broken: str) -> None:
-    assert verify_password("pw", broken) is False
-
-
-def test_tampered_hash_does_not_verify() -> None:
-    encoded = hash_password("pw")
-    head, digest = encoded.rsplit("$", 1)
-    flipped = head + "$" + ("A" if digest[0] != "A" else "B") + digest[1:]
-    assert not verify_password("pw", flipped)
 
 
 def test_canonical_json_is_order_and_space_independent() -> None:
