@@ -57,6 +57,14 @@ class Settings:
     password_hash_time_cost: int = 2
     password_hash_memory_kib: int = 19_456
     password_hash_parallelism: int = 1
+    # The model's name in answers (gRPC `model`, OpenAI `model` and /v1/models). Default: the `model`
+    # setting, or for a local directory its last component (a path is the operator's business).
+    served_model_name: str | None = None
+    # POST /v1/chat/completions: the Jinja template (sandboxed) that writes the messages out as one plain
+    # prompt for GPT-Neo, and a stop sequence where the model starts the user's next turn ("" for none).
+    # None: the built-in template, docs/api.md.
+    chat_template: str | None = None
+    chat_stop: str = "\nUser:"
     # Prometheus /metrics endpoint (HOST:PORT); empty to turn it off.
     metrics_address: str = "127.0.0.1:9464"
     # Only for trials and tests: every call acts as tenant "default" (no audit scopes). Logged loudly.
@@ -203,6 +211,14 @@ def _validate(s: Settings) -> None:
                 f"--insecure-no-auth is for trials on this machine only: {', '.join(exposed)} is not a "
                 "loopback address (use 127.0.0.1 or ::1, or turn authentication on)"
             )
+
+
+def served_model_name(s: Settings) -> str:
+    """`served_model_name`, else the model's hub id or its local directory's name."""
+    if s.served_model_name:
+        return s.served_model_name
+    local = Path(s.model).expanduser()
+    return local.name if local.is_dir() else s.model
 
 
 def _listening(s: Settings) -> list[str]:

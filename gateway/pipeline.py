@@ -113,8 +113,12 @@ class GenerationPipeline:
         limiter: Limiter,
         default_limits: RateLimits,
         moderation_batcher: ModerationBatcher | None = None,
+        served_model: str | None = None,
     ) -> None:
-        """`moderation_batcher`: moderate unary outputs of concurrent calls together (the server's)."""
+        """`moderation_batcher`: moderate unary outputs of concurrent calls together (the server's).
+        `served_model`: the model's name in answers (default the loaded model's id, which for a local
+        model is its directory path: records keep that one)."""
+        self.served_model = served_model or generator.model_id
         self._mod_batcher = moderation_batcher
         self._generator = generator
         self._moderator = moderator
@@ -241,7 +245,7 @@ class GenerationPipeline:
             observe_decisions(decisions, admission.generated_tokens)
         return Completed(
             request_id=request_id,
-            model=self._generator.model_id,
+            model=self.served_model,
             seed=params.seed,
             outcomes=[Outcome(r, t) for r, t in zip(records, tickets, strict=True)],
         )
@@ -260,7 +264,7 @@ class GenerationPipeline:
         StreamFinished with the outcome of the whole text (recorded before it is yielded)."""
         released: list[str] = []
         async with self.admitted(caller, request_id, params, [prompt], stream=True) as admission:
-            yield StreamStarted(request_id=request_id, model=self._generator.model_id, seed=params.seed)
+            yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
             moderator = self._moderator.stream(policy=admission.call.policy)
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()

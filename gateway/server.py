@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import BaseRoute, Route
 
 from gateway.api.v1 import (
     audit_pb2,
@@ -31,7 +32,7 @@ from gateway.api.v1 import (
 from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
 from gateway.audit.keeper import run_periodically as run_anchoring
 from gateway.auth import AuthInterceptor, KeyAuthenticator
-from gateway.config import Settings, SettingsError
+from gateway.config import Settings, SettingsError, served_model_name
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
@@ -55,6 +56,7 @@ from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
 from gateway.web import WebServer, WebStartupError, create_app
+from gateway.web.openai import DEFAULT_CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, OpenAIEndpoints
 from gateway.web.score import ScoreEndpoint
 from moderation.moderator import Moderator
 
@@ -191,7 +193,9 @@ class GatewayServer:
                 tokens_per_minute=components.settings.default_tokens_per_minute,
             ),
             moderation_batcher=self.moderation_batcher,
+            served_model=served_model_name(components.settings),
         )
+        self.results = ResultReader(components.sessions)
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._authenticate = authenticate
         # The first interceptor runs first. Errors wrap authentication, so that a failing key lookup
@@ -207,7 +211,7 @@ class GatewayServer:
         self.port = 0
 
     async def start(self) -> int:
-        servicer = GenerationServicer(pipeline=self.pipeline, results=ResultReader(self._c.sessions))
+        servicer = GenerationServicer(pipeline=self.pipeline, results=self.results)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
         review_pb2_grpc.add_ReviewServiceServicer_to_server(
             ReviewServicer(sessions=self._c.sessions), self._server
@@ -237,6 +241,26 @@ class GatewayServer:
             await self._start_web(self._web_address)
         return self.port
 
+    def _api_routes(self) -> list[BaseRoute]:
+        """The HTTP front doors beside the web queue: the card's `POST /score` and the OpenAI API."""
+        settings = self._c.settings
+        try:
+            chat = ChatTemplate(
+                source=settings.chat_template or DEFAULT_CHAT_TEMPLATE,
+                stop=(settings.chat_stop,) if settings.chat_stop else (),
+            )
+        except ChatTemplateError as exc:
+            raise StartupError(str(exc)) from None
+        openai = OpenAIEndpoints(
+            self.pipeline,
+            self._authenticate,
+            self.results,
+            served_model=self.pipeline.served_model,
+            chat_template=chat,
+        )
+        score = ScoreEndpoint(self.pipeline, self._authenticate).handle
+        return [Route("/score", score, methods=["POST"]), *openai.routes()]
+
     async def _start_web(self, address: str) -> None:
         moderator = self._c.moderator
         identity = moderator.identity_check
@@ -254,7 +278,7 @@ class GatewayServer:
                 moderation_worker=self._mod_worker,
             ),
             identity_terms=identity.terms if identity is not None else None,
-            score=ScoreEndpoint(self.pipeline, self._authenticate).handle,
+            api_routes=self._api_routes(),
             anchors=self._c.anchors,
         )
         tls = self._c.settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
@@ -108,7 +108,7 @@ def create_app(
     secret: str | None = None,
     replay: ReplayFn | None = None,
     identity_terms: Any = None,
-    score: Callable[[Request], Awaitable[Response]] | None = None,
+    api_routes: Sequence[BaseRoute] = (),
     anchors: AnchorKeeper | None = None,
 ) -> Starlette:
     """The reviewer web app over the database behind ``sessions``.
@@ -119,8 +119,9 @@ def create_app(
     ReplayReport``, built by the server from its running generator, batcher and moderator) enables the
     admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
     ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.
-    ``secret`` overrides ``settings.session_secret`` (tests). ``score`` (``gateway.web.score.
-    ScoreEndpoint``) serves ``POST /score``, the card's request shape, for API clients. ``anchors``
+    ``secret`` overrides ``settings.session_secret`` (tests). ``api_routes``: the API front doors
+    on this port (``POST /score``, the OpenAI-compatible ``/v1``), built by the server around its
+    pipeline. ``anchors``
     (the server's :class:`gateway.audit.keeper.AnchorKeeper`) gives the audit page's verify the newest
     anchor, so that it detects a truncated or rewritten log too.
     """
@@ -145,8 +146,7 @@ def create_app(
         Route("/admin/policy-report.svg", PolicyReportSvg, name="policy_report_svg"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    if score is not None:
-        routes.append(Route("/score", score, methods=["POST"], name="score"))
+    routes.extend(api_routes)
     app = Starlette(
         routes=routes,
         middleware=[

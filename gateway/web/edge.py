@@ -1,0 +1,78 @@
+"""What every HTTP API front door (`POST /score`, `/v1/...`) does before the pipeline: the request id,
+the API key, a bounded JSON body. One copy, so that the front doors cannot drift apart on what they let
+in. API endpoints, not pages: no cookies, so no CSRF."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.auth import INSECURE_CALLER, Authenticate, Caller, bearer_token
+from gateway.errors import Forbidden, InvalidArgument, Unauthenticated
+
+MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class BodyTooLarge(InvalidArgument):
+    """413: the body is over `MAX_BODY_BYTES`, whether it said so (Content-Length) or not (chunked)."""
+
+    http_status = 413
+
+
+def request_id_for(request: Request) -> str:
+    """The client's `X-Request-Id` when well-formed, else a new one."""
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+async def caller_for(request: Request, authenticate: Authenticate | None, scope: str) -> Caller:
+    """The key's caller (`Authorization: Bearer`), or Unauthenticated / Forbidden; None: auth is off."""
+    if authenticate is None:
+        caller: Caller | None = INSECURE_CALLER
+    else:
+        secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
+        if secret is None:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        caller = await authenticate(secret)
+    if caller is None:
+        raise Unauthenticated("invalid or revoked API key")
+    if not caller.has_scope(scope):
+        raise Forbidden(f"this API key lacks the {scope!r} scope")
+    return caller
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, read no further than `MAX_BODY_BYTES`: a chunked upload with no Content-Length is
+    counted as it arrives, not buffered whole first."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidArgument("body", "Content-Length must be a number of bytes")
+        if int(declared) > MAX_BODY_BYTES:
+            raise BodyTooLarge("body", f"at most {MAX_BODY_BYTES} bytes, got {declared}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge("body", f"at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("body", "must be JSON") from None
+    except RecursionError:  # arrays or objects nested a thousand deep: no valid body is
+        raise InvalidArgument("body", "is nested too deeply") from None
+
+
+async def read_json(request: Request) -> Any:
+    return parse_json(await read_body(request))

@@ -1,0 +1,238 @@
+"""The OpenAI-compatible HTTP API on the web port: `/v1/completions`, `/v1/chat/completions`,
+`/v1/models`, and `/v1/modgate/results/{ticket}` to fetch a held output's reviewed result.
+
+The same keys (scope `generate`), rate limits, pipeline, records and audit as gRPC and `POST /score`:
+this module only translates OpenAI's shapes to the pipeline's and back (`requests`, `responses`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.auth import Authenticate, Caller
+from gateway.errors import GatewayError, InvalidArgument, NotFound
+from gateway.generation.params import SamplingParams
+from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
+from gateway.services.results import ResultReader
+from gateway.web.edge import caller_for, read_json, request_id_for
+from gateway.web.openai import responses as shape
+from gateway.web.openai.chat import ChatTemplate
+from gateway.web.openai.requests import OpenAIRequest, openai_param, parse_chat, parse_completion
+
+
+class _Refused(Exception):
+    """A GatewayError with the OpenAI parameter it concerns (None: the request as a whole)."""
+
+    def __init__(self, error: GatewayError, param: str | None) -> None:
+        self.error = error
+        self.param = param
+
+
+def error_response(exc: GatewayError, param: str | None, request_id: str) -> JSONResponse:
+    headers = {"X-Request-Id": request_id}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    return JSONResponse(shape.error_body(exc, param), status_code=exc.http_status, headers=headers)
+
+
+class OpenAIEndpoints:
+    def __init__(
+        self,
+        pipeline: GenerationPipeline,
+        authenticate: Authenticate | None,
+        results: ResultReader,
+        *,
+        served_model: str,
+        chat_template: ChatTemplate,
+    ) -> None:
+        self._pipeline = pipeline
+        self._authenticate = authenticate
+        self._results = results
+        self._model = served_model
+        self._chat = chat_template
+        self._created = int(time.time())
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
+            Route("/v1/modgate/results/{ticket}", self.result, methods=["GET"]),
+        ]
+
+    # GET
+
+    def _model_object(self) -> dict[str, Any]:
+        return {"id": self._model, "object": "model", "created": self._created, "owned_by": "modgate"}
+
+    async def models(self, request: Request) -> Response:
+        request_id = request_id_for(request)
+        try:
+            await caller_for(request, self._authenticate, "generate")
+        except GatewayError as exc:
+            return error_response(exc, None, request_id)
+        return JSONResponse({"object": "list", "data": [self._model_object()]})
+
+    async def model(self, request: Request) -> Response:
+        request_id = request_id_for(request)
+        try:
+            await caller_for(request, self._authenticate, "generate")
+            if request.path_params["model"] != self._model:
+                raise NotFound(f"the model {request.path_params['model']!r} does not exist")
+        except GatewayError as exc:
+            return error_response(exc, "model", request_id)
+        return JSONResponse(self._model_object())
+
+    async def result(self, request: Request) -> Response:
+        """GetResult over HTTP: the same tenant rules (another tenant's ticket is 404) and audit."""
+        request_id = request_id_for(request)
+        try:
+            caller = await caller_for(request, self._authenticate, "generate")
+            view = await self._results.read(request.path_params["ticket"], caller)
+        except GatewayError as exc:
+            return error_response(exc, "ticket", request_id)
+        return JSONResponse(
+            {
+                "object": "modgate.result",
+                "ticket": view.ticket,
+                "state": view.state.value,
+                "text": view.text,
+                "request_id": view.request_id,
+                "prompt_index": view.prompt_index,
+                "sequence_index": view.sequence_index,
+                "decided_at": view.decided_at.isoformat() if view.decided_at else None,
+            },
+            headers={"X-Request-Id": request_id},
+        )
+
+    # POST
+
+    async def completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=False)
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=True)
+
+    async def _admit(self, request: Request, *, chat: bool) -> tuple[Caller, OpenAIRequest, SamplingParams]:
+        prompts_field = "messages" if chat else "prompt"
+        try:
+            caller = await caller_for(request, self._authenticate, "generate")
+        except GatewayError as exc:
+            raise _Refused(exc, None) from None
+        try:
+            body = await read_json(request)
+            call = parse_chat(body, self._chat) if chat else parse_completion(body)
+            if call.model != self._model:
+                unknown = f"the model {call.model!r} does not exist: this gateway serves {self._model!r}"
+                raise _Refused(NotFound(unknown), "model")
+            if call.stream and len(call.prompts) != 1:
+                raise InvalidArgument("prompt", "a stream carries one prompt; send a list without stream")
+            params = self._pipeline.prepare(call.prompts, call.raw, field=prompts_field, stream=call.stream)
+            return caller, call, params
+        except InvalidArgument as exc:
+            param = openai_param(exc.field, prompts_field)
+            message = str(exc) if exc.field is None else f"{param}: {str(exc).split(': ', 1)[1]}"
+            raise _Refused(InvalidArgument(message), param) from None
+        except GatewayError as exc:
+            raise _Refused(exc, None) from None
+
+    async def _complete(self, request: Request, *, chat: bool) -> Response:
+        request_id = request_id_for(request)
+        try:
+            caller, call, params = await self._admit(request, chat=chat)
+        except _Refused as refused:
+            return error_response(refused.error, refused.param, request_id)
+        kind = "chat.completion" if chat else "text_completion"
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
+        if call.stream:
+            events = self._stream_events(caller, request_id, call, params, chat=chat, ident=ident)
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={"X-Request-Id": request_id, "Cache-Control": "no-cache"},
+            )
+        cancel = threading.Event()
+        try:
+            done = await self._pipeline.generate(
+                caller,
+                request_id,
+                call.prompts,
+                params,
+                cancel=cancel,
+                should_stop=cancel.is_set,
+            )
+        except GatewayError as exc:
+            return error_response(exc, None, request_id)
+        n = params.num_return_sequences
+        choice = shape.chat_choice if chat else shape.completion_choice
+        body = {
+            "id": ident,
+            "object": kind,
+            "created": int(time.time()),
+            "model": self._model,
+            "system_fingerprint": None,
+            "choices": sorted((choice(o, n) for o in done.outcomes), key=lambda c: c["index"]),
+            "usage": shape.usage(done.outcomes),
+        }
+        return JSONResponse(body, headers={"X-Request-Id": request_id})
+
+    async def _stream_events(
+        self,
+        caller: Caller,
+        request_id: str,
+        call: OpenAIRequest,
+        params: SamplingParams,
+        *,
+        chat: bool,
+        ident: str,
+    ) -> AsyncIterator[bytes]:
+        """SSE chunks of released text only; the last names the outcome. An error after the first byte
+        cannot change the HTTP status: it is sent as an `error` event, then the stream ends."""
+        created = int(time.time())
+        kind = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(choice: dict[str, Any] | None, **extra: Any) -> bytes:
+            body: dict[str, Any] = {"id": ident, "object": kind, "created": created, "model": self._model}
+            body["choices"] = [] if choice is None else [choice]
+            return shape.sse({**body, **extra})
+
+        def text_choice(text: str, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+            if chat:
+                delta = {"content": text} if text else {}
+                return {"index": 0, "delta": delta, "finish_reason": finish, **extra}
+            return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, **extra}
+
+        cancel = threading.Event()
+        try:
+            async for event in self._pipeline.stream(
+                caller, request_id, call.prompts[0], params, cancel=cancel, should_stop=cancel.is_set
+            ):
+                if isinstance(event, StreamStarted):
+                    if chat:
+                        role = {"role": "assistant", "content": ""}
+                        yield chunk({"index": 0, "delta": role, "finish_reason": None})
+                elif isinstance(event, StreamFinished):
+                    outcome = event.outcome
+                    final = text_choice("", shape.finish_reason(outcome), modgate=shape.moderation(outcome))
+                    yield chunk(final)
+                    if call.include_usage:
+                        yield chunk(None, usage=shape.usage([outcome]))
+                elif event:
+                    yield chunk(text_choice(event))
+        except GatewayError as exc:
+            yield shape.sse(shape.error_body(exc, None))
+        finally:
+            cancel.set()  # the client went away or the stream ended: no more generation for it
+        yield shape.sse("[DONE]")

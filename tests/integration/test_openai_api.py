@@ -1,0 +1,245 @@
+"""The OpenAI-compatible API, driven by the official `openai` package against a real gateway: the same
+keys, limits, moderation and records as gRPC; held and blocked outputs are never text in any byte of the
+answer, streamed or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.client import GatewayClient
+from gateway.storage.apikeys import create_key, revoke_key
+from gateway.storage.engine import make_engine
+from gateway.storage.models import GenerationOutput, GenerationRequest
+from moderation.types import Action
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
+from tests.integration.gateway_harness import ServerThread
+
+
+@pytest.fixture(scope="module")
+def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
+    return make_gateway(Action.MASK, web=True, insecure_no_auth=False)
+
+
+@pytest.fixture(scope="module")
+def keys(db_url: str) -> dict[str, str]:
+    engine = make_engine(db_url)
+    made: dict[str, str] = {}
+    with Session(engine) as s, s.begin():
+        for name, policy, scopes, rpm in [
+            ("app", None, ["generate"], None),
+            ("hold", "test-hold", ["generate"], None),
+            ("block", "test-block", ["generate"], None),
+            ("revoked", None, ["generate"], None),
+            ("auditor", None, ["audit"], None),
+            ("slow", None, ["generate"], 1),
+        ]:
+            key, made[name] = create_key(
+                session=s, tenant="oai", name=name, scopes=scopes, policy=policy, requests_per_minute=rpm
+            )
+            if name == "revoked":
+                revoke_key(session=s, key_id=key.id)
+    engine.dispose()
+    return made
+
+
+@pytest.fixture(scope="module")
+def model(server: ServerThread) -> str:
+    assert server.server is not None
+    return server.server.pipeline.served_model
+
+
+def client(server: ServerThread, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.web_url}/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def extension(choice: Any) -> dict[str, Any]:
+    """The `modgate` object of a choice (an extension: the SDK keeps unknown fields in model_extra)."""
+    extra = choice.model_extra or {}
+    return dict(extra["modgate"])
+
+
+def withheld_text(db_url: str, request_id: str) -> list[str]:
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        texts = list(
+            s.scalars(
+                select(GenerationOutput.generated_text)
+                .join(GenerationRequest)
+                .where(GenerationRequest.request_id == request_id)
+            )
+        )
+    engine.dispose()
+    return texts
+
+
+def test_models_lists_the_served_name_and_grpc_uses_it(
+    server: ServerThread, keys: dict[str, str], model: str
+) -> None:
+    assert "/" not in model  # the demo model's directory name, not its path
+    assert [m.id for m in client(server, keys["app"]).models.list()] == [model]
+    with GatewayClient(server.address, api_key=keys["app"]) as grpc_client:
+        assert grpc_client.generate("The garden", max_new_tokens=2).model == model
+
+
+def test_completion_equals_generate_and_reports_usage(
+    server: ServerThread, keys: dict[str, str], model: str
+) -> None:
+    answer = client(server, keys["app"]).completions.create(
+        model=model, prompt="The garden", max_tokens=8, seed=3, temperature=0.7, top_p=0.9
+    )
+    [choice] = answer.choices
+    with GatewayClient(server.address, api_key=keys["app"]) as grpc_client:
+        out = grpc_client.generate("The garden", max_new_tokens=8, seed=3, temperature=0.7, top_p=0.9)
+    assert choice.text == out.outputs[0].text and choice.text
+    assert choice.finish_reason in ("stop", "length") and extension(choice)["action"] in (
+        "released",
+        "masked",
+    )
+    assert answer.model == model and answer.object == "text_completion"
+    assert answer.usage is not None and answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+
+
+def test_a_list_of_prompts_with_n(server: ServerThread, keys: dict[str, str], model: str) -> None:
+    answer = client(server, keys["app"]).completions.create(
+        model=model, prompt=["The garden", "The library"], n=2, max_tokens=4, seed=5
+    )
+    assert [c.index for c in answer.choices] == [0, 1, 2, 3]
+    assert all(isinstance(c.text, str) for c in answer.choices)
+
+
+def test_streaming_sends_the_same_text_then_done(
+    server: ServerThread, keys: dict[str, str], model: str
+) -> None:
+    oai = client(server, keys["app"])
+    whole = oai.completions.create(model=model, prompt=PROMPT, max_tokens=12, seed=9).choices[0].text
+    chunks = list(
+        oai.completions.create(
+            model=model,
+            prompt=PROMPT,
+            max_tokens=12,
+            seed=9,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == whole
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals in (["stop"], ["length"])
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_chat_completions_plain_and_streamed(server: ServerThread, keys: dict[str, str], model: str) -> None:
+    oai = client(server, keys["app"])
+    messages: Any = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Tell me a story."},
+    ]
+    answer = oai.chat.completions.create(model=model, messages=messages, max_tokens=10, seed=2)
+    message = answer.choices[0].message
+    assert answer.object == "chat.completion" and message.role == "assistant" and message.content is not None
+    streamed = list(
+        oai.chat.completions.create(model=model, messages=messages, max_tokens=10, seed=2, stream=True)
+    )
+    assert streamed[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == message.content
+
+
+def test_held_output_is_a_content_filter_choice_with_a_ticket(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    answer = client(server, keys["hold"]).completions.create(
+        model=model, prompt=PROMPT, max_tokens=FLAG_TOKENS, seed=FLAG_SEED
+    )
+    [choice] = answer.choices
+    assert choice.finish_reason == "content_filter" and choice.text == ""
+    modgate = extension(choice)
+    assert modgate["action"] == "held" and modgate["categories"] == ["profanity"] and modgate["ticket"]
+    assert answer.usage is not None and answer.usage.completion_tokens == 0  # a length would be a clue
+    result = httpx.get(
+        f"{server.web_url}/v1/modgate/results/{modgate['ticket']}",
+        headers={"Authorization": f"Bearer {keys['hold']}"},
+        timeout=30,
+    )
+    assert result.status_code == 200 and result.json()["state"] == "pending" and result.json()["text"] is None
+    other_tenant = httpx.get(
+        f"{server.web_url}/v1/modgate/results/{modgate['ticket']}",
+        headers={"Authorization": f"Bearer {keys['auditor']}"},
+        timeout=30,
+    )
+    assert other_tenant.status_code == 403  # no generate scope
+
+
+@pytest.mark.parametrize("key", ["hold", "block"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_withheld_text_is_in_no_byte_of_the_answer(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str, key: str, stream: bool
+) -> None:
+    request_id = f"oai-leak-{key}-{stream}"
+    body = {"model": model, "prompt": PROMPT, "max_tokens": FLAG_TOKENS, "seed": FLAG_SEED, "stream": stream}
+    r = httpx.post(
+        f"{server.web_url}/v1/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {keys[key]}", "X-Request-Id": request_id},
+        timeout=60,
+    )
+    assert r.status_code == 200
+    assert b"content_filter" in r.content
+    [text] = withheld_text(db_url, request_id)
+    words = [w for w in text.split() if len(w) >= 4]
+    assert text.strip() and text.encode() not in r.content
+    assert not [w for w in words if w.encode() in r.content]
+    if stream:
+        assert r.content.rstrip().endswith(b"data: [DONE]")
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"temperature": -1}, "temperature"),
+        ({"max_tokens": 100_000}, "max_tokens"),
+        ({"logprobs": 2}, "logprobs"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"n": 2, "stream": True}, "n"),
+    ],
+)
+def test_bad_parameters_are_bad_requests_naming_them(
+    server: ServerThread, keys: dict[str, str], model: str, params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client(server, keys["app"]).completions.create(model=model, prompt="The garden", **params)
+    assert info.value.param == param and info.value.status_code == 400
+    assert isinstance(info.value.body, dict) and info.value.body["type"] == "invalid_request_error"
+
+
+def test_unknown_arguments_and_models_are_refused(
+    server: ServerThread, keys: dict[str, str], model: str
+) -> None:
+    oai = client(server, keys["app"])
+    with pytest.raises(openai.BadRequestError) as info:
+        oai.completions.create(model=model, prompt="x", extra_body={"temprature": 0.5})
+    assert info.value.param == "temprature"
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.completions.create(model="gpt-4o", prompt="x")
+    assert missing.value.param == "model"
+
+
+def test_keys_scopes_and_rate_limits(server: ServerThread, keys: dict[str, str], model: str) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        client(server, keys["revoked"]).completions.create(model=model, prompt="x", max_tokens=2)
+    with pytest.raises(openai.PermissionDeniedError):
+        client(server, keys["auditor"]).completions.create(model=model, prompt="x", max_tokens=2)
+    slow = client(server, keys["slow"])
+    slow.completions.create(model=model, prompt="x", max_tokens=2)
+    with pytest.raises(openai.RateLimitError) as info:
+        slow.completions.create(model=model, prompt="x", max_tokens=2)
+    assert int(info.value.response.headers["retry-after"]) >= 1

@@ -1,0 +1,120 @@
+"""OpenAI bodies -> prompts and RawParams: honoured, renamed, or refused by name; never ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidArgument
+from gateway.web.openai.chat import ChatTemplate, ChatTemplateError
+from gateway.web.openai.requests import openai_param, parse_chat, parse_completion
+
+
+def completion(**body: Any) -> Any:
+    return parse_completion({"model": "m", "prompt": "hi", **body})
+
+
+def test_parameters_map_onto_rawparams() -> None:
+    call = completion(
+        max_tokens=5, n=2, stop="END", seed=3, top_p=0.5, temperature=0.7, top_k=4, min_tokens=1, user="u1"
+    )
+    raw = call.raw
+    assert (raw.max_new_tokens, raw.num_return_sequences, raw.stop, raw.seed) == (5, 2, ("END",), 3)
+    assert (raw.top_p, raw.temperature, raw.top_k, raw.min_new_tokens) == (0.5, 0.7, 4, 1)
+    assert call.user == "u1" and call.prompts == ["hi"] and not call.stream
+
+
+def test_temperature_zero_is_greedy() -> None:
+    raw = completion(temperature=0).raw
+    assert raw.do_sample is False and raw.temperature is None
+
+
+def test_defaults_are_accepted_and_other_values_refused_by_name() -> None:
+    completion(echo=False, logprobs=None, presence_penalty=0, frequency_penalty=0.0, logit_bias={}, best_of=1)
+    for name, value in [
+        ("echo", True),
+        ("logprobs", 1),
+        ("presence_penalty", 0.1),
+        ("logit_bias", {"50256": -100}),
+        ("suffix", "end"),
+        ("best_of", 3),
+    ]:
+        with pytest.raises(InvalidArgument) as info:
+            completion(**{name: value})
+        assert info.value.field == name
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": [1, 2, 3]}, "prompt"),
+        ({"prompt": []}, "prompt"),
+        ({"prompt": None}, "prompt"),
+        ({"model": ""}, "model"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"max_tokens": 2.5}, "max_tokens"),
+        ({"n": True}, "n"),
+        ({"stop": ["a", 1]}, "stop"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),  # without stream
+        ({"wat": 1}, "wat"),
+    ],
+)
+def test_malformed_bodies_name_the_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        completion(**body)
+    assert info.value.field == field
+
+
+def test_the_pipelines_field_names_go_back_to_openais() -> None:
+    assert openai_param("max_new_tokens", "prompt") == "max_tokens"
+    assert openai_param("parameters.num_return_sequences", "prompt") == "n"
+    assert openai_param("stop[2]", "prompt") == "stop[2]"
+    assert openai_param("input_string[1]", "prompt") == "prompt[1]"
+    assert openai_param("input_string", "messages") == "messages"
+
+
+def test_chat_messages_become_a_transcript_with_a_stop() -> None:
+    call = parse_chat(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Be kind."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]},
+            ],
+            "stop": ["END"],
+            "max_completion_tokens": 7,
+        },
+        ChatTemplate(),
+    )
+    assert call.prompts == ["System: Be kind.\nUser: Hi!\nAssistant:"]
+    assert call.raw.stop == ("END", "\nUser:") and call.raw.max_new_tokens == 7
+
+
+@pytest.mark.parametrize(
+    ("messages", "field"),
+    [
+        ([], "messages"),
+        ([{"role": "tool", "content": "x"}], "messages[0].role"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content"),
+        ([{"role": "user", "content": "x", "tool_calls": []}], "messages[0].tool_calls"),
+    ],
+)
+def test_chat_refuses_what_is_not_plain_text(messages: Any, field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse_chat({"model": "m", "messages": messages}, ChatTemplate())
+    assert info.value.field == field
+
+
+def test_chat_template_is_sandboxed_and_checked_at_start() -> None:
+    with pytest.raises(ChatTemplateError):
+        ChatTemplate(source="{% for m in messages %}")
+    nosy = ChatTemplate(source="{{ messages.__class__.__mro__ }}")
+    with pytest.raises(InvalidArgument, match="chat template refused"):
+        nosy.render([{"role": "user", "content": "x"}])
+    with pytest.raises(InvalidArgument) as info:
+        parse_chat(
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}, ChatTemplate()
+        )
+    assert info.value.field == "tools"
