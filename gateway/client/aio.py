@@ -7,37 +7,27 @@ Create it inside the event loop that uses it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Generic, TypeVar, Unpack
 
 import grpc
 
 from gateway.api.v1 import audit_pb2 as au_pb
-from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.api.v1 import generation_pb2 as gen_pb
-from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.api.v1 import review_pb2 as rv_pb
-from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.client import requests as build
+from gateway.client.core import CLIENT_TIMEOUT, ClientCore, StreamCore
 from gateway.client.params import Sampling
 from gateway.client.requests import AuditFilters
 from gateway.client.retry import Deadline, RetryPolicy, next_delay
-from gateway.client.sync import CLIENT_TIMEOUT, call_metadata
 
 T = TypeVar("T")
 
 
-class AsyncStream(Generic[T]):
+class AsyncStream(StreamCore, Generic[T]):
     """`async for` the messages; `cancel()` stops the call. Retried only before the first message."""
 
-    def __init__(
-        self, start: Callable[[float | None], Any], policy: RetryPolicy, timeout: float | None
-    ) -> None:
-        self._start = start
-        self._policy = policy
-        self._deadline = Deadline(timeout)
-        self._call: Any = None
-        self._messages: AsyncIterator[T] | None = None
+    _messages: AsyncIterator[T] | None = None
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self
@@ -47,6 +37,8 @@ class AsyncStream(Generic[T]):
             return await anext(self._messages)
         attempt = 1
         while True:
+            if self._cancelled:
+                raise StopAsyncIteration
             self._call = self._start(self._deadline.remaining())
             messages: AsyncIterator[T] = self._call.__aiter__()
             try:
@@ -61,12 +53,8 @@ class AsyncStream(Generic[T]):
             self._messages = messages
             return first
 
-    def cancel(self) -> None:
-        if self._call is not None:
-            self._call.cancel()
 
-
-class AsyncGatewayClient:
+class AsyncGatewayClient(ClientCore):
     """`async with AsyncGatewayClient(address, api_key=...) as client: await client.generate(...)`."""
 
     def __init__(
@@ -78,17 +66,12 @@ class AsyncGatewayClient:
         credentials: grpc.ChannelCredentials | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._channel = (
+        channel = (
             grpc.aio.secure_channel(address, credentials)
-            if credentials
+            if credentials is not None
             else grpc.aio.insecure_channel(address)
         )
-        self._generation = gen_grpc.GenerationServiceStub(self._channel)
-        self._review = rv_grpc.ReviewServiceStub(self._channel)
-        self._audit = au_grpc.AuditServiceStub(self._channel)
-        self._api_key = api_key
-        self._timeout = timeout
-        self._retry = retry or RetryPolicy()
+        super().__init__(channel, api_key=api_key, timeout=timeout, retry=retry)
 
     async def __aenter__(self) -> AsyncGatewayClient:
         return self
@@ -100,8 +83,8 @@ class AsyncGatewayClient:
         await self._channel.close()
 
     async def _unary(self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any) -> Any:
-        deadline = Deadline(self._timeout if timeout is CLIENT_TIMEOUT else timeout)
-        metadata = call_metadata(self._api_key, request_id)
+        deadline = Deadline(self._call_timeout(timeout))
+        metadata = self._metadata(request_id)
         attempt = 1
         while True:
             try:
@@ -116,11 +99,9 @@ class AsyncGatewayClient:
     def _stream(
         self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any
     ) -> AsyncStream[Any]:
-        metadata = call_metadata(self._api_key, request_id)
-        timeout = self._timeout if timeout is CLIENT_TIMEOUT else timeout
-        return AsyncStream(
-            lambda left: method(request, timeout=left, metadata=metadata), self._retry, timeout
-        )
+        metadata = self._metadata(request_id)
+        start = lambda left: method(request, timeout=left, metadata=metadata)  # noqa: E731
+        return AsyncStream(start, self._retry, self._call_timeout(timeout))
 
     # GenerationService: see GatewayClient for what each call does.
 

@@ -7,50 +7,30 @@ It imports neither torch nor transformers, so that a client starts fast. Failed 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, Unpack
 
 import grpc
 
 from gateway.api.v1 import audit_pb2 as au_pb
-from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.api.v1 import generation_pb2 as gen_pb
-from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.api.v1 import review_pb2 as rv_pb
-from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.client import requests as build
+from gateway.client.core import CLIENT_TIMEOUT, ClientCore, StreamCore
 from gateway.client.params import Sampling
 from gateway.client.requests import AuditFilters
 from gateway.client.retry import Deadline, RetryPolicy, next_delay
 
 T = TypeVar("T")
-Metadata = tuple[tuple[str, str], ...]
-CLIENT_TIMEOUT: Any = object()  # "the client's timeout", as a per-call default
 
 
-def call_metadata(api_key: str | None, request_id: str | None) -> Metadata:
-    """The key as `authorization: Bearer`, and the caller's request id to tie its logs to the server's."""
-    pairs = [("authorization", f"Bearer {api_key}")] if api_key else []
-    if request_id:
-        pairs.append(("x-request-id", request_id))
-    return tuple(pairs)
-
-
-class Stream(Generic[T]):
+class Stream(StreamCore, Generic[T]):
     """A server stream: iterate for the messages, `cancel()` to stop the call (the server stops its work).
 
     A retryable failure before the first message starts the call again; later ones are raised.
     """
 
-    def __init__(
-        self, start: Callable[[float | None], Any], policy: RetryPolicy, timeout: float | None
-    ) -> None:
-        self._start = start
-        self._policy = policy
-        self._deadline = Deadline(timeout)
-        self._call: Any = None
-        self._started = False
-        self._cancelled = False
+    _started = False
 
     def __iter__(self) -> Iterator[T]:
         return self
@@ -75,13 +55,8 @@ class Stream(Generic[T]):
             self._started = True
             return first
 
-    def cancel(self) -> None:
-        self._cancelled = True
-        if self._call is not None:
-            self._call.cancel()
 
-
-class GatewayClient:
+class GatewayClient(ClientCore):
     """One channel to a gateway; a context manager. `api_key` is sent with every call; `retry=NO_RETRY`
     turns retries off."""
 
@@ -94,15 +69,8 @@ class GatewayClient:
         credentials: grpc.ChannelCredentials | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._channel = (
-            grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
-        )
-        self._generation = gen_grpc.GenerationServiceStub(self._channel)
-        self._review = rv_grpc.ReviewServiceStub(self._channel)
-        self._audit = au_grpc.AuditServiceStub(self._channel)
-        self._api_key = api_key
-        self._timeout = timeout
-        self._retry = retry or RetryPolicy()
+        channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+        super().__init__(channel, api_key=api_key, timeout=timeout, retry=retry)
 
     def __enter__(self) -> GatewayClient:
         return self
@@ -114,8 +82,8 @@ class GatewayClient:
         self._channel.close()
 
     def _unary(self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any) -> Any:
-        deadline = Deadline(self._timeout if timeout is CLIENT_TIMEOUT else timeout)
-        metadata = call_metadata(self._api_key, request_id)
+        deadline = Deadline(self._call_timeout(timeout))
+        metadata = self._metadata(request_id)
         attempt = 1
         while True:
             try:
@@ -130,9 +98,9 @@ class GatewayClient:
     def _stream(
         self, method: Any, request: Any, *, request_id: str | None = None, timeout: Any
     ) -> Stream[Any]:
-        metadata = call_metadata(self._api_key, request_id)
-        timeout = self._timeout if timeout is CLIENT_TIMEOUT else timeout
-        return Stream(lambda left: method(request, timeout=left, metadata=metadata), self._retry, timeout)
+        metadata = self._metadata(request_id)
+        start = lambda left: method(request, timeout=left, metadata=metadata)  # noqa: E731
+        return Stream(start, self._retry, self._call_timeout(timeout))
 
     # GenerationService
 
