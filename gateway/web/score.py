@@ -96,11 +96,12 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
 
 
 def _sequence(outcome: Outcome) -> Any:
-    """Text only when the policy released it; otherwise what happened and the ticket, never the text."""
+    """Text only when the policy released it; otherwise what happened, the ticket and (blocked) the
+    categories that fired: no score, which is measured on the withheld text (see `convert.py`)."""
     d = outcome.decision
     if d.releasable:
         return d.text
-    reasons = [{"category": r.category, "score": r.score, "threshold": r.threshold} for r in d.reasons]
+    reasons = [{"category": r.category} for r in d.reasons]
     status = "held" if d.action.name == "HOLD" else "blocked"
     answer: dict[str, Any] = {"status": status, "ticket": outcome.ticket}
     if status == "blocked":
