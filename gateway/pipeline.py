@@ -9,6 +9,7 @@ whichever way a client comes in. What an edge sends is decided by `Decision.rele
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -98,6 +99,24 @@ class StreamFinished:
 
 
 StreamEvent = StreamStarted | str | StreamFinished
+
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def storable(text: str) -> str:
+    """NUL cannot be stored in a PostgreSQL text column (the insert fails and the output is lost). The
+    decoders never choose a token that decodes to NUL (`LoadedModel.nul_token_ids`); this is the backstop
+    for a vocabulary where that search missed one. One character for one, so moderation spans, stream
+    prefixes and the recorded text stay aligned."""
+    if NUL not in text:
+        return text
+    log.warning("generated text held NUL; stored and moderated with U+FFFD in its place")
+    return text.replace(NUL, REPLACEMENT)
+
+
+def _storable_sequence(sequence: GeneratedSequence) -> GeneratedSequence:
+    text = storable(sequence.text)
+    return sequence if text is sequence.text else dataclasses.replace(sequence, text=text)
 
 
 class GenerationPipeline:
@@ -224,7 +243,7 @@ class GenerationPipeline:
                 prompts, params, cancel=cancel, should_stop=should_stop
             )
             for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
-                generated.extend((index, prompt, s) for s in sequences)
+                generated.extend((index, prompt, _storable_sequence(s)) for s in sequences)
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             texts = [s.text for _, _, s in generated]
             if self._mod_batcher is not None:
@@ -266,7 +285,7 @@ class GenerationPipeline:
             loop = asyncio.get_running_loop()
 
             def on_text(delta: str) -> None:  # called on the batcher's thread
-                loop.call_soon_threadsafe(deltas.put_nowait, delta)
+                loop.call_soon_threadsafe(deltas.put_nowait, storable(delta))
 
             generation = asyncio.ensure_future(
                 self._batcher.generate_stream(
@@ -297,7 +316,7 @@ class GenerationPipeline:
                     if chunk:
                         released.append(chunk)
                         yield chunk
-                sequence = generation.result()
+                sequence = _storable_sequence(generation.result())
                 admission.generated_tokens = sequence.generated_tokens
             finally:
                 if not generation.done():

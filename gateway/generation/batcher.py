@@ -300,7 +300,12 @@ class Batcher:
         lm = self._lm
         tok = lm.tokenizer
         for job in jobs:
-            job.sampler = RequestSampler(job.params, eos_token_id=tok.eos_token_id, device=lm.device)
+            job.sampler = RequestSampler(
+                job.params,
+                eos_token_id=tok.eos_token_id,
+                device=lm.device,
+                suppress_token_ids=lm.nul_token_ids,
+            )
             job.live = job.params.num_return_sequences
         pending = PendingPrefill.of(
             [job.prompt_ids for job in jobs],

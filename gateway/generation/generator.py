@@ -73,6 +73,8 @@ class Generator:
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": tok.eos_token_id,
         }
+        if self.loaded.nul_token_ids:  # never NUL in a text (see LoadedModel.nul_token_ids)
+            kwargs["suppress_tokens"] = list(self.loaded.nul_token_ids)
         if params.do_sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         else:
