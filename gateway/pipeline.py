@@ -59,6 +59,8 @@ class Admission:
     call: CallContext
     record: RequestHandle | None = None
     generated_tokens: int = 0
+    # The prompts' token ids, encoded off the event loop after admission (`GenerationPipeline.admitted`).
+    prompt_ids: list[list[int]] = dataclasses.field(default_factory=list)
 
     @property
     def handle(self) -> RequestHandle:
@@ -152,15 +154,13 @@ class GenerationPipeline:
         self, prompts: list[str], raw: RawParams, *, field: str, stream: bool = False
     ) -> SamplingParams:
         """Validates the prompts (`field` names them as the client spelled it) and the parameters against
-        the model's limits; raises InvalidArgument naming the first bad field."""
+        the model's limits; raises InvalidArgument naming the first bad field. Cheap checks only: the
+        prompts are tokenised (to check they fit the context) after admission, see `_check_contexts`."""
         if stream:
             validate_prompt(prompts[0], self._limits, field=field)
         else:
             validate_prompts(prompts, self._limits, field=field)
         params = resolve(raw, self._limits)
-        for i, prompt in enumerate(prompts):
-            name = field if len(prompts) == 1 else f"{field}[{i}]"
-            check_context(self._generator.count_tokens(prompt), params, self._limits, field=name)
         if stream and params.num_return_sequences != 1:
             raise InvalidArgument(
                 "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
@@ -192,15 +192,38 @@ class GenerationPipeline:
             reserved_tokens=reserved,
         )
 
+    def _encode_checked(self, prompts: list[str], params: SamplingParams, name: str) -> list[list[int]]:
+        """Each prompt's token ids, once it is known to fit the context with `max_new_tokens`."""
+        encoded = []
+        for i, prompt in enumerate(prompts):
+            ids = self._generator.encode(prompt)
+            where = name if len(prompts) == 1 else f"{name}[{i}]"
+            check_context(len(ids), params, self._limits, field=where)
+            encoded.append(ids)
+        return encoded
+
     @asynccontextmanager
     async def admitted(
-        self, caller: Caller, request_id: str, params: SamplingParams, prompts: list[str], *, stream: bool
+        self,
+        caller: Caller,
+        request_id: str,
+        params: SamplingParams,
+        prompts: list[str],
+        *,
+        stream: bool,
+        field: str = "input_string",
     ) -> AsyncIterator[Admission]:
         """Admits the call, commits its record before any generation work, marks the record failed or
-        cancelled if the body raises, and gives back unused reserved tokens."""
+        cancelled if the body raises, and gives back unused reserved tokens.
+
+        The prompts are tokenised after the rate-limit check and off the event loop: a flood of
+        32,000-character prompts from a key over its limit costs no tokenizer time, and one that is let
+        in does not stall every other call while it is tokenised. A prompt too long for the context is
+        refused here (INVALID_ARGUMENT, nothing recorded; the request still counts against the limit)."""
         call = await self._admit(caller, request_id, params, prompts)
         admission = Admission(call=call)
         try:
+            admission.prompt_ids = await asyncio.to_thread(self._encode_checked, prompts, params, field)
             admission.record = await self._recorder.request_received(
                 request_id=call.request_id,
                 tenant=call.tenant,
@@ -235,12 +258,14 @@ class GenerationPipeline:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
+        field: str = "input_string",
     ) -> Completed:
-        """Every sequence of every prompt, moderated in one batch and recorded before returning."""
-        async with self.admitted(caller, request_id, params, prompts, stream=False) as admission:
+        """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
+        the prompts' name in the client's request, for errors."""
+        async with self.admitted(caller, request_id, params, prompts, stream=False, field=field) as admission:
             generated: list[tuple[int, str, GeneratedSequence]] = []
             per_prompt = await self._batcher.generate_many(
-                prompts, params, cancel=cancel, should_stop=should_stop
+                prompts, params, cancel=cancel, should_stop=should_stop, prompt_ids=admission.prompt_ids
             )
             for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
                 generated.extend((index, prompt, _storable_sequence(s)) for s in sequences)
@@ -294,6 +319,7 @@ class GenerationPipeline:
                     cancel=cancel,
                     should_stop=should_stop,
                     on_text=on_text,
+                    prompt_ids=admission.prompt_ids[0],
                 )
             )
             try:

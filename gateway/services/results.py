@@ -7,6 +7,7 @@ exist), and text only once a reviewer approved or edited it. Every read is audit
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,11 +20,21 @@ from gateway.review.queue import ResultState, ResultView, get_result
 from gateway.storage.tx import in_transaction
 
 MAX_TICKET_LENGTH = 64
+# What `new_ticket` makes ("tkt_" + hex) fits; anything else (NUL, which PostgreSQL refuses in a query
+# parameter, control characters) is a malformed ticket, not a database error.
+_TICKET = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _check_ticket(ticket: str) -> None:
     if not ticket or len(ticket) > MAX_TICKET_LENGTH:
         raise InvalidArgument("ticket", f"must be 1 to {MAX_TICKET_LENGTH} characters")
+    if not _TICKET.fullmatch(ticket):
+        raise InvalidArgument("ticket", "may hold only letters, digits, '_' and '-'")
+
+
+def _check_reason(reason: str) -> None:
+    if "\x00" in reason:
+        raise InvalidArgument("reason", "must not contain NUL characters")
 
 
 def caller_actor(caller: Caller) -> str:
@@ -56,6 +67,7 @@ class ResultReader:
 
     async def appeal(self, ticket: str, reason: str, caller: Caller) -> ResultView:
         _check_ticket(ticket)
+        _check_reason(reason)
 
         def work(session: Session) -> ResultView:
             appeals.appeal(
