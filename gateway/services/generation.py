@@ -109,7 +109,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
     async def GetResult(
         self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> gen_pb.Result:
-        return result_to_pb(await self._results.read(request.ticket, current_caller()))
+        return result_to_pb(await self._results.get(request.ticket, current_caller()))
 
     async def WatchResult(
         self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext
