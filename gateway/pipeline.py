@@ -34,7 +34,7 @@ from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
 from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
-from gateway.recording import OutputRecord, Recorder, RequestHandle
+from gateway.recording import OutputRecord, Recorder, ReleasedPrefix, RequestHandle
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -61,6 +61,8 @@ class Admission:
     generated_tokens: int = 0
     # The prompts' token ids, encoded off the event loop after admission (`GenerationPipeline.admitted`).
     prompt_ids: list[list[int]] = dataclasses.field(default_factory=list)
+    # A stream's text sent so far, for the record if the call ends early (None: nothing to record).
+    released: Callable[[], ReleasedPrefix | None] = lambda: None
 
     @property
     def handle(self) -> RequestHandle:
@@ -234,7 +236,7 @@ class GenerationPipeline:
                 prompts=prompts,
                 stream=stream,
             )
-            async with self._recorder.failure_guard(admission.record):
+            async with self._recorder.failure_guard(admission.record, lambda: admission.released()):
                 yield admission
         finally:
             await self._refund(call, call.reserved_tokens - admission.generated_tokens)
@@ -306,6 +308,19 @@ class GenerationPipeline:
         async with self.admitted(caller, request_id, params, [prompt], stream=True) as admission:
             yield StreamStarted(request_id=request_id, model=self._generator.model_id, seed=params.seed)
             moderator = self._moderator.stream(policy=admission.call.policy)
+            policy = self._moderator.policy(admission.call.policy)
+
+            def released_so_far() -> ReleasedPrefix:
+                return ReleasedPrefix(
+                    prompt=prompt,
+                    generated_text=moderator.text,
+                    released_text="".join(released),
+                    policy_name=policy.name,
+                    policy_version=policy.version,
+                    prompt_tokens=len(admission.prompt_ids[0]),
+                )
+
+            admission.released = released_so_far
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()
 
@@ -358,6 +373,9 @@ class GenerationPipeline:
                 decision=decision,
                 streamed_text="".join(released),
             )
+            # From here the outcome records the whole text: a failure while recording it must not also
+            # insert the prefix row (the outcome's transaction may still commit in its thread).
+            admission.released = lambda: None
             (ticket,) = await self._recorder.outcome(admission.handle, [record])
             observe_decisions([decision], admission.generated_tokens)
         if rest:
