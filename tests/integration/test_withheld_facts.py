@@ -10,10 +10,12 @@ from collections.abc import Callable
 import grpc
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
 from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
@@ -124,3 +126,11 @@ def test_score_withheld_answers_carry_no_scores(web: ServerThread, keys: dict[st
     assert set(answers["test-hold"]) == {"status", "ticket"}
     assert set(answers["test-block"]) == {"status", "ticket", "reasons"}
     assert answers["test-block"]["reasons"] == [{"category": "profanity"}]
+
+
+def test_cli_generate_shows_categories_and_no_seed_for_a_withheld_output(holding: ServerThread) -> None:
+    args = ["generate", PROMPT, "--max-new-tokens", str(FLAG_TOKENS), "--seed", str(FLAG_SEED)]
+    result = CliRunner().invoke(cli, [*args, "--address", holding.address])
+    assert result.exit_code == 0, result.output
+    assert "HELD for human review" in result.output and "(profanity)" in result.output
+    assert "seed not told: an output was withheld" in result.output
