@@ -85,7 +85,8 @@ class RequestSampler:
         if self._suppress:
             if self._suppress_mask is None:
                 mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
-                mask[list(self._suppress)] = True
+                # Ids past the logits (tokens added to the tokenizer only) are ignored, as `generate` does.
+                mask[[i for i in self._suppress if i < scores.shape[-1]]] = True
                 self._suppress_mask = mask
             scores = torch.where(self._suppress_mask, -torch.inf, scores)
         if not p.do_sample:

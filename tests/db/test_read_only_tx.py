@@ -32,6 +32,9 @@ def test_reads_and_writes_nothing(db: sessionmaker[Session], engine: Engine) -> 
     else:
         run_read_only(db, sneak_a_write)
     assert run_read_only(db, count_reviewers) == 0
+    with db() as session, session.begin():  # the pooled connection writes again after a read-only use
+        sneak_a_write(session)
+    assert run_read_only(db, count_reviewers) == 1
 
 
 def test_sqlite_read_does_not_wait_for_the_write_lock(db: sessionmaker[Session], engine: Engine) -> None:
