@@ -49,7 +49,7 @@ from gateway.recording import Recorder
 from gateway.replay import replay
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
-from gateway.services.results import ResultReader
+from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, redact_url
@@ -176,6 +176,17 @@ class GatewayServer:
             observe=WORK_SECONDS.labels("moderation").observe,
         )
         self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
+        settings = components.settings
+        # One limiter for generation and result calls: a key's requests per minute count them all.
+        limiter = (
+            DatabaseRateLimiter(components.sessions)
+            if settings.rate_limit_store == "database"
+            else RateLimiter()
+        )
+        default_limits = RateLimits(
+            requests_per_minute=settings.default_requests_per_minute,
+            tokens_per_minute=settings.default_tokens_per_minute,
+        )
         self.pipeline = GenerationPipeline(
             generator=components.generator,
             moderator=components.moderator,
@@ -183,14 +194,19 @@ class GatewayServer:
             limits=components.limits(),
             batcher=self.batcher,
             moderation_worker=self._mod_worker,
-            limiter=DatabaseRateLimiter(components.sessions)
-            if components.settings.rate_limit_store == "database"
-            else RateLimiter(),
-            default_limits=RateLimits(
-                requests_per_minute=components.settings.default_requests_per_minute,
-                tokens_per_minute=components.settings.default_tokens_per_minute,
-            ),
+            limiter=limiter,
+            default_limits=default_limits,
             moderation_batcher=self.moderation_batcher,
+        )
+        self.results = ResultReader(
+            components.sessions,
+            limiter=limiter,
+            default_limits=default_limits,
+            watches=Watches(
+                max_s=settings.watch_max_s,
+                per_key=settings.watch_max_per_key,
+                recheck_s=settings.watch_recheck_s,
+            ),
         )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._authenticate = authenticate
@@ -207,7 +223,7 @@ class GatewayServer:
         self.port = 0
 
     async def start(self) -> int:
-        servicer = GenerationServicer(pipeline=self.pipeline, results=ResultReader(self._c.sessions))
+        servicer = GenerationServicer(pipeline=self.pipeline, results=self.results)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
         review_pb2_grpc.add_ReviewServiceServicer_to_server(
             ReviewServicer(sessions=self._c.sessions), self._server

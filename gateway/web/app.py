@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,8 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     if score is not None:
-        routes.append(Route("/score", score, methods=["POST"], name="score"))
+        # /score counts its own body (gateway/web/score.py, the same 1 MiB) to refuse in its JSON shape.
+        routes.append(Route("/score", score, methods=["POST"], name="score", max_body_size=sys.maxsize))
     app = Starlette(
         routes=routes,
         middleware=[

@@ -28,11 +28,36 @@ from gateway.errors import Forbidden, GatewayError, InvalidArgument, Unauthentic
 from gateway.generation.params import RawParams
 from gateway.pipeline import GenerationPipeline, Outcome
 
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _PARAMS = "input_data.parameters"
 _NUMBERS = ("temperature", "top_p", "repetition_penalty")
 _INTEGERS = ("top_k", "max_new_tokens", "seed", "num_return_sequences", "min_new_tokens")
+
+
+class BodyTooLarge(InvalidArgument):
+    """413: the body is over `MAX_BODY_BYTES`, whether it said so (Content-Length) or not (chunked)."""
+
+    http_status = 413
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, read no further than `MAX_BODY_BYTES`: a chunked upload with no Content-Length is
+    counted as it arrives, not buffered whole first."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidArgument("body", "Content-Length must be a number of bytes")
+        if int(declared) > MAX_BODY_BYTES:
+            raise BodyTooLarge("body", f"at most {MAX_BODY_BYTES} bytes, got {declared}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge("body", f"at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(exc: GatewayError) -> Response:
@@ -73,6 +98,8 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("body", "must be a JSON object") from None
+    except RecursionError:  # arrays or objects nested a thousand deep: no valid body is
+        raise InvalidArgument("body", "is nested too deeply") from None
     if not isinstance(body, dict) or set(body) - {"input_data"}:
         raise InvalidArgument("body", 'must be an object with one key, "input_data"')
     data = body.get("input_data")
@@ -96,11 +123,12 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
 
 
 def _sequence(outcome: Outcome) -> Any:
-    """Text only when the policy released it; otherwise what happened and the ticket, never the text."""
+    """Text only when the policy released it; otherwise what happened, the ticket and (blocked) the
+    categories that fired: no score, which is measured on the withheld text (see `convert.py`)."""
     d = outcome.decision
     if d.releasable:
         return d.text
-    reasons = [{"category": r.category, "score": r.score, "threshold": r.threshold} for r in d.reasons]
+    reasons = [{"category": r.category} for r in d.reasons]
     status = "held" if d.action.name == "HOLD" else "blocked"
     answer: dict[str, Any] = {"status": status, "ticket": outcome.ticket}
     if status == "blocked":
@@ -133,9 +161,7 @@ class ScoreEndpoint:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         try:
             caller = await self._caller(request)
-            if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-                raise InvalidArgument("body", f"at most {MAX_BODY_BYTES} bytes")
-            prompts, raw = parse_body(await request.body())
+            prompts, raw = parse_body(await read_body(request))
             try:
                 params = self._pipeline.prepare(prompts, raw, field="input_data.input_string")
             except InvalidArgument as exc:
@@ -144,7 +170,13 @@ class ScoreEndpoint:
                 raise
             cancel = threading.Event()
             done = await self._pipeline.generate(
-                caller, request_id, prompts, params, cancel=cancel, should_stop=cancel.is_set
+                caller,
+                request_id,
+                prompts,
+                params,
+                cancel=cancel,
+                should_stop=cancel.is_set,
+                field="input_data.input_string",
             )
         except GatewayError as exc:
             response = _error(exc)
