@@ -55,7 +55,8 @@ class OutputRecord:
     sequence: GeneratedSequence
     decision: Decision
     # For streams: what the client was sent. When the moderator stopped a stream's release, this prefix
-    # is all the client saw of a held or blocked text; the audit log records it (it was released).
+    # is all the client saw of a held or blocked text: the output row keeps it (`streamed_text`), the
+    # audit log does not (it carries no text).
     streamed_text: str | None = None
 
 
@@ -173,6 +174,7 @@ class Recorder:
                     generated_tokens=o.sequence.generated_tokens,
                     finish_reason=o.sequence.finish_reason.value,
                 )
+                row.streamed_text = o.streamed_text
                 if d.action in (Action.HOLD, Action.BLOCK):
                     # Held: the handle for the reviewed result. Blocked: the handle for an appeal.
                     row.ticket = new_ticket()  # before the audit events, which name it
@@ -299,5 +301,6 @@ def _record_prefix(
         finish_reason=ended,
     )
     row.released_text = sent  # what was sent, not the held-back tail of `generated_text`
+    row.streamed_text = sent
     session.flush()
     return row
