@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
 from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.generation.model import load_model
 from gateway.recording import Recorder
 from gateway.server import Components
 from gateway.storage import migrate
@@ -26,21 +24,14 @@ from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, GenerationRequest, RequestStatus
 from moderation.config import build_moderator, offline_demo_config
 from tests.integration.gateway_harness import ServerThread
+from tests.nul_model import nul_loving_model
 from tests.pg import postgres_server
 
 pytestmark = pytest.mark.postgres
 
 
 def nul_loving_generator(model_dir: Path, *, suppress: bool) -> Generator:
-    loaded = load_model(str(model_dir), revision=None, device="cpu", dtype="float32")
-    (nul,) = loaded.nul_token_ids
-    old = loaded.model.lm_head
-    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
-    with torch.no_grad():
-        head.weight = old.weight
-        head.bias.zero_()
-        head.bias[nul] = 5.0
-    loaded.model.lm_head = head
+    loaded = nul_loving_model(model_dir)
     if not suppress:
         loaded._nul_ids = ()
     return Generator(loaded)

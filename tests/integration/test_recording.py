@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit import events
@@ -15,9 +14,6 @@ from gateway.audit.chain import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import (
-    AuditEvent,
-    GenerationOutput,
-    GenerationRequest,
     OutputStatus,
     RequestStatus,
     ReviewState,
@@ -25,28 +21,12 @@ from gateway.storage.models import (
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.records import rows_for
 
 
 @pytest.fixture(scope="module")
 def holding(make_gateway: Callable[..., ServerThread]) -> ServerThread:
     return make_gateway(Action.HOLD)
-
-
-def rows_for(
-    db_url: str, request_id: str
-) -> tuple[GenerationRequest, list[GenerationOutput], list[AuditEvent]]:
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        req = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
-        outputs = list(req.outputs)
-        for o in outputs:
-            _ = o.review_item
-        audit = list(
-            s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id))
-        )
-        s.expunge_all()
-    engine.dispose()
-    return req, outputs, audit
 
 
 def test_held_call_is_recorded_with_review_item_and_audit_trail(

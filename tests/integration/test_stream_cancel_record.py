@@ -8,34 +8,19 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.client import sampling_parameters
-from gateway.storage.engine import make_engine
-from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest, RequestStatus
+from gateway.storage.models import RequestStatus
 from moderation.types import Action
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.records import rows_for
 
 
 @pytest.fixture(scope="module")
 def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
     return make_gateway(Action.MASK)
-
-
-def request_rows(
-    db_url: str, request_id: str
-) -> tuple[GenerationRequest, list[GenerationOutput], list[AuditEvent]]:
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        req = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
-        outputs = list(req.outputs)
-        audit = list(s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id)))
-        s.expunge_all()
-    engine.dispose()
-    return req, outputs, audit
 
 
 def test_cancelled_stream_records_the_released_prefix(server: ServerThread, db_url: str) -> None:
@@ -58,7 +43,7 @@ def test_cancelled_stream_records_the_released_prefix(server: ServerThread, db_u
     assert received, "chunks were sent before the cancellation"
     deadline = time.monotonic() + 20
     while True:
-        req, outputs, audit = request_rows(db_url, "cancel-after-chunks")
+        req, outputs, audit = rows_for(db_url, "cancel-after-chunks")
         if req.status not in (RequestStatus.RECEIVED, RequestStatus.GENERATING):
             break
         assert time.monotonic() < deadline, "the request was never marked"

@@ -16,9 +16,10 @@ import torch
 
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
-from gateway.generation.model import LoadedModel, load_model
+from gateway.generation.model import LoadedModel
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler
+from tests.nul_model import nul_loving_model
 
 NEVER = lambda: False  # noqa: E731
 CASES = [
@@ -31,16 +32,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def nul_loving(demo_model_dir: Path) -> LoadedModel:
-    loaded = load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32")
-    (nul,) = loaded.nul_token_ids
-    old = loaded.model.lm_head
-    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
-    with torch.no_grad():
-        head.weight = old.weight
-        head.bias.zero_()
-        head.bias[nul] = 5.0  # the top choice at most steps, and a near-certain draw when sampling
-    loaded.model.lm_head = head
-    return loaded
+    return nul_loving_model(demo_model_dir)
 
 
 def test_the_nul_token_is_found(nul_loving: LoadedModel) -> None:
