@@ -147,7 +147,9 @@ def generate(
     if as_json:
         click.echo(json.dumps(MessageToDict(response), indent=2))
         return
-    click.echo(f"request {response.request_id} (model {response.model}, seed {response.seed})", err=True)
+    withheld = any(action_name(o.moderation.action) in ("HELD", "BLOCKED") for o in response.outputs)
+    seed = "not told: an output was withheld" if withheld else response.seed
+    click.echo(f"request {response.request_id} (model {response.model}, seed {seed})", err=True)
     for output in response.outputs:
         _echo_outcome(output, action_name, show_text=True, label=len(response.outputs) > 1)
 
@@ -167,10 +169,12 @@ def _echo_outcome(output: Any, action_name: Any, *, show_text: bool, label: bool
 
 
 def _reasons(output: Any) -> str:
-    return (
-        "; ".join(f"{r.category} {r.score:.2f} >= {r.threshold:.2f}" for r in output.moderation.reasons)
-        or "-"
-    )
+    """Scores for a masked output; a held or blocked one carries only its categories (docs/api.md)."""
+    if output.moderation.scores:
+        parts = [f"{r.category} {r.score:.2f} >= {r.threshold:.2f}" for r in output.moderation.reasons]
+    else:
+        parts = [r.category for r in output.moderation.reasons]
+    return "; ".join(parts) or "-"
 
 
 def _register_groups() -> None:

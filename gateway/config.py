@@ -80,6 +80,12 @@ class Settings:
     max_prompt_chars: int = 32_000
     default_max_new_tokens: int = 64
     max_queue: int = 64
+    # WatchResult: a watch ends after `watch_max_s` with DEADLINE_EXCEEDED (the client watches again), a
+    # key holds at most `watch_max_per_key` watches at once on this gateway (RESOURCE_EXHAUSTED past it),
+    # and a watch re-checks its key every `watch_recheck_s` (revoked: UNAUTHENTICATED, the watch ends).
+    watch_max_s: float = 600.0
+    watch_max_per_key: int = 8
+    watch_recheck_s: float = 30.0
     # Dynamic batching of generation: at most this many rows (prompts x num_return_sequences) decode
     # together; an idle worker waits this long for more requests before it starts a batch.
     max_batch_size: int = 8
@@ -141,6 +147,7 @@ _POSITIVE_INTS = (
     "max_batch_size",
     "password_hash_time_cost",
     "password_hash_parallelism",
+    "watch_max_per_key",
 )
 
 
@@ -168,6 +175,8 @@ def _validate(s: Settings) -> None:
         ("session_idle_s", "positive"),
         ("audit_anchor_interval_s", "positive"),
         ("max_batch_wait_ms", "non-negative"),
+        ("watch_max_s", "positive"),
+        ("watch_recheck_s", "positive"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

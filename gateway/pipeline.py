@@ -9,6 +9,7 @@ whichever way a client comes in. What an edge sends is decided by `Decision.rele
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +34,7 @@ from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
 from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
-from gateway.recording import OutputRecord, Recorder, RequestHandle
+from gateway.recording import OutputRecord, Recorder, ReleasedPrefix, RequestHandle
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -58,6 +59,10 @@ class Admission:
     call: CallContext
     record: RequestHandle | None = None
     generated_tokens: int = 0
+    # The prompts' token ids, encoded off the event loop after admission (`GenerationPipeline.admitted`).
+    prompt_ids: list[list[int]] = dataclasses.field(default_factory=list)
+    # A stream's text sent so far, for the record if the call ends early (None: nothing to record).
+    released: Callable[[], ReleasedPrefix | None] = lambda: None
 
     @property
     def handle(self) -> RequestHandle:
@@ -99,6 +104,24 @@ class StreamFinished:
 
 StreamEvent = StreamStarted | str | StreamFinished
 
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def storable(text: str) -> str:
+    """NUL cannot be stored in a PostgreSQL text column (the insert fails and the output is lost). The
+    decoders never choose a token that decodes to NUL (`LoadedModel.nul_token_ids`); this is the backstop
+    for a vocabulary where that search missed one. One character for one, so moderation spans, stream
+    prefixes and the recorded text stay aligned."""
+    if NUL not in text:
+        return text
+    log.warning("generated text held NUL; stored and moderated with U+FFFD in its place")
+    return text.replace(NUL, REPLACEMENT)
+
+
+def _storable_sequence(sequence: GeneratedSequence) -> GeneratedSequence:
+    text = storable(sequence.text)
+    return sequence if text is sequence.text else dataclasses.replace(sequence, text=text)
+
 
 class GenerationPipeline:
     def __init__(
@@ -137,15 +160,13 @@ class GenerationPipeline:
         self, prompts: list[str], raw: RawParams, *, field: str, stream: bool = False
     ) -> SamplingParams:
         """Validates the prompts (`field` names them as the client spelled it) and the parameters against
-        the model's limits; raises InvalidArgument naming the first bad field."""
+        the model's limits; raises InvalidArgument naming the first bad field. Cheap checks only: the
+        prompts are tokenised (to check they fit the context) after admission, see `_check_contexts`."""
         if stream:
             validate_prompt(prompts[0], self._limits, field=field)
         else:
             validate_prompts(prompts, self._limits, field=field)
         params = resolve(raw, self._limits)
-        for i, prompt in enumerate(prompts):
-            name = field if len(prompts) == 1 else f"{field}[{i}]"
-            check_context(self._generator.count_tokens(prompt), params, self._limits, field=name)
         if stream and params.num_return_sequences != 1:
             raise InvalidArgument(
                 "parameters.num_return_sequences", "a stream carries one sequence; use Generate for several"
@@ -177,15 +198,38 @@ class GenerationPipeline:
             reserved_tokens=reserved,
         )
 
+    def _encode_checked(self, prompts: list[str], params: SamplingParams, name: str) -> list[list[int]]:
+        """Each prompt's token ids, once it is known to fit the context with `max_new_tokens`."""
+        encoded = []
+        for i, prompt in enumerate(prompts):
+            ids = self._generator.encode(prompt)
+            where = name if len(prompts) == 1 else f"{name}[{i}]"
+            check_context(len(ids), params, self._limits, field=where)
+            encoded.append(ids)
+        return encoded
+
     @asynccontextmanager
     async def admitted(
-        self, caller: Caller, request_id: str, params: SamplingParams, prompts: list[str], *, stream: bool
+        self,
+        caller: Caller,
+        request_id: str,
+        params: SamplingParams,
+        prompts: list[str],
+        *,
+        stream: bool,
+        field: str = "input_string",
     ) -> AsyncIterator[Admission]:
         """Admits the call, commits its record before any generation work, marks the record failed or
-        cancelled if the body raises, and gives back unused reserved tokens."""
+        cancelled if the body raises, and gives back unused reserved tokens.
+
+        The prompts are tokenised after the rate-limit check and off the event loop: a flood of
+        32,000-character prompts from a key over its limit costs no tokenizer time, and one that is let
+        in does not stall every other call while it is tokenised. A prompt too long for the context is
+        refused here (INVALID_ARGUMENT, nothing recorded; the request still counts against the limit)."""
         call = await self._admit(caller, request_id, params, prompts)
         admission = Admission(call=call)
         try:
+            admission.prompt_ids = await asyncio.to_thread(self._encode_checked, prompts, params, field)
             admission.record = await self._recorder.request_received(
                 request_id=call.request_id,
                 tenant=call.tenant,
@@ -196,7 +240,7 @@ class GenerationPipeline:
                 prompts=prompts,
                 stream=stream,
             )
-            async with self._recorder.failure_guard(admission.record):
+            async with self._recorder.failure_guard(admission.record, lambda: admission.released()):
                 yield admission
         finally:
             await self._refund(call, call.reserved_tokens - admission.generated_tokens)
@@ -220,15 +264,17 @@ class GenerationPipeline:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
+        field: str = "input_string",
     ) -> Completed:
-        """Every sequence of every prompt, moderated in one batch and recorded before returning."""
-        async with self.admitted(caller, request_id, params, prompts, stream=False) as admission:
+        """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
+        the prompts' name in the client's request, for errors."""
+        async with self.admitted(caller, request_id, params, prompts, stream=False, field=field) as admission:
             generated: list[tuple[int, str, GeneratedSequence]] = []
             per_prompt = await self._batcher.generate_many(
-                prompts, params, cancel=cancel, should_stop=should_stop
+                prompts, params, cancel=cancel, should_stop=should_stop, prompt_ids=admission.prompt_ids
             )
             for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
-                generated.extend((index, prompt, s) for s in sequences)
+                generated.extend((index, prompt, _storable_sequence(s)) for s in sequences)
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             texts = [s.text for _, _, s in generated]
             if self._mod_batcher is not None:
@@ -266,11 +312,24 @@ class GenerationPipeline:
         async with self.admitted(caller, request_id, params, [prompt], stream=True) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
             moderator = self._moderator.stream(policy=admission.call.policy)
+            policy = self._moderator.policy(admission.call.policy)
+
+            def released_so_far() -> ReleasedPrefix:
+                return ReleasedPrefix(
+                    prompt=prompt,
+                    generated_text=moderator.text,
+                    released_text="".join(released),
+                    policy_name=policy.name,
+                    policy_version=policy.version,
+                    prompt_tokens=len(admission.prompt_ids[0]),
+                )
+
+            admission.released = released_so_far
             deltas: asyncio.Queue[str] = asyncio.Queue()
             loop = asyncio.get_running_loop()
 
             def on_text(delta: str) -> None:  # called on the batcher's thread
-                loop.call_soon_threadsafe(deltas.put_nowait, delta)
+                loop.call_soon_threadsafe(deltas.put_nowait, storable(delta))
 
             generation = asyncio.ensure_future(
                 self._batcher.generate_stream(
@@ -279,6 +338,7 @@ class GenerationPipeline:
                     cancel=cancel,
                     should_stop=should_stop,
                     on_text=on_text,
+                    prompt_ids=admission.prompt_ids[0],
                 )
             )
             try:
@@ -301,7 +361,7 @@ class GenerationPipeline:
                     if chunk:
                         released.append(chunk)
                         yield chunk
-                sequence = generation.result()
+                sequence = _storable_sequence(generation.result())
                 admission.generated_tokens = sequence.generated_tokens
             finally:
                 if not generation.done():
@@ -317,6 +377,9 @@ class GenerationPipeline:
                 decision=decision,
                 streamed_text="".join(released),
             )
+            # From here the outcome records the whole text: a failure while recording it must not also
+            # insert the prefix row (the outcome's transaction may still commit in its thread).
+            admission.released = lambda: None
             (ticket,) = await self._recorder.outcome(admission.handle, [record])
             observe_decisions([decision], admission.generated_tokens)
         if rest:

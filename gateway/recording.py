@@ -55,8 +55,25 @@ class OutputRecord:
     sequence: GeneratedSequence
     decision: Decision
     # For streams: what the client was sent. When the moderator stopped a stream's release, this prefix
-    # is all the client saw of a held or blocked text; the audit log records it (it was released).
+    # is all the client saw of a held or blocked text: the output row keeps it (`streamed_text`), the
+    # audit log does not (it carries no text).
     streamed_text: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleasedPrefix:
+    """What a stream had sent when it ended early (cancelled, deadline, failure): recorded as its output
+    so that an operator or reviewer sees what the client got. `released_text` is exactly what was sent
+    (masked where the policy masked); `generated_text` is what the model had produced so far, the
+    held-back tail included. No moderation decision covers the whole text: scores and reasons stay empty
+    and `finish_reason` says how the stream ended."""
+
+    prompt: str
+    generated_text: str
+    released_text: str
+    policy_name: str
+    policy_version: str
+    prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,7 @@ class Recorder:
                     generated_tokens=o.sequence.generated_tokens,
                     finish_reason=o.sequence.finish_reason.value,
                 )
+                row.streamed_text = o.streamed_text
                 if d.action in (Action.HOLD, Action.BLOCK):
                     # Held: the handle for the reviewed result. Blocked: the handle for an appeal.
                     row.ticket = new_ticket()  # before the audit events, which name it
@@ -225,8 +243,12 @@ class Recorder:
             )
 
     @asynccontextmanager
-    async def failure_guard(self, handle: RequestHandle) -> AsyncIterator[None]:
-        """Marks the request cancelled or failed when the body raises, then re-raises."""
+    async def failure_guard(
+        self, handle: RequestHandle, released: Callable[[], ReleasedPrefix | None] = lambda: None
+    ) -> AsyncIterator[None]:
+        """Marks the request cancelled or failed when the body raises, then re-raises. `released`: what
+        a stream had sent by then (None or empty: nothing), stored as the request's output in the same
+        transaction."""
         try:
             yield
         except BaseException as exc:
@@ -234,17 +256,21 @@ class Recorder:
             status = RequestStatus.CANCELLED if cancelled else RequestStatus.FAILED
             event = events.REQUEST_CANCELLED if cancelled else events.GENERATION_FAILED
             error = "cancelled" if cancelled else exc.__class__.__name__
+            prefix = released()
 
             def work(session: Session) -> None:
                 request = session.get_one(GenerationRequest, handle.id)
                 set_request_status(session=session, request=request, status=status, error=error)
+                payload: dict[str, Any] = {"generation_request": handle.id, "error": error}
+                if prefix is not None and prefix.released_text:
+                    payload["output"] = _record_prefix(session, request, prefix, ended=status.value).id
                 append(
                     session=session,
                     event_type=event,
                     actor=ACTOR,
                     tenant=handle.tenant,
                     request_id=handle.request_id,
-                    payload={"generation_request": handle.id, "error": error},
+                    payload=payload,
                 )
 
             try:
@@ -252,3 +278,29 @@ class Recorder:
             except Exception:
                 log.exception("could not mark request %s as %s", handle.request_id, status.value)
             raise
+
+
+def _record_prefix(
+    session: Session, request: GenerationRequest, prefix: ReleasedPrefix, *, ended: str
+) -> GenerationOutput:
+    """The output row of a stream that ended early: released (or masked) as far as it was sent."""
+    sent = prefix.released_text
+    masked = prefix.generated_text[: len(sent)] != sent  # masking keeps lengths: a prefix unless masked
+    row = record_output(
+        session=session,
+        request=request,
+        prompt_index=0,
+        sequence_index=0,
+        prompt=prefix.prompt,
+        generated_text=prefix.generated_text,
+        action=ModerationAction.MASK if masked else ModerationAction.RELEASE,
+        masked_text=sent if masked else None,
+        policy_name=prefix.policy_name,
+        policy_version=prefix.policy_version,
+        prompt_tokens=prefix.prompt_tokens,
+        finish_reason=ended,
+    )
+    row.released_text = sent  # what was sent, not the held-back tail of `generated_text`
+    row.streamed_text = sent
+    session.flush()
+    return row

@@ -50,12 +50,13 @@ from gateway.recording import Recorder
 from gateway.replay import replay
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
-from gateway.services.results import ResultReader
+from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
 from gateway.web import WebServer, WebStartupError, create_app
+from gateway.web.edge import OWN_BODY_LIMIT
 from gateway.web.openai import DEFAULT_CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, OpenAIEndpoints
 from gateway.web.score import ScoreEndpoint
 from moderation.moderator import Moderator
@@ -178,6 +179,17 @@ class GatewayServer:
             observe=WORK_SECONDS.labels("moderation").observe,
         )
         self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
+        settings = components.settings
+        # One limiter for generation and result calls: a key's requests per minute count them all.
+        limiter = (
+            DatabaseRateLimiter(components.sessions)
+            if settings.rate_limit_store == "database"
+            else RateLimiter()
+        )
+        default_limits = RateLimits(
+            requests_per_minute=settings.default_requests_per_minute,
+            tokens_per_minute=settings.default_tokens_per_minute,
+        )
         self.pipeline = GenerationPipeline(
             generator=components.generator,
             moderator=components.moderator,
@@ -185,17 +197,21 @@ class GatewayServer:
             limits=components.limits(),
             batcher=self.batcher,
             moderation_worker=self._mod_worker,
-            limiter=DatabaseRateLimiter(components.sessions)
-            if components.settings.rate_limit_store == "database"
-            else RateLimiter(),
-            default_limits=RateLimits(
-                requests_per_minute=components.settings.default_requests_per_minute,
-                tokens_per_minute=components.settings.default_tokens_per_minute,
-            ),
+            limiter=limiter,
+            default_limits=default_limits,
             moderation_batcher=self.moderation_batcher,
             served_model=served_model_name(components.settings),
         )
-        self.results = ResultReader(components.sessions)
+        self.results = ResultReader(
+            components.sessions,
+            limiter=limiter,
+            default_limits=default_limits,
+            watches=Watches(
+                max_s=settings.watch_max_s,
+                per_key=settings.watch_max_per_key,
+                recheck_s=settings.watch_recheck_s,
+            ),
+        )
         authenticate = None if components.settings.insecure_no_auth else KeyAuthenticator(components.sessions)
         self._authenticate = authenticate
         # The first interceptor runs first. Errors wrap authentication, so that a failing key lookup
@@ -259,7 +275,7 @@ class GatewayServer:
             chat_template=chat,
         )
         score = ScoreEndpoint(self.pipeline, self._authenticate).handle
-        return [Route("/score", score, methods=["POST"]), *openai.routes()]
+        return [Route("/score", score, methods=["POST"], max_body_size=OWN_BODY_LIMIT), *openai.routes()]
 
     async def _start_web(self, address: str) -> None:
         moderator = self._c.moderator

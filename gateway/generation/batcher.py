@@ -120,10 +120,12 @@ class Batcher:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
+        prompt_ids: Sequence[list[int]] | None = None,
     ) -> list[list[GeneratedSequence]]:
         """`generate` for the prompts of one call, queued together so they can share a batch; the call
-        takes one decision on the queue (all in or refused), like a single prompt."""
-        return await self._submit(list(prompts), params, cancel, should_stop, None)
+        takes one decision on the queue (all in or refused), like a single prompt. `prompt_ids`: the
+        prompts already encoded (`Generator.encode`, off the event loop), else they are encoded here."""
+        return await self._submit(list(prompts), params, cancel, should_stop, None, prompt_ids)
 
     async def generate_stream(
         self,
@@ -133,12 +135,14 @@ class Batcher:
         cancel: threading.Event,
         should_stop: Callable[[], bool],
         on_text: Callable[[str], None],
+        prompt_ids: list[int] | None = None,
     ) -> GeneratedSequence:
         """One sequence; `on_text` gets its text in order, already cut at the first stop sequence, from
-        the worker thread (hop to the event loop yourself)."""
+        the worker thread (hop to the event loop yourself). `prompt_ids`: as for `generate_many`."""
         if params.num_return_sequences != 1:
             raise ValueError("a stream carries one sequence")
-        ((sequence,),) = await self._submit([prompt], params, cancel, should_stop, on_text)
+        ids = None if prompt_ids is None else [prompt_ids]
+        ((sequence,),) = await self._submit([prompt], params, cancel, should_stop, on_text, ids)
         return sequence
 
     async def _submit(
@@ -148,18 +152,21 @@ class Batcher:
         cancel: threading.Event,
         should_stop: Callable[[], bool],
         on_text: Callable[[str], None] | None,
+        prompt_ids: Sequence[list[int]] | None = None,
     ) -> list[list[GeneratedSequence]]:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in prompts]
-        # Tokenised here, on the event loop's thread like `Generator.count_tokens`: a fast tokenizer
-        # must not encode from two threads at once.
-        tokenizer = self._lm.tokenizer
         jobs = [
             Job(prompt, params, cancel, should_stop, on_text, deliverer(loop, future))
             for prompt, future in zip(prompts, futures, strict=True)
         ]
-        for job in jobs:
-            job.prompt_ids = tokenizer(job.prompt)["input_ids"]
+        if prompt_ids is not None and len(prompt_ids) != len(jobs):
+            raise ValueError("prompt_ids must hold one encoding per prompt")
+        for i, job in enumerate(jobs):
+            # The pipeline encodes off the event loop and passes the ids; direct callers (tests,
+            # benchmarks) get them encoded here.
+            given = prompt_ids[i] if prompt_ids is not None else None
+            job.prompt_ids = list(given) if given is not None else self._generator.encode(job.prompt)
         with self._cond:
             if self._closing:
                 raise Unavailable("the generation worker is shutting down; retry later")
@@ -300,7 +307,12 @@ class Batcher:
         lm = self._lm
         tok = lm.tokenizer
         for job in jobs:
-            job.sampler = RequestSampler(job.params, eos_token_id=tok.eos_token_id, device=lm.device)
+            job.sampler = RequestSampler(
+                job.params,
+                eos_token_id=tok.eos_token_id,
+                device=lm.device,
+                suppress_token_ids=lm.nul_token_ids,
+            )
             job.live = job.params.num_return_sequences
         pending = PendingPrefill.of(
             [job.prompt_ids for job in jobs],

@@ -44,6 +44,7 @@ class Generator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -59,8 +60,14 @@ class Generator:
             }
         )
 
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids. Callable from any thread: a fast tokenizer must not encode from two
+        threads at once, so encodings take turns (a prompt of 32,000 characters takes milliseconds)."""
+        with self._encode_lock:
+            return list(self.loaded.tokenizer(prompt)["input_ids"])
+
     def count_tokens(self, prompt: str) -> int:
-        return len(self.loaded.tokenizer(prompt)["input_ids"])
+        return len(self.encode(prompt))
 
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
         tok = self.loaded.tokenizer
@@ -73,6 +80,8 @@ class Generator:
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": tok.eos_token_id,
         }
+        if self.loaded.nul_token_ids:  # never NUL in a text (see LoadedModel.nul_token_ids)
+            kwargs["suppress_tokens"] = list(self.loaded.nul_token_ids)
         if params.do_sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,19 @@ class LoadedModel:
     device: str
     is_demo: bool
     kernels: str = "default"  # or "onednn-prepacked" (gateway.generation.prepack)
+    _nul_ids: tuple[int, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def nul_token_ids(self) -> tuple[int, ...]:
+        """Tokens whose text holds a NUL character, never to be generated: PostgreSQL's text type
+        refuses NUL, so such an output could not be recorded (and the client would get INTERNAL).
+        Byte-level BPE has one (byte 0); a byte-fallback vocabulary has `<0x00>`. Found once, by decoding
+        every token alone: a NUL byte decodes to NUL whatever surrounds it, so no longer sequence can
+        make one from tokens that have none."""
+        if self._nul_ids is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._nul_ids = tuple(i for i, text in enumerate(texts) if "\x00" in text)
+        return self._nul_ids
 
     @property
     def context_length(self) -> int:
@@ -120,7 +133,7 @@ def load_model(
         torch.__version__,
     )
     kernels = _prepack(lm, device) if prepack else "default"
-    return LoadedModel(
+    loaded = LoadedModel(
         model=lm,
         tokenizer=tokenizer,
         model_id=model,
@@ -129,6 +142,8 @@ def load_model(
         is_demo=is_demo,
         kernels=kernels,
     )
+    log.info("%d token(s) that decode to NUL will never be generated", len(loaded.nul_token_ids))
+    return loaded
 
 
 def _prepack(lm: Any, device: str) -> str:

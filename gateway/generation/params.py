@@ -127,6 +127,8 @@ def resolve(raw: RawParams, limits: Limits) -> SamplingParams:
             raise InvalidArgument(f"stop[{i}]", "must not be empty")
         if len(s) > limits.max_stop_length:
             raise InvalidArgument(f"stop[{i}]", f"at most {limits.max_stop_length} characters, got {len(s)}")
+        if "\x00" in s:  # never in a generated text, and PostgreSQL stores no NUL (the request row)
+            raise InvalidArgument(f"stop[{i}]", "must not contain NUL characters")
     return SamplingParams(
         temperature=temperature,
         top_p=top_p,

@@ -34,9 +34,20 @@ class RequestSampler:
     form one rectangular tensor for the repetition penalty.
     """
 
-    def __init__(self, params: SamplingParams, *, eos_token_id: int, device: str | torch.device) -> None:
+    def __init__(
+        self,
+        params: SamplingParams,
+        *,
+        eos_token_id: int,
+        device: str | torch.device,
+        suppress_token_ids: Sequence[int] = (),
+    ) -> None:
+        """`suppress_token_ids`: never chosen (`LoadedModel.nul_token_ids`); `Generator` passes the same
+        ids to `generate` as `suppress_tokens`, so both paths still give the same text."""
         self.params = params
         self._eos = eos_token_id
+        self._suppress = tuple(suppress_token_ids)
+        self._suppress_mask: torch.Tensor | None = None  # built at the first step (needs the vocab size)
         self._generator: torch.Generator | None = None
         if params.do_sample:
             self._generator = torch.Generator(device=device)
@@ -58,7 +69,8 @@ class RequestSampler:
 
     def process(self, token_ids: torch.Tensor | None, scores: torch.Tensor, generated: int) -> torch.Tensor:
         """The processed scores, mirroring transformers' processors op for op (so results are bitwise
-        equal): RepetitionPenalty, MinNewTokensLength, then for sampling Temperature, TopK, TopP."""
+        equal): RepetitionPenalty, MinNewTokensLength, SuppressTokens, then for sampling Temperature,
+        TopK, TopP."""
         p = self.params
         if p.repetition_penalty != 1.0:
             if token_ids is None:
@@ -70,6 +82,13 @@ class RequestSampler:
             eos_mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
             eos_mask[self._eos] = True
             scores = torch.where(eos_mask, -torch.inf, scores)
+        if self._suppress:
+            if self._suppress_mask is None:
+                mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+                # Ids past the logits (tokens added to the tokenizer only) are ignored, as `generate` does.
+                mask[[i for i in self._suppress if i < scores.shape[-1]]] = True
+                self._suppress_mask = mask
+            scores = torch.where(self._suppress_mask, -torch.inf, scores)
         if not p.do_sample:
             return scores
         if p.temperature != 1.0:

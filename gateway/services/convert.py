@@ -1,7 +1,10 @@
 """Conversion between protobuf messages and domain objects, at the edge of the service.
 
 This is the one place that decides what of a moderation decision a client may see: text only for
-released or masked outputs, reasons without excerpts.
+released or masked outputs, reasons without excerpts. A held or blocked output carries only its ticket,
+the action and which rules fired (category and action): its scores, token counts and finish reason are
+facts about the withheld text, and with a seeded stop-sequence rerun they would tell a client its words
+one probe at a time (docs/operations.md, "What a client learns about withheld text").
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ def raw_params_from_pb(p: gen_pb.SamplingParameters) -> RawParams:
     )
 
 
+def withheld_moderation_to_pb(decision: Decision) -> mod_pb.ModerationResult:
+    """What a client may know of a decision that withheld the text: the action, each fired rule's category
+    and action, and which policy and scorers decided. No score: it is measured on the withheld text."""
+    return mod_pb.ModerationResult(
+        action=_ACTION_TO_PB[decision.action],
+        reasons=[
+            mod_pb.Reason(category=r.category, action=_ACTION_TO_PB[r.action]) for r in decision.reasons
+        ],
+        policy=decision.policy_name,
+        policy_version=decision.policy_version,
+        scorers=[mod_pb.ScorerVersion(name=s.name, version=s.version) for s in decision.scorers],
+    )
+
+
 def moderation_to_pb(decision: Decision) -> mod_pb.ModerationResult:
     return mod_pb.ModerationResult(
         action=_ACTION_TO_PB[decision.action],
@@ -82,7 +99,14 @@ def output_to_pb(
     include_text: bool = True,
 ) -> gen_pb.Output:
     """`include_text=False` is for the end of a stream, whose released text was already sent."""
-    text = decision.text if decision.releasable and include_text else ""
+    if not decision.releasable:
+        return gen_pb.Output(
+            prompt_index=prompt_index,
+            sequence_index=sequence.sequence_index,
+            moderation=withheld_moderation_to_pb(decision),
+            ticket=ticket or "",
+        )
+    text = decision.text if include_text else ""
     return gen_pb.Output(
         prompt_index=prompt_index,
         sequence_index=sequence.sequence_index,

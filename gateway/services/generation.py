@@ -52,10 +52,12 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
             cancel=cancel,
             should_stop=_should_stop(cancel, context),
         )
+        withheld = any(not o.decision.releasable for o in done.outcomes)
         return gen_pb.GenerateResponse(
             request_id=done.request_id,
             model=done.model,
-            seed=done.seed,
+            # The seed would let a client rerun a withheld text with stop sequences as an oracle.
+            seed=0 if withheld else done.seed,
             outputs=[
                 output_to_pb(
                     prompt_index=o.record.prompt_index,
@@ -85,7 +87,10 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
         )
         async for event in events:
             if isinstance(event, StreamStarted):
-                start = gen_pb.StreamStart(request_id=event.request_id, model=event.model, seed=event.seed)
+                # Sent before the decision, so only a seed the client chose (and knows): a seed the
+                # server drew could replay a text that then turns out withheld.
+                seed = event.seed if request.parameters.HasField("seed") else 0
+                start = gen_pb.StreamStart(request_id=event.request_id, model=event.model, seed=seed)
                 yield gen_pb.GenerateStreamResponse(start=start)
             elif isinstance(event, StreamFinished):
                 o = event.outcome
@@ -104,7 +109,7 @@ class GenerationServicer(gen_grpc.GenerationServiceServicer):
     async def GetResult(
         self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> gen_pb.Result:
-        return result_to_pb(await self._results.read(request.ticket, current_caller()))
+        return result_to_pb(await self._results.get(request.ticket, current_caller()))
 
     async def WatchResult(
         self, request: gen_pb.GetResultRequest, context: grpc.aio.ServicerContext

@@ -11,6 +11,9 @@ SQLite, as configured here:
   next review item, read the last audit hash and append) cannot interleave with another writer; with a
   deferred BEGIN, the second writer of two would fail with ``SQLITE_BUSY_SNAPSHOT`` mid-transaction,
   which ``busy_timeout`` does not retry. SQLite has one writer anyway, so the cost is small.
+  A transaction opened with the execution option ``READ_ONLY`` (``gateway.storage.tx.in_read_only``)
+  starts with a deferred ``BEGIN`` instead: it only reads, so it never takes the write lock, and under
+  WAL it neither waits for writers nor makes them wait.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///var/modgate.db"
+# Execution option of a read-only transaction (see the module docstring).
+READ_ONLY = "modgate_read_only"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -85,7 +90,8 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

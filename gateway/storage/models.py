@@ -131,6 +131,9 @@ class GenerationOutput(Base):
     prompt: Mapped[str] = mapped_column(Text)
     generated_text: Mapped[str] = mapped_column(Text)
     released_text: Mapped[str | None] = mapped_column(Text)
+    # A stream's output: what the client was sent while it streamed. For a held or blocked one, the prefix
+    # released before the moderator stopped the release (the audit log carries no text). None: unary.
+    streamed_text: Mapped[str | None] = mapped_column(Text)
     scores: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
     reasons: Mapped[list[Any]] = mapped_column(json_type(), default=list)
     spans: Mapped[list[Any]] = mapped_column(json_type(), default=list)

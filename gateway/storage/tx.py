@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import Unavailable
+from gateway.storage.engine import READ_ONLY
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,3 +34,23 @@ def run_in_transaction(sessions: sessionmaker[Session], work: Callable[[Session]
 
 async def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     return await asyncio.to_thread(run_in_transaction, sessions, work)
+
+
+def run_read_only(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`run_in_transaction` for work that only reads (polls): on SQLite a deferred BEGIN, which takes no
+    write lock; on PostgreSQL a READ ONLY transaction, so a write slipped into `work` fails loudly."""
+    options = {READ_ONLY: True, "postgresql_readonly": True}
+    try:
+        with sessions() as session:
+            session.connection(execution_options=options)
+            try:
+                return work(session)
+            finally:
+                session.rollback()  # nothing to commit; ends the read transaction
+    except (OperationalError, PoolTimeoutError) as exc:
+        log.error("database unavailable: %s", exc.__class__.__name__, exc_info=True)
+        raise Unavailable("the gateway's database is unavailable; retry later") from exc
+
+
+async def in_read_only(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    return await asyncio.to_thread(run_read_only, sessions, work)

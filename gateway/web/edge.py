@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -15,6 +16,9 @@ from gateway.auth import INSECURE_CALLER, Authenticate, Caller, bearer_token
 from gateway.errors import Forbidden, InvalidArgument, Unauthenticated
 
 MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
+# A route's `max_body_size` for these endpoints: they count their own body (`read_body`, the same limit)
+# so that a refusal comes in their JSON shape, not as the app-wide limit's plain-text 413.
+OWN_BODY_LIMIT = sys.maxsize
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 

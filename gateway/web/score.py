@@ -7,29 +7,25 @@ sequence, as in the card). A sequence the policy did not release is never text: 
 ``{"status": "blocked", "ticket": ..., "reasons": [...]}`` (appeal with the ticket).
 
 Same API keys (``Authorization: Bearer``, scope ``generate``), rate limits, pipeline, records and audit
-as gRPC. An API endpoint, not a page: no cookies, so no CSRF; errors are JSON with an HTTP status and the
-field that is wrong.
+as gRPC; the request id, key and bounded body as every HTTP API front door (`gateway/web/edge.py`). Errors
+are JSON with an HTTP status and the field that is wrong.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import threading
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import INSECURE_CALLER, Authenticate, Caller, bearer_token
-from gateway.errors import Forbidden, GatewayError, InvalidArgument, Unauthenticated
+from gateway.auth import Authenticate
+from gateway.errors import GatewayError, InvalidArgument
 from gateway.generation.params import RawParams
 from gateway.pipeline import GenerationPipeline, Outcome
+from gateway.web.edge import caller_for, parse_json, read_body, request_id_for
 
-MAX_BODY_BYTES = 1 << 20
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _PARAMS = "input_data.parameters"
 _NUMBERS = ("temperature", "top_p", "repetition_penalty")
 _INTEGERS = ("top_k", "max_new_tokens", "seed", "num_return_sequences", "min_new_tokens")
@@ -69,10 +65,7 @@ def _param(params: dict[str, Any], name: str) -> Any:
 
 def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
     """The prompts and parameters of a body, or InvalidArgument naming the field that is wrong."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("body", "must be a JSON object") from None
+    body = parse_json(raw)
     if not isinstance(body, dict) or set(body) - {"input_data"}:
         raise InvalidArgument("body", 'must be an object with one key, "input_data"')
     data = body.get("input_data")
@@ -96,11 +89,12 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
 
 
 def _sequence(outcome: Outcome) -> Any:
-    """Text only when the policy released it; otherwise what happened and the ticket, never the text."""
+    """Text only when the policy released it; otherwise what happened, the ticket and (blocked) the
+    categories that fired: no score, which is measured on the withheld text (see `convert.py`)."""
     d = outcome.decision
     if d.releasable:
         return d.text
-    reasons = [{"category": r.category, "score": r.score, "threshold": r.threshold} for r in d.reasons]
+    reasons = [{"category": r.category} for r in d.reasons]
     status = "held" if d.action.name == "HOLD" else "blocked"
     answer: dict[str, Any] = {"status": status, "ticket": outcome.ticket}
     if status == "blocked":
@@ -115,27 +109,11 @@ class ScoreEndpoint:
         self._pipeline = pipeline
         self._authenticate = authenticate
 
-    async def _caller(self, request: Request) -> Caller:
-        if self._authenticate is None:
-            return INSECURE_CALLER
-        secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
-        if secret is None:
-            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-        caller = await self._authenticate(secret)
-        if caller is None:
-            raise Unauthenticated("invalid or revoked API key")
-        if not caller.has_scope("generate"):
-            raise Forbidden("this API key lacks the 'generate' scope")
-        return caller
-
     async def handle(self, request: Request) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = request_id_for(request)
         try:
-            caller = await self._caller(request)
-            if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-                raise InvalidArgument("body", f"at most {MAX_BODY_BYTES} bytes")
-            prompts, raw = parse_body(await request.body())
+            caller = await caller_for(request, self._authenticate, "generate")
+            prompts, raw = parse_body(await read_body(request))
             try:
                 params = self._pipeline.prepare(prompts, raw, field="input_data.input_string")
             except InvalidArgument as exc:
@@ -144,7 +122,13 @@ class ScoreEndpoint:
                 raise
             cancel = threading.Event()
             done = await self._pipeline.generate(
-                caller, request_id, prompts, params, cancel=cancel, should_stop=cancel.is_set
+                caller,
+                request_id,
+                prompts,
+                params,
+                cancel=cancel,
+                should_stop=cancel.is_set,
+                field="input_data.input_string",
             )
         except GatewayError as exc:
             response = _error(exc)

@@ -174,11 +174,11 @@ def _try_update_audit(url: str) -> str | None:
 
 
 def test_audit_append_only_migration_up_down_up(empty_db_url: str) -> None:
-    """0008's triggers exist at head, go with a downgrade of one step, and come back."""
+    """0008's triggers exist at head, go with a downgrade below 0008, and come back."""
     migrate.upgrade(empty_db_url)
     refusal = _try_update_audit(empty_db_url)
     assert refusal is not None and "append-only" in refusal
-    migrate.downgrade(empty_db_url, "-1")
+    migrate.downgrade(empty_db_url, "0007")
     assert _try_update_audit(empty_db_url) is None
     migrate.upgrade(empty_db_url)
     refusal = _try_update_audit(empty_db_url)

@@ -243,3 +243,14 @@ def test_keys_scopes_and_rate_limits(server: ServerThread, keys: dict[str, str],
     with pytest.raises(openai.RateLimitError) as info:
         slow.completions.create(model=model, prompt="x", max_tokens=2)
     assert int(info.value.response.headers["retry-after"]) >= 1
+
+
+def test_oversized_and_deeply_nested_bodies_are_refused_in_openais_shape(
+    server: ServerThread, keys: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {keys['app']}", "Content-Type": "application/json"}
+    url = f"{server.web_url}/v1/completions"
+    big = httpx.post(url, content=b'{"prompt": "' + b"a" * (1 << 20) + b'"}', headers=headers, timeout=30)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    deep = httpx.post(url, content=b"[" * 100_000 + b"]" * 100_000, headers=headers, timeout=30)
+    assert deep.status_code == 400 and deep.json()["error"]["param"] == "body"

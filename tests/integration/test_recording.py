@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit import events
@@ -15,9 +14,6 @@ from gateway.audit.chain import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import (
-    AuditEvent,
-    GenerationOutput,
-    GenerationRequest,
     OutputStatus,
     RequestStatus,
     ReviewState,
@@ -25,28 +21,12 @@ from gateway.storage.models import (
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.records import rows_for
 
 
 @pytest.fixture(scope="module")
 def holding(make_gateway: Callable[..., ServerThread]) -> ServerThread:
     return make_gateway(Action.HOLD)
-
-
-def rows_for(
-    db_url: str, request_id: str
-) -> tuple[GenerationRequest, list[GenerationOutput], list[AuditEvent]]:
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        req = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
-        outputs = list(req.outputs)
-        for o in outputs:
-            _ = o.review_item
-        audit = list(
-            s.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id))
-        )
-        s.expunge_all()
-    engine.dispose()
-    return req, outputs, audit
 
 
 def test_held_call_is_recorded_with_review_item_and_audit_trail(
@@ -130,7 +110,9 @@ def test_client_cancelling_a_stream_stops_the_work_and_the_record_says_so(
             if req.status != RequestStatus.GENERATING or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        assert req.status == RequestStatus.CANCELLED and outputs == []
+        assert req.status == RequestStatus.CANCELLED
+        (partial,) = outputs  # the text sent before the cancellation is on record
+        assert partial.finish_reason == "cancelled" and partial.released_text
         assert audit[-1].event_type == events.REQUEST_CANCELLED
         client.generate(PROMPT, max_new_tokens=2)  # the worker is free again at once
         # 500 tokens take ~5.5 s on this model; stopped at the cancellation the whole exchange is quick.

@@ -293,3 +293,64 @@ def test_only_blocked_outputs_can_be_appealed(
         )
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already in the review queue" in info.value.details()
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"decision": rv_pb.REVIEW_DECISION_REJECT, "reason": "x" * 2001}, "reason"),
+        ({"decision": rv_pb.REVIEW_DECISION_REJECT, "reason": "no\x00pe"}, "reason"),
+        ({"decision": rv_pb.REVIEW_DECISION_EDIT, "edited_text": "y" * 20_001}, "edited_text"),
+        ({"decision": rv_pb.REVIEW_DECISION_EDIT, "edited_text": "A\x00B"}, "edited_text"),
+    ],
+)
+def test_decide_refuses_oversized_or_nul_text_and_the_claim_stays(
+    server: ServerThread, channel: grpc.Channel, keys: dict[str, str], kw: dict[str, object], field: str
+) -> None:
+    out = hold_one(server, keys["client"])
+    item = claim(channel, keys["rita"], out.ticket)
+    stub = rv_grpc.ReviewServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Decide(
+            rv_pb.DecideRequest(item_id=item.id, expected_version=item.version, **kw),  # type: ignore[arg-type]
+            metadata=md(keys["rita"]),
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(f"{field}: ")
+    # Nothing was decided: the holder can still decide at the same version.
+    decided = decide(channel, keys["rita"], item, rv_pb.REVIEW_DECISION_REJECT, reason="x" * 2000)
+    assert decided.state == rv_pb.REVIEW_STATE_REJECTED
+
+
+@pytest.mark.parametrize("ticket", ["tkt_\x00", "tkt_ab cd", "tkt_é"])
+def test_malformed_tickets_are_invalid_argument(
+    channel: grpc.Channel, keys: dict[str, str], ticket: str
+) -> None:
+    stub = gen_grpc.GenerationServiceStub(channel)
+    for method, request in [
+        (stub.GetResult, gen_pb.GetResultRequest(ticket=ticket)),
+        (stub.Appeal, gen_pb.AppealRequest(ticket=ticket)),
+    ]:
+        with pytest.raises(grpc.RpcError) as info:
+            method(request, metadata=md(keys["client"]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        assert info.value.details().startswith("ticket: ")
+
+
+def test_appeal_reason_with_nul_is_invalid_argument(
+    server: ServerThread, channel: grpc.Channel, keys: dict[str, str]
+) -> None:
+    with GatewayClient(server.address, api_key=keys["blocked-client"]) as client:
+        out = client.generate(PROMPT, max_new_tokens=FLAG_TOKENS, seed=FLAG_SEED).outputs[0]
+    assert action_name(out.moderation.action) == "BLOCKED"
+    stub = gen_grpc.GenerationServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Appeal(
+            gen_pb.AppealRequest(ticket=out.ticket, reason="a\x00b"), metadata=md(keys["blocked-client"])
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("reason: ")
+    appealed = stub.Appeal(
+        gen_pb.AppealRequest(ticket=out.ticket, reason="ok"), metadata=md(keys["blocked-client"])
+    )
+    assert appealed.state == gen_pb.RESULT_STATE_PENDING

@@ -3,7 +3,7 @@ Held and blocked sequences are never text in the body."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -126,6 +126,34 @@ def test_not_json_and_rate_limits(server: ServerThread, keys: dict[str, str]) ->
     assert score(server, keys["slow"], card_body(["x"], max_new_tokens=1)).status_code == 200
     limited = score(server, keys["slow"], card_body(["x"], max_new_tokens=1))
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("depth", [100_000, 5_000])
+def test_deeply_nested_json_is_400(server: ServerThread, keys: dict[str, str], depth: int) -> None:
+    nested = b'{"input_data": {"input_string": ["x"], "parameters": {"stop": ' + b"[" * depth + b"]" * depth
+    r = httpx.post(
+        f"{server.web_url}/score",
+        content=nested + b"}}}",
+        headers={"Authorization": f"Bearer {keys['test-mask']}"},
+        timeout=60,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == "body" and "nested" in r.json()["error"]["message"]
+
+
+def test_oversized_bodies_are_413_declared_or_chunked(server: ServerThread, keys: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {keys['test-mask']}"}
+    big = b'{"input_data": {"input_string": ["' + b"x" * (1 << 20) + b'"]}}'
+    declared = httpx.post(f"{server.web_url}/score", content=big, headers=auth, timeout=60)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    chunked = httpx.post(f"{server.web_url}/score", content=chunks(), headers=auth, timeout=60)
+    for r in (declared, chunked):
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["field"] == "body" and "bytes" in r.json()["error"]["message"]
 
 
 printable = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)

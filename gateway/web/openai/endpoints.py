@@ -22,7 +22,7 @@ from gateway.errors import GatewayError, InvalidArgument, NotFound
 from gateway.generation.params import SamplingParams
 from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
 from gateway.services.results import ResultReader
-from gateway.web.edge import caller_for, read_json, request_id_for
+from gateway.web.edge import OWN_BODY_LIMIT, caller_for, read_json, request_id_for
 from gateway.web.openai import responses as shape
 from gateway.web.openai.chat import ChatTemplate
 from gateway.web.openai.requests import OpenAIRequest, openai_param, parse_chat, parse_completion
@@ -34,6 +34,20 @@ class _Refused(Exception):
     def __init__(self, error: GatewayError, param: str | None) -> None:
         self.error = error
         self.param = param
+
+
+def prompts_field(chat: bool) -> str:
+    return "messages" if chat else "prompt"
+
+
+def refusal(exc: GatewayError, prompts: str) -> _Refused:
+    """The error with the OpenAI name of the field it concerns ("max_new_tokens" -> "max_tokens")."""
+    if not isinstance(exc, InvalidArgument) or exc.field is None:
+        return _Refused(exc, None)
+    param = openai_param(exc.field, prompts)
+    if param == exc.field:
+        return _Refused(exc, param)
+    return _Refused(type(exc)(param or "", str(exc).split(": ", 1)[1]), param)
 
 
 def error_response(exc: GatewayError, param: str | None, request_id: str) -> JSONResponse:
@@ -65,8 +79,10 @@ class OpenAIEndpoints:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/v1/completions", self.completions, methods=["POST"]),
-            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"], max_body_size=OWN_BODY_LIMIT),
+            Route(
+                "/v1/chat/completions", self.chat_completions, methods=["POST"], max_body_size=OWN_BODY_LIMIT
+            ),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/v1/modgate/results/{ticket}", self.result, methods=["GET"]),
@@ -126,7 +142,7 @@ class OpenAIEndpoints:
         return await self._complete(request, chat=True)
 
     async def _admit(self, request: Request, *, chat: bool) -> tuple[Caller, OpenAIRequest, SamplingParams]:
-        prompts_field = "messages" if chat else "prompt"
+        field = prompts_field(chat)
         try:
             caller = await caller_for(request, self._authenticate, "generate")
         except GatewayError as exc:
@@ -139,14 +155,10 @@ class OpenAIEndpoints:
                 raise _Refused(NotFound(unknown), "model")
             if call.stream and len(call.prompts) != 1:
                 raise InvalidArgument("prompt", "a stream carries one prompt; send a list without stream")
-            params = self._pipeline.prepare(call.prompts, call.raw, field=prompts_field, stream=call.stream)
+            params = self._pipeline.prepare(call.prompts, call.raw, field=field, stream=call.stream)
             return caller, call, params
-        except InvalidArgument as exc:
-            param = openai_param(exc.field, prompts_field)
-            message = str(exc) if exc.field is None else f"{param}: {str(exc).split(': ', 1)[1]}"
-            raise _Refused(InvalidArgument(message), param) from None
         except GatewayError as exc:
-            raise _Refused(exc, None) from None
+            raise refusal(exc, field) from None
 
     async def _complete(self, request: Request, *, chat: bool) -> Response:
         request_id = request_id_for(request)
@@ -172,9 +184,11 @@ class OpenAIEndpoints:
                 params,
                 cancel=cancel,
                 should_stop=cancel.is_set,
+                field=prompts_field(chat),
             )
         except GatewayError as exc:
-            return error_response(exc, None, request_id)
+            failed = refusal(exc, prompts_field(chat))
+            return error_response(failed.error, failed.param, request_id)
         n = params.num_return_sequences
         choice = shape.chat_choice if chat else shape.completion_choice
         body = {

@@ -61,6 +61,7 @@ def test_given_values_are_kept() -> None:
         (RawParams(stop=("",)), "stop[0]"),
         (RawParams(stop=("x" * 65,)), "stop[0]"),
         (RawParams(stop=tuple("abcdefghi")), "stop"),
+        (RawParams(stop=("ok", "a\x00b")), "stop[1]"),
     ],
 )
 def test_each_bad_parameter_is_named(raw: RawParams, field: str) -> None:

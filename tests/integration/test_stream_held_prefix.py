@@ -1,0 +1,79 @@
+"""A stream held after it released some words: the output row keeps the prefix the client was sent
+(`streamed_text`), and no audit event carries it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.client import GatewayClient
+from gateway.generation.generator import Generator
+from gateway.generation.params import Limits, RawParams, resolve
+from gateway.storage.engine import make_engine
+from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
+from moderation.masking import Masker
+from moderation.moderator import Moderator
+from moderation.scorers.profanity import ProfanityScorer
+from moderation.types import Action
+from tests.integration.conftest import gateway_components, policy_for
+from tests.integration.gateway_harness import ServerThread
+
+PROMPT = "Once upon a time in a small village"
+SEED, TOKENS = 12, 32
+
+
+@pytest.fixture(scope="module")
+def late_word(generator: Generator) -> str:
+    """A plain word the demo model writes well into its text for PROMPT and SEED (so words come before)."""
+    (seq,) = generator.generate(
+        PROMPT, resolve(RawParams(seed=SEED, max_new_tokens=TOKENS), Limits()), should_stop=lambda: False
+    )
+    words = seq.text.split()
+    late = [w for w in words[4:] if re.fullmatch(r"[A-Za-z]{3,}", w) and w not in words[:4]]
+    assert late, f"no plain word late in {seq.text!r}"
+    return late[0]
+
+
+@pytest.fixture(scope="module")
+def server(generator: Generator, db_url: str, late_word: str) -> Iterator[ServerThread]:
+    engine = make_engine(db_url)
+    hold = policy_for(Action.HOLD)
+    moderator = Moderator(
+        [ProfanityScorer(builtin_words=False, extra_words=[late_word])],
+        {hold.name: hold},
+        default_policy=hold.name,
+        masker=Masker(),
+    )
+    server = ServerThread(gateway_components(generator, moderator, engine)).start()
+    yield server
+    server.stop(grace=1)
+    engine.dispose()
+
+
+def test_a_held_streams_released_prefix_is_kept_with_the_output_not_in_the_audit(
+    server: ServerThread, db_url: str
+) -> None:
+    with GatewayClient(server.address) as client:
+        messages = list(
+            client.generate_stream(PROMPT, max_new_tokens=TOKENS, seed=SEED, request_id="held-prefix")
+        )
+    streamed = "".join(m.text for m in messages if m.WhichOneof("event") == "text")
+    assert messages[-1].final.ticket and streamed.strip(), "words were released, then the rest was held"
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        request = s.scalars(
+            select(GenerationRequest).where(GenerationRequest.request_id == "held-prefix")
+        ).one()
+        output = s.scalars(
+            select(GenerationOutput).where(GenerationOutput.generation_request_id == request.id)
+        ).one()
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.request_id == "held-prefix")))
+        assert output.streamed_text == streamed and output.released_text is None
+        assert output.generated_text.startswith(streamed)
+    engine.dispose()
+    assert streamed not in json.dumps([e.payload for e in events])
