@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings, SettingsError, load_settings
+from gateway.config import Settings, SettingsError, load_settings, served_model_name
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -143,3 +143,12 @@ def test_insecure_no_auth_only_on_loopback(overrides: dict[str, str], exposed: s
 )
 def test_insecure_no_auth_on_loopback_addresses(overrides: dict[str, object]) -> None:
     assert load_settings(None, env={}, overrides={"insecure_no_auth": True, **overrides}).insecure_no_auth
+
+
+def test_served_model_name(tmp_path: Path) -> None:
+    """A hub id is served as is; a local directory by its name (its path is the operator's business)."""
+    assert served_model_name(Settings(model="EleutherAI/gpt-neo-125M")) == "EleutherAI/gpt-neo-125M"
+    local = tmp_path / "models" / "gpt-neo-tiny"
+    local.mkdir(parents=True)
+    assert served_model_name(Settings(model=str(local))) == "gpt-neo-tiny"
+    assert served_model_name(Settings(model=str(local), served_model_name="neo")) == "neo"
