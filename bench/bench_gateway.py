@@ -109,7 +109,6 @@ class Gateway:
             "dtype": "float32",
             "grpc_address": self.address,
             "database_url": f"sqlite:///{workdir / f'bench-{port}.db'}",
-            "insecure_no_auth": True,
             "web_enabled": False,
             "metrics_address": "",
             "max_batch_size": args.max_batch_size,
@@ -123,7 +122,18 @@ class Gateway:
         # `python -m gateway.cli` rather than the `modgate` script: it also runs from a checkout that
         # was not pip-installed (a GPU machine with the dependencies only).
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--migrate"], cwd=ROOT
+            # Authentication off: only the flag can do that (not the config file), and only on loopback.
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--migrate",
+                "--insecure-no-auth",
+            ],
+            cwd=ROOT,
         )
         self._wait_serving()
 
