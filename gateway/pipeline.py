@@ -218,6 +218,7 @@ class GenerationPipeline:
         *,
         stream: bool,
         field: str = "input_string",
+        end_user: str | None = None,
     ) -> AsyncIterator[Admission]:
         """Admits the call, commits its record before any generation work, marks the record failed or
         cancelled if the body raises, and gives back unused reserved tokens.
@@ -239,6 +240,7 @@ class GenerationPipeline:
                 params=params,
                 prompts=prompts,
                 stream=stream,
+                end_user=end_user,
             )
             async with self._recorder.failure_guard(admission.record, lambda: admission.released()):
                 yield admission
@@ -265,10 +267,14 @@ class GenerationPipeline:
         cancel: threading.Event,
         should_stop: Callable[[], bool],
         field: str = "input_string",
+        end_user: str | None = None,
     ) -> Completed:
         """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
-        the prompts' name in the client's request, for errors."""
-        async with self.admitted(caller, request_id, params, prompts, stream=False, field=field) as admission:
+        the prompts' name in the client's request, for errors. `end_user`: the client's own id of the
+        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing."""
+        async with self.admitted(
+            caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
+        ) as admission:
             generated: list[tuple[int, str, GeneratedSequence]] = []
             per_prompt = await self._batcher.generate_many(
                 prompts, params, cancel=cancel, should_stop=should_stop, prompt_ids=admission.prompt_ids
@@ -305,11 +311,14 @@ class GenerationPipeline:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
+        end_user: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """StreamStarted, then released text chunks (each scored before it is yielded), then
         StreamFinished with the outcome of the whole text (recorded before it is yielded)."""
         released: list[str] = []
-        async with self.admitted(caller, request_id, params, [prompt], stream=True) as admission:
+        async with self.admitted(
+            caller, request_id, params, [prompt], stream=True, end_user=end_user
+        ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
             moderator = self._moderator.stream(policy=admission.call.policy)
             policy = self._moderator.policy(admission.call.policy)

@@ -107,9 +107,14 @@ class Recorder:
         params: SamplingParams,
         prompts: Sequence[str],
         stream: bool,
+        end_user: str | None = None,
     ) -> RequestHandle:
-        parameters = dataclasses.asdict(params)
+        """`end_user` (OpenAI's `user`: the client's id of the person behind the call) is recorded with
+        the parameters, where an operator tracing abuse looks."""
+        parameters: dict[str, Any] = dataclasses.asdict(params)
         parameters["stop"] = list(params.stop)
+        if end_user is not None:
+            parameters["user"] = end_user
 
         def work(session: Session) -> RequestHandle:
             row = record_request(

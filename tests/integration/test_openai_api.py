@@ -254,3 +254,20 @@ def test_oversized_and_deeply_nested_bodies_are_refused_in_openais_shape(
     assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
     deep = httpx.post(url, content=b"[" * 100_000 + b"]" * 100_000, headers=headers, timeout=30)
     assert deep.status_code == 400 and deep.json()["error"]["param"] == "body"
+
+
+def test_the_end_user_is_recorded_with_the_request(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    oai = client(server, keys["app"])
+    answer = oai.completions.create(model=model, prompt="The garden", max_tokens=2, user="customer-42")
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        request = s.scalars(
+            select(GenerationRequest).where(GenerationRequest.request_id == answer.id.removeprefix("cmpl-"))
+        ).one()
+        assert request.parameters["user"] == "customer-42"
+    engine.dispose()
+    with pytest.raises(openai.BadRequestError) as info:
+        oai.completions.create(model=model, prompt="x", user="x" * 300)
+    assert info.value.param == "user"

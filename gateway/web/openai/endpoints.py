@@ -185,6 +185,7 @@ class OpenAIEndpoints:
                 cancel=cancel,
                 should_stop=cancel.is_set,
                 field=prompts_field(chat),
+                end_user=call.user,
             )
         except GatewayError as exc:
             failed = refusal(exc, prompts_field(chat))
@@ -231,7 +232,13 @@ class OpenAIEndpoints:
         cancel = threading.Event()
         try:
             async for event in self._pipeline.stream(
-                caller, request_id, call.prompts[0], params, cancel=cancel, should_stop=cancel.is_set
+                caller,
+                request_id,
+                call.prompts[0],
+                params,
+                cancel=cancel,
+                should_stop=cancel.is_set,
+                end_user=call.user,
             ):
                 if isinstance(event, StreamStarted):
                     if chat:

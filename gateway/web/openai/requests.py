@@ -82,6 +82,17 @@ def _string(body: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+MAX_USER_CHARS = 256
+
+
+def _user(body: Mapping[str, Any]) -> str | None:
+    """OpenAI's `user`: an id for the person behind the call, recorded with the request."""
+    user = _string(body, "user")
+    if user is not None and (len(user) > MAX_USER_CHARS or not user.isprintable()):
+        raise InvalidArgument("user", f"must be at most {MAX_USER_CHARS} printable characters")
+    return user
+
+
 def _flag(body: Mapping[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if value is None:
@@ -162,7 +173,7 @@ def _common(body: dict[str, Any], prompts: list[str], renamed: Mapping[str, str]
         raw=_sampling(body, renamed),
         stream=stream,
         include_usage=_include_usage(body, stream),
-        user=_string(body, "user"),
+        user=_user(body),
     )
 
 
