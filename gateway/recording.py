@@ -257,7 +257,9 @@ class Recorder:
         try:
             yield
         except BaseException as exc:
-            cancelled = isinstance(exc, Cancelled | asyncio.CancelledError)
+            # GeneratorExit: a stream's consumer closed it (gRPC does when the client goes away while
+            # the stream waits at a `yield`); as much a cancellation as a CancelledError at an `await`.
+            cancelled = isinstance(exc, Cancelled | asyncio.CancelledError | GeneratorExit)
             status = RequestStatus.CANCELLED if cancelled else RequestStatus.FAILED
             event = events.REQUEST_CANCELLED if cancelled else events.GENERATION_FAILED
             error = "cancelled" if cancelled else exc.__class__.__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,10 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import events
 from gateway.audit.chain import verify
+from gateway.auth import INSECURE_CALLER
 from gateway.client import GatewayClient
+from gateway.generation.params import RawParams
+from gateway.pipeline import StreamStarted
 from gateway.storage.engine import make_engine
 from gateway.storage.models import (
     OutputStatus,
@@ -117,6 +121,33 @@ def test_client_cancelling_a_stream_stops_the_work_and_the_record_says_so(
         client.generate(PROMPT, max_new_tokens=2)  # the worker is free again at once
         # 500 tokens take ~5.5 s on this model; stopped at the cancellation the whole exchange is quick.
         assert time.monotonic() - started < 3.5
+
+
+def test_a_stream_closed_by_its_consumer_is_recorded_as_cancelled(gateway: ServerThread, db_url: str) -> None:
+    """gRPC closes the servicer's stream when the client goes away while it waits at a `yield`: the
+    pipeline's stream then gets GeneratorExit, not CancelledError. That is a cancellation too (it was
+    recorded as a failure, depending on where the cancellation found the stream)."""
+    assert gateway.server is not None
+    pipeline = gateway.server.pipeline
+    params = pipeline.prepare(
+        [PROMPT], RawParams(max_new_tokens=300, min_new_tokens=300, seed=4), field="input_string", stream=True
+    )
+
+    async def consume_then_close() -> None:
+        stop = threading.Event()
+        stream = pipeline.stream(
+            INSECURE_CALLER, "closed-by-consumer", PROMPT, params, cancel=stop, should_stop=stop.is_set
+        )
+        assert isinstance(await anext(stream), StreamStarted)
+        assert isinstance(await anext(stream), str)  # a released chunk: the stream waits at its yield
+        await stream.aclose()
+
+    gateway.run(consume_then_close())
+    req, outputs, audit = rows_for(db_url, "closed-by-consumer")
+    assert (req.status, req.error) == (RequestStatus.CANCELLED, "cancelled")
+    assert audit[-1].event_type == events.REQUEST_CANCELLED
+    (partial,) = outputs
+    assert partial.finish_reason == "cancelled" and partial.streamed_text
 
 
 def test_shadow_policy_is_recorded_but_never_acts(
