@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.client import GatewayClient, action_name
-from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationOutput, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 # What a moderation.decided event may say: ids, the policy and the scores, never text.
 DECIDED_FIELDS = {"output", "policy", "policy_version", "scorers", "scores", "reasons"} | {
@@ -37,18 +37,15 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    made: dict[str, str] = {}
-    with Session(engine) as s, s.begin():
-        for name, tenant, scopes in [
-            ("acme", "scoping-acme", ["generate"]),
-            ("globex", "scoping-globex", ["generate"]),
-            ("acme-auditor", "scoping-acme", ["audit"]),
-            ("operator", "ops", ["audit:all"]),
-        ]:
-            made[name] = create_key(session=s, tenant=tenant, name=name, scopes=scopes)[1]
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            "acme": {"tenant": "scoping-acme", "scopes": ["generate"]},
+            "globex": {"tenant": "scoping-globex", "scopes": ["generate"]},
+            "acme-auditor": {"tenant": "scoping-acme", "scopes": ["audit"]},
+            "operator": {"tenant": "ops", "scopes": ["audit:all"]},
+        },
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient, action_name
-from gateway.storage.apikeys import create_key, revoke_key
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +27,24 @@ def secured(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    made: dict[str, str] = {}
-    with Session(engine) as s, s.begin():
-        for name, scopes, policy in [
-            ("gen", ["generate"], None),
-            ("hold", ["generate"], "test-hold"),
-            ("audit-only", ["audit"], None),
-            ("revoked", ["generate"], None),
-            ("unknown-policy", ["generate"], "no-such-policy"),
-        ]:
-            key, secret = create_key(
-                session=s, tenant=f"tenant-{name}", name=name, scopes=scopes, policy=policy
-            )
-            made[name] = secret
-            if name == "revoked":
-                revoke_key(session=s, key_id=key.id)
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            name: {
+                "tenant": f"tenant-{name}",
+                "scopes": scopes,
+                "policy": policy,
+                "revoked": name == "revoked",
+            }
+            for name, scopes, policy in [
+                ("gen", ["generate"], None),
+                ("hold", ["generate"], "test-hold"),
+                ("audit-only", ["audit"], None),
+                ("revoked", ["generate"], None),
+                ("unknown-policy", ["generate"], "no-such-policy"),
+            ]
+        },
+    )
 
 
 def call(server: ServerThread, key: str | None, **params: object) -> object:

@@ -6,17 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy.orm import Session
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.client import AsyncGatewayClient, GatewayClient, action_name
-from gateway.review.reviewers import create_reviewer
-from gateway.storage.apikeys import create_key
-from gateway.storage.engine import make_engine
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +23,16 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    made: dict[str, str] = {}
-    with Session(engine) as s, s.begin():
-        create_reviewer(session=s, username="cleo", password="correct horse battery staple", role="reviewer")
-        for name, tenant, scopes, policy, reviewer in [
-            ("app", "client-co", ["generate"], None, None),
-            ("blocked", "client-co", ["generate"], "test-block", None),
-            ("cleo", "staff", ["review"], None, "cleo"),
-            ("ops", "staff", ["audit:all"], None, None),
-        ]:
-            made[name] = create_key(
-                session=s, tenant=tenant, name=name, scopes=scopes, policy=policy, reviewer=reviewer
-            )[1]
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            "app": {"tenant": "client-co", "scopes": ["generate"]},
+            "blocked": {"tenant": "client-co", "scopes": ["generate"], "policy": "test-block"},
+            "cleo": {"tenant": "staff", "scopes": ["review"], "reviewer": "cleo"},
+            "ops": {"tenant": "staff", "scopes": ["audit:all"]},
+        },
+        reviewers=["cleo"],
+    )
 
 
 def claim(reviewer: GatewayClient, ticket: str) -> rv_pb.ReviewItem:

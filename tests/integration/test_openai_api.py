@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
-from gateway.storage.apikeys import create_key, revoke_key
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationOutput, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +29,17 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    made: dict[str, str] = {}
-    with Session(engine) as s, s.begin():
-        for name, policy, scopes, rpm in [
-            ("app", None, ["generate"], None),
-            ("hold", "test-hold", ["generate"], None),
-            ("block", "test-block", ["generate"], None),
-            ("revoked", None, ["generate"], None),
-            ("auditor", None, ["audit"], None),
-            ("slow", None, ["generate"], 1),
-        ]:
-            key, made[name] = create_key(
-                session=s, tenant="oai", name=name, scopes=scopes, policy=policy, requests_per_minute=rpm
-            )
-            if name == "revoked":
-                revoke_key(session=s, key_id=key.id)
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            "app": {"tenant": "oai", "scopes": ["generate"]},
+            "hold": {"tenant": "oai", "scopes": ["generate"], "policy": "test-hold"},
+            "block": {"tenant": "oai", "scopes": ["generate"], "policy": "test-block"},
+            "revoked": {"tenant": "oai", "scopes": ["generate"], "revoked": True},
+            "auditor": {"tenant": "oai", "scopes": ["audit"]},
+            "slow": {"tenant": "oai", "scopes": ["generate"], "requests_per_minute": 1},
+        },
+    )
 
 
 @pytest.fixture(scope="module")

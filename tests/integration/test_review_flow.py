@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from sqlalchemy.orm import Session
 
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
@@ -17,14 +16,10 @@ from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.client import GatewayClient, action_name
-from gateway.review.reviewers import create_reviewer
-from gateway.storage.apikeys import create_key
-from gateway.storage.engine import make_engine
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
-
-PASSWORD = "correct horse battery staple"
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -34,25 +29,18 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    made: dict[str, str] = {}
-    with Session(engine) as s, s.begin():
-        create_reviewer(session=s, username="rita", password=PASSWORD, role="reviewer")
-        create_reviewer(session=s, username="ravi", password=PASSWORD, role="reviewer")
-        for name, tenant, scopes, reviewer in [
-            ("client", "acme", ["generate"], None),
-            ("blocked-client", "acme", ["generate"], None),
-            ("other", "globex", ["generate"], None),
-            ("rita", "staff", ["review"], "rita"),
-            ("ravi", "staff", ["review"], "ravi"),
-            ("auditor", "staff", ["audit:all"], None),
-        ]:
-            policy = "test-block" if name == "blocked-client" else None
-            made[name] = create_key(
-                session=s, tenant=tenant, name=name, scopes=scopes, reviewer=reviewer, policy=policy
-            )[1]
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            "client": {"tenant": "acme", "scopes": ["generate"]},
+            "blocked-client": {"tenant": "acme", "scopes": ["generate"], "policy": "test-block"},
+            "other": {"tenant": "globex", "scopes": ["generate"]},
+            "rita": {"tenant": "staff", "scopes": ["review"], "reviewer": "rita"},
+            "ravi": {"tenant": "staff", "scopes": ["review"], "reviewer": "ravi"},
+            "auditor": {"tenant": "staff", "scopes": ["audit:all"]},
+        },
+        reviewers=["rita", "ravi"],
+    )
 
 
 def md(key: str) -> tuple[tuple[str, str]]:

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest, RequestStatus
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +27,18 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    with Session(engine) as s, s.begin():
-        made = {
-            policy: create_key(session=s, tenant="http", name=policy, scopes=["generate"], policy=policy)[1]
-            for policy in ("test-mask", "test-hold", "test-block")
-        }
-        made["audit"] = create_key(session=s, tenant="http", name="audit", scopes=["audit"])[1]
-        made["slow"] = create_key(
-            session=s, tenant="http", name="slow", scopes=["generate"], requests_per_minute=1
-        )[1]
-    engine.dispose()
-    return made
+    policies = {
+        p: {"tenant": "http", "scopes": ["generate"], "policy": p}
+        for p in ("test-mask", "test-hold", "test-block")
+    }
+    return make_keys(
+        db_url,
+        {
+            **policies,
+            "audit": {"tenant": "http", "scopes": ["audit"]},
+            "slow": {"tenant": "http", "scopes": ["generate"], "requests_per_minute": 1},
+        },
+    )
 
 
 def score(server: ServerThread, key: str | None, body: object, **headers: str) -> httpx.Response:

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
 from gateway.generation.generator import Generator
-from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest
 from moderation.types import Action
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 HUGE = "the garden and the library " * 1000  # 27,000 characters: more tokens than the context holds
 
@@ -47,16 +47,13 @@ def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    with Session(engine) as s, s.begin():
-        made = {
-            "one": create_key(
-                session=s, tenant="tok", name="one", scopes=["generate"], requests_per_minute=1
-            )[1],
-            "unlimited": create_key(session=s, tenant="tok", name="unlimited", scopes=["generate"])[1],
-        }
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {
+            "one": {"tenant": "tok", "scopes": ["generate"], "requests_per_minute": 1},
+            "unlimited": {"tenant": "tok", "scopes": ["generate"]},
+        },
+    )
 
 
 @pytest.fixture

@@ -11,17 +11,15 @@ import grpc
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy.orm import Session
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
-from gateway.storage.apikeys import create_key
-from gateway.storage.engine import make_engine
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.integration.keys import make_keys
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +102,10 @@ def web(make_gateway: Callable[..., ServerThread]) -> ServerThread:
 
 @pytest.fixture(scope="module")
 def keys(db_url: str) -> dict[str, str]:
-    engine = make_engine(db_url)
-    with Session(engine) as s, s.begin():
-        made = {
-            p: create_key(session=s, tenant="withheld", name=p, scopes=["generate"], policy=p)[1]
-            for p in ("test-hold", "test-block")
-        }
-    engine.dispose()
-    return made
+    return make_keys(
+        db_url,
+        {p: {"tenant": "withheld", "scopes": ["generate"], "policy": p} for p in ("test-hold", "test-block")},
+    )
 
 
 def test_score_withheld_answers_carry_no_scores(web: ServerThread, keys: dict[str, str]) -> None:
