@@ -1,9 +1,10 @@
 """The generation pipeline, independent of the transport: validate, admit, record, generate, moderate,
 record the outcome, and only then hand back what may be released.
 
-Both edges use it: the gRPC servicer (`gateway/services/generation.py`) and the HTTP `/score` endpoint
-(`gateway/web/views/score.py`), so that the invariant, the rate limits and the audit trail are the same
-whichever way a client comes in. What an edge sends is decided by `Decision.releasable` and nothing else.
+Every front door uses it: the gRPC servicer (`gateway/services/generation.py`), the HTTP `/score`
+endpoint (`gateway/web/score.py`) and the OpenAI-compatible `/v1` (`gateway/web/openai/`), so that the
+invariant, the rate limits and the audit trail are the same whichever way a client comes in. What an
+edge sends is decided by `Decision.releasable` and nothing else.
 """
 
 from __future__ import annotations
