@@ -5,7 +5,7 @@ verdict, and what shadow policies would have done). Output: per (policy, categor
 approved unchanged (false holds), edited or rejected; the score distributions of approved and rejected
 outputs; a suggested hold threshold (see `suggest_hold_threshold` for the exact definition); and per
 shadow policy what it would have released or held. The gateway reads the records from its database and
-renders the result with `format_table` (CLI) or `render_svg` (web page).
+`moderation.report_render` turns the result into a table (CLI) or an SVG (web page).
 
 Caveat, repeated in docs/moderation.md: reviewers only see what was held, so the data says little about
 the text the live policy released. Run `strict` in shadow and sample released outputs for review.
@@ -33,9 +33,7 @@ __all__ = [
     "ReviewedOutput",
     "ShadowReport",
     "build_report",
-    "format_table",
     "histogram",
-    "render_svg",
     "suggest_hold_threshold",
 ]
 
@@ -288,17 +286,3 @@ def _shadow_reports(items: list[ReviewedOutput]) -> tuple[ShadowReport, ...]:
         )
         for (live, shadow), by_outcome in sorted(counts.items())
     )
-
-
-def format_table(report: PolicyReport) -> str:
-    """The report as fixed-width text, for `modgate` on a terminal."""
-    from moderation.report_render import format_table as _format
-
-    return _format(report)
-
-
-def render_svg(report: PolicyReport) -> str:
-    """The score distributions as a standalone SVG document (no script, no external reference)."""
-    from moderation.report_render import render_svg as _render
-
-    return _render(report)

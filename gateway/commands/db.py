@@ -57,13 +57,13 @@ def database_errors(url: str) -> Iterator[None]:
     """Turn database and domain failures into one-line ClickExceptions (exit 1), never tracebacks."""
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-    from gateway.storage.errors import DomainError
+    from gateway.errors import GatewayError
 
     try:
         yield
     except click.ClickException:
         raise
-    except DomainError as exc:
+    except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
     except (ArgumentError, NoSuchModuleError) as exc:
         raise click.UsageError(f"invalid database URL {redact_url(url)}: {exc}") from None

@@ -19,7 +19,8 @@ client should reload the item and retry, unlike the FAILED_PRECONDITION cases.
 
 from __future__ import annotations
 
-from gateway.storage.errors import AlreadyExists, DomainError, Forbidden, InvalidArgument, NotFound
+from gateway.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound
+from gateway.errors import GatewayError as DomainError
 
 
 class ReviewError(DomainError):

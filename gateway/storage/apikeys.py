@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import append as audit_append
 from gateway.audit import events
+from gateway.errors import InvalidArgument, NotFound
 from gateway.storage.base import utcnow
-from gateway.storage.errors import InvalidArgument, NotFound
 from gateway.storage.models import ApiKey, Reviewer
 
 SECRET_PREFIX = "mg"

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway.errors import InvalidArgument
 from gateway.storage.base import utcnow
-from gateway.storage.errors import InvalidArgument
 from gateway.storage.models import (
     GenerationOutput,
     GenerationRequest,

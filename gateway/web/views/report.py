@@ -28,7 +28,8 @@ from gateway.review.report_data import reviewed_outputs
 from gateway.storage.models import Reviewer
 from gateway.web.base import BaseView
 from gateway.web.views.audit import local_time, parse_time
-from moderation.report import UNREVIEWED, PolicyReport, build_report, render_svg
+from moderation.report import UNREVIEWED, PolicyReport, build_report
+from moderation.report_render import render_svg
 
 DEFAULT_TARGET_RATE = 0.01
 MAX_TENANT_CHARS = 128

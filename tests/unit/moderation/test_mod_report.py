@@ -14,11 +14,10 @@ from moderation.report import (
     ReviewedOutput,
     ReviewVerdict,
     build_report,
-    format_table,
     histogram,
-    render_svg,
     suggest_hold_threshold,
 )
+from moderation.report_render import format_table, render_svg
 
 EDGES = tuple(i / 10 for i in range(11))
 SVG = "{http://www.w3.org/2000/svg}"
