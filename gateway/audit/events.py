@@ -2,16 +2,19 @@
 
 Strings, not an Enum, because they are stored and queried as text and new types must not need a
 migration; :data:`ALL_EVENT_TYPES` lets the CLI and the API validate a filter.
+
+Refused calls (invalid input, no valid key, over a rate limit) are not audited: each would be a write to
+the one audit chain that any caller, authenticated or not, could trigger at will. Invalid input and rate
+limits are logged with the request id, gRPC refusals of every kind are counted by status code
+(`modgate_grpc_requests_total`); an admitted request is audited from `request.received` on.
 """
 
 from __future__ import annotations
 
 REQUEST_RECEIVED = "request.received"
-REQUEST_REJECTED = "request.rejected"
 REQUEST_CANCELLED = "request.cancelled"
 GENERATION_COMPLETED = "generation.completed"
 GENERATION_FAILED = "generation.failed"
-MODERATION_SCORED = "moderation.scored"
 MODERATION_DECIDED = "moderation.decided"
 REVIEW_HELD = "review.held"
 REVIEW_APPEALED = "review.appealed"

@@ -88,7 +88,7 @@ def test_numbers_survive_storage_exactly(db: sessionmaker[Session]) -> None:
     """JSONB would turn 1e16 into an integer and break the hash: the payload column must keep it."""
     with db() as s, s.begin():
         audit.append(
-            session=s, event_type="moderation.scored", actor="gw", payload={"a": 1e16, "b": 0.1, "c": 10**20}
+            session=s, event_type="moderation.decided", actor="gw", payload={"a": 1e16, "b": 0.1, "c": 10**20}
         )
     result = _verify(db)
     assert result.ok, result
