@@ -17,11 +17,12 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.errors import Forbidden, Unauthenticated
 from gateway.interceptors import with_prelude
 from gateway.storage.apikeys import SCOPES, authenticate_key
 from gateway.storage.tx import run_in_transaction
@@ -87,12 +88,6 @@ def bearer_token(metadata: Any) -> str | None:
     return None
 
 
-async def _refuse(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    """`context.abort` raises; saying so lets the checker see that the caller stops here."""
-    await context.abort(code, message)
-    raise AssertionError("unreachable: ServicerContext.abort raises")
-
-
 class KeyAuthenticator:
     """Looks a secret up in the database (off the event loop) and returns the Caller, or None."""
 
@@ -122,6 +117,27 @@ class KeyAuthenticator:
 
 
 Authenticate = Callable[[str], Awaitable[Caller | None]]
+GRPC_KEY_HINT = "send metadata 'authorization: Bearer <key>'"
+HTTP_KEY_HINT = "send 'Authorization: Bearer <key>'"
+
+
+async def resolve_caller(
+    authenticate: Authenticate | None, secret: str | None, scope: str, *, send: str
+) -> Caller:
+    """The caller a key stands for, for a call needing `scope`; `authenticate` None: auth is off. Every
+    front door (gRPC, `/score`, `/v1`) decides here, so they cannot differ on who gets in. `send`: how
+    the client should pass its key (the message of a missing key)."""
+    if authenticate is None:
+        caller: Caller | None = INSECURE_CALLER
+    else:
+        if secret is None:
+            raise Unauthenticated(f"missing API key: {send}")
+        caller = await authenticate(secret)
+    if caller is None:
+        raise Unauthenticated("invalid or revoked API key")
+    if not caller.has_scope(scope):
+        raise Forbidden(f"this API key lacks the {scope!r} scope")
+    return caller
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -133,26 +149,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             log.warning(
                 "AUTHENTICATION IS OFF (--insecure-no-auth): every call acts as tenant %r", INSECURE_TENANT
             )
-
-    async def _caller(self, metadata: Any, scope: str, context: grpc.aio.ServicerContext) -> Caller:
-        if self._authenticate is None:
-            caller: Caller | None = INSECURE_CALLER
-        else:
-            secret = bearer_token(metadata)
-            if secret is None:
-                await _refuse(
-                    context,
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "missing API key: send metadata 'authorization: Bearer <key>'",
-                )
-            caller = await self._authenticate(secret)
-        if caller is None:
-            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, "invalid or revoked API key")
-        if not caller.has_scope(scope):
-            await _refuse(
-                context, grpc.StatusCode.PERMISSION_DENIED, f"this API key lacks the {scope!r} scope"
-            )
-        return caller
 
     async def intercept_service(
         self,
@@ -166,6 +162,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         metadata = details.invocation_metadata
 
         async def prelude(context: grpc.aio.ServicerContext) -> None:
-            caller_var.set(await self._caller(metadata, scope, context))
+            # Refusals are domain errors: the ErrorInterceptor, outside this one, maps them.
+            secret = bearer_token(metadata)
+            caller_var.set(await resolve_caller(self._authenticate, secret, scope, send=GRPC_KEY_HINT))
 
         return with_prelude(handler, prelude)

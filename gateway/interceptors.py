@@ -6,10 +6,7 @@ generated text: the traceback goes to the server log.
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,12 +18,11 @@ from google.rpc.error_details_pb2 import RetryInfo
 from grpc_status import rpc_status
 
 from gateway import errors
+from gateway.request_ids import accept_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -109,7 +105,7 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
             given = None
 
         async def prelude(context: grpc.aio.ServicerContext) -> None:
-            rid = given if given and _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+            rid = accept_request_id(given)
             request_id_var.set(rid)
             await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
 

@@ -16,8 +16,8 @@ import grpc
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.auth import current_caller
-from gateway.interceptors import request_id_var
 from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
+from gateway.request_ids import request_id_var
 from gateway.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
 from gateway.services.results import ResultReader
 

@@ -5,21 +5,19 @@ in. API endpoints, not pages: no cookies, so no CSRF."""
 from __future__ import annotations
 
 import json
-import re
 import sys
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 
-from gateway.auth import INSECURE_CALLER, Authenticate, Caller, bearer_token
-from gateway.errors import Forbidden, InvalidArgument, Unauthenticated
+from gateway.auth import HTTP_KEY_HINT, Authenticate, Caller, bearer_token, resolve_caller
+from gateway.errors import InvalidArgument
+from gateway.request_ids import accept_request_id
 
 MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
 # A route's `max_body_size` for these endpoints: they count their own body (`read_body`, the same limit)
 # so that a refusal comes in their JSON shape, not as the app-wide limit's plain-text 413.
 OWN_BODY_LIMIT = sys.maxsize
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class BodyTooLarge(InvalidArgument):
@@ -30,24 +28,13 @@ class BodyTooLarge(InvalidArgument):
 
 def request_id_for(request: Request) -> str:
     """The client's `X-Request-Id` when well-formed, else a new one."""
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return accept_request_id(request.headers.get("x-request-id"))
 
 
 async def caller_for(request: Request, authenticate: Authenticate | None, scope: str) -> Caller:
-    """The key's caller (`Authorization: Bearer`), or Unauthenticated / Forbidden; None: auth is off."""
-    if authenticate is None:
-        caller: Caller | None = INSECURE_CALLER
-    else:
-        secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
-        if secret is None:
-            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-        caller = await authenticate(secret)
-    if caller is None:
-        raise Unauthenticated("invalid or revoked API key")
-    if not caller.has_scope(scope):
-        raise Forbidden(f"this API key lacks the {scope!r} scope")
-    return caller
+    """The caller of `Authorization: Bearer <key>` (see `gateway.auth.resolve_caller`)."""
+    secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
+    return await resolve_caller(authenticate, secret, scope, send=HTTP_KEY_HINT)
 
 
 async def read_body(request: Request) -> bytes:
