@@ -175,13 +175,10 @@ def json_line(row: dict[str, Any]) -> str:
 
 
 def _csv_cell(column: str, value: Any) -> Any:
-    """Payload as JSON; client-influenced text that a spreadsheet would run as a formula gets a ``'``
-    prefix (OWASP "CSV injection": request ids and actors can come from API clients)."""
-    if column == "payload":
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Payload as JSON; formulas defused (`gateway.audit.export`)."""
+    from gateway.audit.export import defuse_formula, payload_json
+
+    return defuse_formula(payload_json(value) if column == "payload" else value)
 
 
 def _row(event: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.audit import MAX_LIMIT, VerifyResult, events, query, verify
 from gateway.audit.anchor import Anchor
+from gateway.audit.export import defuse_formula, payload_json
 from gateway.errors import InvalidArgument
 from gateway.storage.models import AuditEvent, Reviewer
 from gateway.web.base import BaseView
@@ -149,9 +150,8 @@ class AuditPage(BaseView):
 
 
 def _csv_cell(value: Any) -> str:
-    """Text for a spreadsheet cell; a leading = + - @ would make it a formula, so it is quoted off."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """Text for a spreadsheet cell, formulas defused (`gateway.audit.export`)."""
+    return str(defuse_formula("" if value is None else str(value)))
 
 
 class AuditCsv(BaseView):
@@ -176,7 +176,7 @@ class AuditCsv(BaseView):
                             *(_csv_cell(getattr(e, c)) for c in CSV_COLUMNS[:1]),
                             e.created_at.isoformat(),
                             *(_csv_cell(getattr(e, c)) for c in CSV_COLUMNS[2:]),
-                            _csv_cell(json.dumps(e.payload, ensure_ascii=False, sort_keys=True)),
+                            _csv_cell(payload_json(e.payload)),
                             e.prev_hash,
                             e.hash,
                         ]
