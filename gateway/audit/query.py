@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.storage.models import AuditEvent
+from gateway.timewindow import check_window
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -38,9 +39,7 @@ def query(
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValueError(f"{name} must be timezone-aware")
+    check_window(since, until)
 
     stmt = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
     if after_id is not None:

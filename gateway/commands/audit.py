@@ -213,11 +213,15 @@ def _row(event: Any) -> dict[str, Any]:
 def query(ctx: click.Context, as_json: bool, as_csv: bool, **filters: Any) -> None:
     """List audit events matching every filter, oldest first."""
     from gateway.audit import query as query_events
+    from gateway.errors import InvalidArgument
+    from gateway.timewindow import check_window
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    if filters["since"] and filters["until"] and filters["since"] >= filters["until"]:
-        raise click.UsageError("--since must be before --until")
+    try:
+        check_window(filters["since"], filters["until"])
+    except InvalidArgument as exc:
+        raise click.UsageError(f"--{exc}") from None
     with open_session(ctx) as session:
         rows = [_row(e) for e in query_events(session=session, **filters)]
 

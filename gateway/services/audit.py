@@ -23,6 +23,7 @@ from gateway.auth import AUDIT_ALL, current_caller
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.storage.models import AuditEvent
 from gateway.storage.tx import in_transaction
+from gateway.timewindow import check_window
 
 DEFAULT_LIMIT = 100
 
@@ -67,8 +68,7 @@ class AuditServicer(au_grpc.AuditServiceServicer):
         for name in ("since", "until"):
             if request.HasField(name):
                 filters[name] = getattr(request, name).ToDatetime(tzinfo=UTC)
-        if "since" in filters and "until" in filters and filters["since"] >= filters["until"]:
-            raise InvalidArgument("until", "must be after since")
+        check_window(filters.get("since"), filters.get("until"))
 
         def work(session: Session) -> list[au_pb.AuditEvent]:
             try:

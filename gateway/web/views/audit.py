@@ -27,6 +27,7 @@ from gateway.audit.anchor import Anchor
 from gateway.audit.export import defuse_formula, payload_json
 from gateway.errors import InvalidArgument
 from gateway.storage.models import AuditEvent, Reviewer
+from gateway.timewindow import check_window
 from gateway.web.base import BaseView
 
 PAGE_SIZE = 50
@@ -101,8 +102,7 @@ def parse_filters(request: Request) -> AuditFilters:
         raise InvalidArgument("after_id", "must be a non-negative whole number")
     since = parse_time("since", q.get("since", "").strip())
     until = parse_time("until", q.get("until", "").strip())
-    if since is not None and until is not None and since >= until:
-        raise InvalidArgument("until", "must be after since")
+    check_window(since, until)
     return AuditFilters(since, until, event_type, text, int(after_raw) if after_raw else None)
 
 

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from gateway.errors import InvalidArgument
 from gateway.review.report_data import reviewed_outputs
 from gateway.storage.models import Reviewer
+from gateway.timewindow import check_window
 from gateway.web.base import BaseView
 from gateway.web.views.audit import local_time, parse_time
 from moderation.report import UNREVIEWED, PolicyReport, build_report
@@ -67,8 +68,7 @@ def parse_filters(request: Request) -> ReportFilters:
     q = request.query_params
     since = parse_time("since", q.get("since", "").strip())
     until = parse_time("until", q.get("until", "").strip())
-    if since is not None and until is not None and since >= until:
-        raise InvalidArgument("until", "must be after since")
+    check_window(since, until)
     tenant = q.get("tenant", "").strip() or None
     if tenant is not None and len(tenant) > MAX_TENANT_CHARS:
         raise InvalidArgument("tenant", f"must be at most {MAX_TENANT_CHARS} characters")
