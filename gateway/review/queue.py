@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 DEFAULT_LEASE_SECONDS = 300
+MIN_LEASE_SECONDS = 10  # a heartbeat every few seconds would be load, not review
 MAX_LEASE_SECONDS = 3600
 _CLAIM_CANDIDATES = 5
 
@@ -116,8 +117,12 @@ def _check_active(reviewer: Reviewer) -> None:
 
 
 def _check_lease(lease_seconds: int) -> timedelta:
-    if not 1 <= lease_seconds <= MAX_LEASE_SECONDS:
-        raise InvalidDecision(f"lease_seconds must be between 1 and {MAX_LEASE_SECONDS}")
+    """The one rule for a lease's length, whoever asks (gRPC, the web queue)."""
+    if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:
+        raise InvalidDecision(
+            "lease_seconds",
+            f"must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS}, got {lease_seconds}",
+        )
     return timedelta(seconds=lease_seconds)
 
 

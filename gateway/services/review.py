@@ -23,8 +23,6 @@ from gateway.review import queue
 from gateway.storage.models import Reviewer, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
 
-DEFAULT_LEASE_S = 300
-LEASE_RANGE = (10, 3600)
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 500
 # A decision's words are stored with the item and shown to other reviewers; the edited text is released
@@ -64,12 +62,8 @@ def _ts(value: datetime | None) -> Timestamp | None:
 
 
 def _lease(seconds: int) -> int:
-    if seconds == 0:
-        return DEFAULT_LEASE_S
-    low, high = LEASE_RANGE
-    if not low <= seconds <= high:
-        raise InvalidArgument("lease_seconds", f"must be between {low} and {high}, got {seconds}")
-    return seconds
+    """0 (unset in the request) is the default lease; the queue checks the range."""
+    return seconds or queue.DEFAULT_LEASE_SECONDS
 
 
 def _bounded_text(field: str, value: str, limit: int) -> None:
