@@ -4,6 +4,7 @@ no commit. Logging in is :mod:`gateway.review.logins` (its password check runs o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -65,6 +66,15 @@ def create_reviewer(
         payload={"reviewer_id": reviewer.id, "username": username, "role": role.value},
     )
     return reviewer
+
+
+def usernames(*, session: Session, items: Iterable[ReviewItem]) -> dict[str, str]:
+    """Reviewer id -> username for everyone who claimed or decided one of `items`, in one query."""
+    ids = {i for item in items for i in (item.claimed_by, item.decided_by) if i}
+    if not ids:
+        return {}
+    rows = session.execute(select(Reviewer.id, Reviewer.username).where(Reviewer.id.in_(ids)))
+    return {reviewer_id: username for reviewer_id, username in rows}
 
 
 def list_reviewers(*, session: Session, include_disabled: bool = True) -> list[Reviewer]:

@@ -7,6 +7,7 @@ visible. The generated text is shown only to the holder of a claim.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.auth import current_caller
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.review import queue
+from gateway.review.reviewers import usernames
 from gateway.storage.models import Reviewer, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
 
@@ -73,14 +75,9 @@ def _bounded_text(field: str, value: str, limit: int) -> None:
         raise InvalidArgument(field, "must not contain NUL characters")
 
 
-def item_to_pb(session: Session, item: ReviewItem, *, with_text: bool) -> rv_pb.ReviewItem:
+def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -> rv_pb.ReviewItem:
+    """A pure conversion: `names` (reviewer id -> username, `reviewers.usernames`) is read by the caller."""
     output = item.output
-    names = {
-        r.id: r.username
-        for r in session.query(Reviewer).filter(
-            Reviewer.id.in_([i for i in (item.claimed_by, item.decided_by) if i])
-        )
-    }
     msg = rv_pb.ReviewItem(
         id=item.id,
         ticket=output.ticket or "",
@@ -113,6 +110,11 @@ def item_to_pb(session: Session, item: ReviewItem, *, with_text: bool) -> rv_pb.
         msg.generated_text = output.generated_text
         msg.reasons.extend(_reason(r) for r in output.reasons or [])
     return msg
+
+
+def _with_names(session: Session, item: ReviewItem) -> rv_pb.ReviewItem:
+    """One item, with its text (the claimant's view)."""
+    return item_to_pb(item, names=usernames(session=session, items=[item]), with_text=True)
 
 
 def _reason(r: dict[str, Any]) -> rv_pb.ReviewReason:
@@ -154,7 +156,8 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
             items = queue.list_items(
                 session=session, states=states, include_escalated=reviewer.is_admin, limit=limit
             )
-            return rv_pb.ListItemsResponse(items=[item_to_pb(session, i, with_text=False) for i in items])
+            names = usernames(session=session, items=items)
+            return rv_pb.ListItemsResponse(items=[item_to_pb(i, names=names, with_text=False) for i in items])
 
         return await in_transaction(self._sessions, work)
 
@@ -165,7 +168,7 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
             item = queue.claim_next(session=session, reviewer=self._reviewer(session), lease_seconds=lease)
             if item is None:
                 return rv_pb.ClaimNextResponse()
-            return rv_pb.ClaimNextResponse(item=item_to_pb(session, item, with_text=True))
+            return rv_pb.ClaimNextResponse(item=_with_names(session, item))
 
         return await in_transaction(self._sessions, work)
 
@@ -179,7 +182,7 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
                 reviewer=self._reviewer(session),
                 lease_seconds=lease,
             )
-            return item_to_pb(session, item, with_text=True)
+            return _with_names(session, item)
 
         return await in_transaction(self._sessions, work)
 
@@ -200,6 +203,6 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
                 edited_text=request.edited_text if decision is queue.Decision.EDIT else None,
                 reason=request.reason or None,
             )
-            return item_to_pb(session, item, with_text=True)
+            return _with_names(session, item)
 
         return await in_transaction(self._sessions, work)
