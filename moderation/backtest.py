@@ -34,12 +34,15 @@ re-scoring. So it is cheap, exact for what was recorded, and blind to what was n
 from __future__ import annotations
 
 import math
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from moderation.config import build_policy
+from moderation.config_values import ModerationConfigError
 from moderation.identity import NeutralScores
 from moderation.policy import NON_FINITE_SCORE, Policy, evaluate
 from moderation.report import UNREVIEWED, ReviewVerdict
@@ -47,17 +50,37 @@ from moderation.types import Action, Span
 
 __all__ = [
     "ACTIONS",
+    "MAX_PROPOSAL_CHARS",
+    "VERDICTS",
     "BacktestReport",
     "CategoryShift",
     "RecordedOutput",
     "backtest",
     "format_backtest",
+    "proposal_from_toml",
     "proposed_action",
     "recorded_output",
 ]
 
 ACTIONS: tuple[str, ...] = ("release", "mask", "hold", "block")
 VERDICTS: tuple[str, ...] = (*(v.value for v in ReviewVerdict), UNREVIEWED)
+
+
+MAX_PROPOSAL_CHARS = 65_536  # a policy table is a few hundred bytes; this bounds a pasted or uploaded file
+
+
+def proposal_from_toml(text: str, *, name: str, known: Mapping[str, Policy]) -> Policy:
+    """The proposed policy in `text`: a TOML document whose top-level keys are those of one
+    `[moderation.policies.NAME]` table (`extends`, `thresholds`, ...). Checked by the config's own rules
+    (`config.build_policy`), so a mistake is named as in the config; `extends` may name any of `known`.
+    Raises ModerationConfigError."""
+    if len(text) > MAX_PROPOSAL_CHARS:
+        raise ModerationConfigError(f"the policy file is over {MAX_PROPOSAL_CHARS} characters")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModerationConfigError(f"not valid TOML: {exc}") from None
+    return build_policy(name, table, known=known)
 
 
 def _name(action: Action) -> str:
