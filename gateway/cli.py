@@ -184,9 +184,11 @@ def _register_groups() -> None:
     from gateway.commands.keys import keys_group
     from gateway.commands.moderation import moderation_group
     from gateway.commands.policy import policy_group
+    from gateway.commands.policy_backtest import backtest_command
     from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
 
+    policy_group.add_command(backtest_command)
     for group in (db_group, audit_group, reviewers_group, keys_group, moderation_group, policy_group):
         cli.add_command(group)
     cli.add_command(replay_command)

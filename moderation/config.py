@@ -40,6 +40,7 @@ __all__ = [
     "build_identity_check",
     "build_moderator",
     "build_policies",
+    "build_policy",
     "build_scorer",
     "default_config",
     "offline_demo_config",
@@ -142,59 +143,67 @@ def build_policies(tables: Mapping[str, Any]) -> dict[str, Policy]:
     require_mapping(tables, where)
     policies = dict(PRESETS)
     for name, table in tables.items():
-        here = f"{where}.{name}"
-        require_mapping(table, here)
-        check_keys(
-            table,
-            here,
-            {
-                "extends",
-                "thresholds",
-                "profanity_action",
-                "span_actions",
-                "unknown_span_action",
-                "review_all",
-                "description",
-            },
-        )
-        base_name = table.get("extends")
-        if base_name is not None and base_name not in policies:
-            raise ModerationConfigError(f"{here}.extends: unknown policy {base_name!r}")
-        base = policies[base_name] if base_name is not None else Policy(name=name)
-        thresholds = dict(base.thresholds)
-        raw_thresholds = table.get("thresholds", {})
-        require_mapping(raw_thresholds, f"{here}.thresholds")
-        for category, rule in raw_thresholds.items():
-            thresholds.pop(category, None)
-            rule_where = f"{here}.thresholds.{category}"
-            require_mapping(rule, rule_where)
-            check_keys(rule, rule_where, {"hold", "block"})
-            if rule:
-                try:
-                    thresholds[category] = Thresholds(
-                        hold=as_unit(rule.get("hold"), f"{rule_where}.hold"),
-                        block=as_unit(rule.get("block"), f"{rule_where}.block"),
-                    )
-                except ValueError as exc:
-                    raise ModerationConfigError(f"{rule_where}: {exc}") from exc
-        span_actions = dict(base.span_actions)
-        raw_spans = table.get("span_actions", {})
-        require_mapping(raw_spans, f"{here}.span_actions")
-        for category, action in raw_spans.items():
-            span_actions[category] = as_span_action(action, f"{here}.span_actions.{category}")
-        if "profanity_action" in table:
-            span_actions["profanity"] = as_span_action(table["profanity_action"], f"{here}.profanity_action")
-        policies[name] = Policy(
-            name=name,
-            thresholds=thresholds,
-            span_actions=span_actions,
-            unknown_span_action=as_span_action(table["unknown_span_action"], f"{here}.unknown_span_action")
-            if "unknown_span_action" in table
-            else base.unknown_span_action,
-            review_all=as_bool(table.get("review_all", base.review_all), f"{here}.review_all"),
-            description=as_str(table.get("description", base.description), f"{here}.description"),
-        )
+        policies[name] = build_policy(name, table, known=policies)
     return policies
+
+
+def build_policy(name: str, table: Any, *, known: Mapping[str, Policy]) -> Policy:
+    """One `[moderation.policies.NAME]` table as a Policy; `extends` may name any policy in `known`.
+
+    Why separate: a proposed policy read from its own file (`modgate policy backtest`, the backtest page)
+    is checked by exactly these rules and named in its errors exactly like a table of the config."""
+    here = f"{_ROOT}.policies.{name}"
+    require_mapping(table, here)
+    check_keys(
+        table,
+        here,
+        {
+            "extends",
+            "thresholds",
+            "profanity_action",
+            "span_actions",
+            "unknown_span_action",
+            "review_all",
+            "description",
+        },
+    )
+    base_name = table.get("extends")
+    if base_name is not None and base_name not in known:
+        raise ModerationConfigError(f"{here}.extends: unknown policy {base_name!r}")
+    base = known[base_name] if base_name is not None else Policy(name=name)
+    thresholds = dict(base.thresholds)
+    raw_thresholds = table.get("thresholds", {})
+    require_mapping(raw_thresholds, f"{here}.thresholds")
+    for category, rule in raw_thresholds.items():
+        thresholds.pop(category, None)
+        rule_where = f"{here}.thresholds.{category}"
+        require_mapping(rule, rule_where)
+        check_keys(rule, rule_where, {"hold", "block"})
+        if rule:
+            try:
+                thresholds[category] = Thresholds(
+                    hold=as_unit(rule.get("hold"), f"{rule_where}.hold"),
+                    block=as_unit(rule.get("block"), f"{rule_where}.block"),
+                )
+            except ValueError as exc:
+                raise ModerationConfigError(f"{rule_where}: {exc}") from exc
+    span_actions = dict(base.span_actions)
+    raw_spans = table.get("span_actions", {})
+    require_mapping(raw_spans, f"{here}.span_actions")
+    for category, action in raw_spans.items():
+        span_actions[category] = as_span_action(action, f"{here}.span_actions.{category}")
+    if "profanity_action" in table:
+        span_actions["profanity"] = as_span_action(table["profanity_action"], f"{here}.profanity_action")
+    return Policy(
+        name=name,
+        thresholds=thresholds,
+        span_actions=span_actions,
+        unknown_span_action=as_span_action(table["unknown_span_action"], f"{here}.unknown_span_action")
+        if "unknown_span_action" in table
+        else base.unknown_span_action,
+        review_all=as_bool(table.get("review_all", base.review_all), f"{here}.review_all"),
+        description=as_str(table.get("description", base.description), f"{here}.description"),
+    )
 
 
 # ---- identity-term check --------------------------------------------------------------------------

@@ -8,20 +8,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from gateway.storage.models import GenerationOutput, GenerationRequest, ReviewItem, ReviewState
 from moderation.report import ReviewedOutput
 
-_VERDICT = {ReviewState.APPROVED: "approved", ReviewState.EDITED: "edited", ReviewState.REJECTED: "rejected"}
+VERDICT_OF_STATE = {
+    ReviewState.APPROVED: "approved",
+    ReviewState.EDITED: "edited",
+    ReviewState.REJECTED: "rejected",
+}
 _HOLDING = {"hold", "block"}  # a blocked output reaches a reviewer through an appeal
+S = TypeVar("S", bound=Select[Any])
 
 
 def _scores(raw: Any) -> dict[str, float]:
     return {k: float(v) for k, v in (raw or {}).items() if isinstance(v, int | float)}
+
+
+def in_window(stmt: S, *, since: datetime | None, until: datetime | None, tenant: str | None) -> S:
+    """`stmt` (which joins GenerationRequest) narrowed to outputs created in [since, until) of `tenant`:
+    the one window the report and the backtest share."""
+    if since is not None:
+        stmt = stmt.where(GenerationOutput.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(GenerationOutput.created_at < until)
+    if tenant is not None:
+        stmt = stmt.where(GenerationRequest.tenant == tenant)
+    return stmt
 
 
 def reviewed_outputs(
@@ -47,17 +64,12 @@ def reviewed_outputs(
         .order_by(GenerationOutput.created_at)
         .execution_options(yield_per=1000)
     )
-    if since is not None:
-        stmt = stmt.where(GenerationOutput.created_at >= since)
-    if until is not None:
-        stmt = stmt.where(GenerationOutput.created_at < until)
-    if tenant is not None:
-        stmt = stmt.where(GenerationRequest.tenant == tenant)
+    stmt = in_window(stmt, since=since, until=until, tenant=tenant)
     for scores, reasons, policy, shadow, state in session.execute(stmt):
         yield ReviewedOutput(
             category_scores=_scores(scores),
             held_by=tuple(dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING)),
             policy=policy,
-            verdict=_VERDICT.get(state) if state is not None else None,
+            verdict=VERDICT_OF_STATE.get(state) if state is not None else None,
             shadow_actions={s["policy_name"]: s["action"] for s in shadow or []},
         )

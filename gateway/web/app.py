@@ -1,7 +1,8 @@
 """``create_app``: the reviewer web queue as an ASGI app that tests can build without a server.
 
 One view module per page family (``views/auth.py``, ``views/queue.py``, ``views/review.py``,
-``views/replay.py``, ``views/audit.py``, ``views/report.py``) on :class:`gateway.web.base.BaseView`;
+``views/replay.py``, ``views/audit.py``, ``views/report.py``, ``views/backtest.py``) on
+:class:`gateway.web.base.BaseView`;
 templates and assets are served by the app itself (no CDN: the CSP allows nothing but this origin).
 """
 
@@ -34,6 +35,7 @@ from gateway.web.present import known_identity_terms
 from gateway.web.security import LoginThrottle, SecurityHeadersMiddleware, SessionMiddleware
 from gateway.web.views.audit import AuditCsv, AuditPage, AuditVerify
 from gateway.web.views.auth import LoginView, LogoutView
+from gateway.web.views.backtest import PolicyBacktestPage
 from gateway.web.views.queue import ClaimNext, QueuePage, QueueRows
 from gateway.web.views.replay import ReplayItem
 from gateway.web.views.report import PolicyReportPage, PolicyReportSvg
@@ -144,6 +146,7 @@ def create_app(
         Route("/api/audit/verify", AuditVerify, name="audit_verify"),
         Route("/admin/policy-report", PolicyReportPage, name="policy_report"),
         Route("/admin/policy-report.svg", PolicyReportSvg, name="policy_report_svg"),
+        Route("/admin/policy-backtest", PolicyBacktestPage, name="policy_backtest"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     routes.extend(api_routes)

@@ -1,0 +1,98 @@
+"""The backtest's reads on SQLite and PostgreSQL: every stored field it needs comes back as recorded (the
+JSON columns, the verdict), the window, tenant and policy filters apply, and outputs of requests that did
+not complete (a stream cut short) are counted apart, not evaluated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.review.backtest_data import Window, recorded_outputs, undecided_count
+from gateway.review.queue import claim_next, create_review_item, decide
+from gateway.storage.models import GenerationOutput, RequestStatus, Reviewer
+from gateway.storage.records import record_output, record_request, set_request_status
+from moderation.identity import NeutralScores
+from moderation.policy import NON_FINITE_SCORE
+from moderation.types import Action, Span
+
+
+def _output(
+    s: Session,
+    *,
+    tenant: str,
+    policy: str = "default",
+    status: RequestStatus = RequestStatus.COMPLETED,
+    **kw: object,
+) -> GenerationOutput:
+    request = record_request(session=s, request_id="r", tenant=tenant, model_id="m", prompt_count=1)
+    fields: dict[str, object] = {"action": "release", "scores": {}, **kw}
+    out = record_output(
+        session=s,
+        request=request,
+        prompt_index=0,
+        sequence_index=0,
+        prompt="p",
+        generated_text="t",
+        policy_name=policy,
+        policy_version="v",
+        **fields,  # type: ignore[arg-type]
+    )
+    set_request_status(session=s, request=request, status=status)
+    return out
+
+
+def test_reads_what_was_recorded_and_filters(db: sessionmaker[Session], add_reviewer: object) -> None:
+    reviewer: Reviewer = add_reviewer()  # type: ignore[operator]
+    with db() as s, s.begin():
+        held = _output(
+            s,
+            tenant="acme",
+            action="hold",
+            scores={"toxicity": 0.7, "identity_attack": 0.85},
+            reasons=[
+                {"category": "identity_attack", "score": 0.85, "threshold": 0.8, "action": "hold"},
+                {"category": NON_FINITE_SCORE, "score": 1.0, "threshold": 0.0, "action": "hold"},
+            ],
+            spans=[{"start": 0, "end": 1, "category": "profanity", "scorer": "wordlist"}],
+            identity_checks=[
+                {
+                    "category": "identity_attack",
+                    "original_score": 0.85,
+                    "neutral_score": 0.2,
+                    "threshold": 0.8,
+                    "substituted_terms": ["muslim"],
+                    "softened": True,
+                    "terms_version": "tv",
+                }
+            ],
+        )
+        create_review_item(session=s, output=held)
+        _output(s, tenant="globex", scores={"toxicity": 0.1})
+        _output(s, tenant="acme", policy="other", scores={"toxicity": 0.2})
+        _output(s, tenant="acme", status=RequestStatus.CANCELLED)
+    with db() as s, s.begin():
+        item = claim_next(session=s, reviewer=reviewer)
+        assert item is not None
+        decide(
+            session=s,
+            item_id=item.id,
+            reviewer=reviewer,
+            expected_version=item.version,
+            decision="reject",
+            reason="x",
+        )
+    with db() as s:
+        (one,) = recorded_outputs(session=s, window=Window(tenant="acme", policy="default"))
+        assert one.action is Action.HOLD and one.verdict == "rejected"
+        assert dict(one.scores) == {"toxicity": 0.7, "identity_attack": 0.85}
+        assert one.spans == (Span(0, 1, "profanity", "wordlist"),)
+        assert one.non_finite and one.neutral == NeutralScores({"identity_attack": 0.2}, ("muslim",), "tv")
+        assert len(list(recorded_outputs(session=s, window=Window()))) == 3  # not the cancelled one
+        assert undecided_count(session=s, window=Window()) == 1
+        assert undecided_count(session=s, window=Window(tenant="globex")) == 0
+        assert len(list(recorded_outputs(session=s, window=Window(policy="other")))) == 1
+        now = datetime.now(UTC)
+        assert not list(recorded_outputs(session=s, window=Window(since=now + timedelta(minutes=5))))
+        assert len(list(recorded_outputs(session=s, window=Window(until=now + timedelta(minutes=5))))) == 3
+        assert not list(recorded_outputs(session=s, window=Window(until=now - timedelta(hours=1))))
