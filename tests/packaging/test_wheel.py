@@ -150,7 +150,12 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
+            proc.wait()
+            raise AssertionError(
+                "modgate serve did not stop within 30 s of SIGTERM:\n" + (tmp_path / "serve.log").read_text()
+            ) from None
+        finally:
+            log.close()
 
 
 def test_installed_gateway_serves_and_generates(served: tuple[Path, Path, str], tmp_path: Path) -> None:
