@@ -8,12 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from gateway.commands.settings import accept_config, command_settings, config_param
+from gateway.generation.params import SCALAR_PARAMS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Flags spelt otherwise than `--name` / `--no-name` (the established spelling of do_sample).
+_FLAG_SPELLING = {"do_sample": ("--sample/--greedy", "Sampling (default) or greedy decoding.")}
+
+
+def sampling_options(command: F) -> F:
+    """One option per sampling parameter (`gateway.generation.params.SCALAR_PARAMS`, named as in the API
+    with dashes), and `--stop` (repeatable): a new parameter needs no new line here."""
+    command = click.option("--stop", multiple=True, help="Stop sequence (repeatable).")(command)
+    for name, kind in reversed(list(SCALAR_PARAMS.items())):
+        dashed = name.replace("_", "-")
+        if kind is bool:
+            flag, help_text = _FLAG_SPELLING.get(name, (f"--{dashed}/--no-{dashed}", None))
+            command = click.option(flag, name, default=None, help=help_text)(command)
+        else:
+            command = click.option(f"--{dashed}", name, type=kind)(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,15 +109,7 @@ def demo_model(directory: str) -> None:
     envvar="MODGATE_ADDRESS",
     help="The gateway's HOST:PORT [env MODGATE_ADDRESS; default: grpc_address of the settings].",
 )
-@click.option("--temperature", type=float)
-@click.option("--top-p", type=float)
-@click.option("--top-k", type=int)
-@click.option("--max-new-tokens", type=int)
-@click.option("--sample/--greedy", "do_sample", default=None, help="Sampling (default) or greedy decoding.")
-@click.option("--repetition-penalty", type=float)
-@click.option("--seed", type=int)
-@click.option("--stop", multiple=True, help="Stop sequence (repeatable).")
-@click.option("--num-return-sequences", type=int)
+@sampling_options
 @click.option("--stream", is_flag=True, help="Stream the released text as it comes (one prompt).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 @click.option("--timeout", type=float, default=120.0, show_default=True)

@@ -46,6 +46,24 @@ class SamplingParams:
     min_new_tokens: int = 0
 
 
+# The sampling parameters, once: each one's name everywhere (the proto field, `RawParams` and
+# `SamplingParams`, the `/score` key, the client's keyword, the CLI's `--option`) and its JSON type. `stop`,
+# a list of strings, is the one that is not a scalar. The HTTP parser, the gRPC conversion and the CLI are
+# derived from it; tests/unit/gateway/test_params.py checks the dataclasses and the proto against it.
+SCALAR_PARAMS: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "max_new_tokens": int,
+    "do_sample": bool,
+    "repetition_penalty": float,
+    "seed": int,
+    "num_return_sequences": int,
+    "min_new_tokens": int,
+}
+PARAMETER_NAMES: tuple[str, ...] = (*SCALAR_PARAMS, "stop")
+
+
 @dataclass(frozen=True)
 class RawParams:
     """Parameters as a client sent them: None means "not set, use the default"."""

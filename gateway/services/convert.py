@@ -9,10 +9,12 @@ one probe at a time (docs/operations.md, "What a client learns about withheld te
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import moderation_pb2 as mod_pb
 from gateway.generation.generator import FinishReason, GeneratedSequence
-from gateway.generation.params import RawParams
+from gateway.generation.params import SCALAR_PARAMS, RawParams
 from gateway.review.queue import ResultState, ResultView
 from moderation.types import Action, Decision
 
@@ -39,21 +41,8 @@ _FINISH_TO_PB = {
 def raw_params_from_pb(p: gen_pb.SamplingParameters) -> RawParams:
     """Unset proto3 `optional` fields become None so that the server's defaults apply."""
 
-    def opt(name: str) -> object:
-        return getattr(p, name) if p.HasField(name) else None
-
-    return RawParams(
-        temperature=opt("temperature"),  # type: ignore[arg-type]
-        top_p=opt("top_p"),  # type: ignore[arg-type]
-        top_k=opt("top_k"),  # type: ignore[arg-type]
-        max_new_tokens=opt("max_new_tokens"),  # type: ignore[arg-type]
-        do_sample=opt("do_sample"),  # type: ignore[arg-type]
-        repetition_penalty=opt("repetition_penalty"),  # type: ignore[arg-type]
-        seed=opt("seed"),  # type: ignore[arg-type]
-        stop=tuple(p.stop),
-        num_return_sequences=opt("num_return_sequences"),  # type: ignore[arg-type]
-        min_new_tokens=opt("min_new_tokens"),  # type: ignore[arg-type]
-    )
+    given: dict[str, Any] = {name: getattr(p, name) if p.HasField(name) else None for name in SCALAR_PARAMS}
+    return RawParams(stop=tuple(p.stop), **given)
 
 
 def withheld_moderation_to_pb(decision: Decision) -> mod_pb.ModerationResult:

@@ -22,13 +22,11 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import Authenticate
 from gateway.errors import GatewayError, InvalidArgument
-from gateway.generation.params import RawParams
+from gateway.generation.params import PARAMETER_NAMES, SCALAR_PARAMS, RawParams
 from gateway.pipeline import GenerationPipeline, Outcome
 from gateway.web.edge import caller_for, parse_json, read_body, request_id_for
 
 _PARAMS = "input_data.parameters"
-_NUMBERS = ("temperature", "top_p", "repetition_penalty")
-_INTEGERS = ("top_k", "max_new_tokens", "seed", "num_return_sequences", "min_new_tokens")
 
 
 def _error(exc: GatewayError) -> Response:
@@ -44,21 +42,21 @@ def _error(exc: GatewayError) -> Response:
 
 
 def _param(params: dict[str, Any], name: str) -> Any:
+    """The value of one parameter, type-checked by its JSON type in `SCALAR_PARAMS` (or a list for stop)."""
     value = params.get(name)
     where = f"{_PARAMS}.{name}"
     if value is None:
         return None
-    if name == "do_sample":
-        if not isinstance(value, bool):
-            raise InvalidArgument(where, "must be true or false")
-    elif name == "stop":
+    if name == "stop":
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             raise InvalidArgument(where, "must be a list of strings")
         return tuple(value)
-    elif name in _INTEGERS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(where, "must be an integer")
-    elif name in _NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
+    kind = SCALAR_PARAMS[name]
+    if kind is bool and not isinstance(value, bool):
+        raise InvalidArgument(where, "must be true or false")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidArgument(where, "must be an integer")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidArgument(where, "must be a number")
     return value
 
@@ -79,10 +77,10 @@ def parse_body(raw: bytes) -> tuple[list[str], RawParams]:
     given = data.get("parameters", {})
     if not isinstance(given, dict):
         raise InvalidArgument(_PARAMS, "must be an object")
-    unknown = sorted(set(given) - set(RawParams.__dataclass_fields__))
+    unknown = sorted(set(given) - set(PARAMETER_NAMES))
     if unknown:
         raise InvalidArgument(f"{_PARAMS}.{unknown[0]}", "is not a known parameter")
-    params = RawParams(**{name: _param(given, name) for name in RawParams.__dataclass_fields__})
+    params = RawParams(**{name: _param(given, name) for name in PARAMETER_NAMES})
     if params.stop is None:
         params = RawParams(**{**params.__dict__, "stop": ()})
     return prompts, params
@@ -117,7 +115,7 @@ class ScoreEndpoint:
             try:
                 params = self._pipeline.prepare(prompts, raw, field="input_data.input_string")
             except InvalidArgument as exc:
-                if exc.field in RawParams.__dataclass_fields__ or (exc.field or "").startswith("stop["):
+                if exc.field in PARAMETER_NAMES or (exc.field or "").startswith("stop["):
                     raise InvalidArgument(f"{_PARAMS}.{exc.field}", str(exc).split(": ", 1)[1]) from None
                 raise
             cancel = threading.Event()

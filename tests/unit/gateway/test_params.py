@@ -90,3 +90,30 @@ def test_context_window() -> None:
     check_context(1948, p, LIMITS, field="input_string")
     with pytest.raises(InvalidArgument, match="exceeds the model's context of 2048 tokens"):
         check_context(1949, p, LIMITS, field="input_string")
+
+
+def test_one_table_of_sampling_parameters() -> None:
+    """SCALAR_PARAMS (+ stop) is the one list: the dataclasses, the proto and the CLI agree with it."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from gateway.api.v1 import generation_pb2 as gen_pb
+    from gateway.cli import generate
+    from gateway.generation.params import PARAMETER_NAMES, SCALAR_PARAMS, RawParams, SamplingParams
+
+    assert (
+        set(PARAMETER_NAMES)
+        == set(RawParams.__dataclass_fields__)
+        == set(SamplingParams.__dataclass_fields__)
+    )
+    fields = gen_pb.SamplingParameters.DESCRIPTOR.fields_by_name
+    assert set(fields) == set(PARAMETER_NAMES)
+    proto_kind = {
+        FieldDescriptor.CPPTYPE_FLOAT: float,
+        FieldDescriptor.CPPTYPE_DOUBLE: float,
+        FieldDescriptor.CPPTYPE_INT32: int,
+        FieldDescriptor.CPPTYPE_UINT64: int,
+        FieldDescriptor.CPPTYPE_INT64: int,
+        FieldDescriptor.CPPTYPE_BOOL: bool,
+    }
+    assert {name: proto_kind[fields[name].cpp_type] for name in SCALAR_PARAMS} == SCALAR_PARAMS
+    assert {p.name for p in generate.params} >= set(PARAMETER_NAMES)
