@@ -59,6 +59,7 @@ from gateway.web import WebServer, WebStartupError, create_app
 from gateway.web.edge import OWN_BODY_LIMIT
 from gateway.web.openai import DEFAULT_CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, OpenAIEndpoints
 from gateway.web.score import ScoreEndpoint
+from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from moderation.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,17 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         recorder=Recorder(sessions),
         anchors=anchors,
     )
+
+
+def webhook_worker(settings: Settings, sessions: sessionmaker[Session]) -> WebhookWorker:
+    """The outbox's delivery worker with the settings' retry policy (docs/operations.md, "Webhooks")."""
+    policy = RetryPolicy(
+        timeout_s=settings.webhook_timeout_s,
+        retry_base_s=settings.webhook_retry_base_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        give_up_s=settings.webhook_give_up_s,
+    )
+    return WebhookWorker(sessions, policy)
 
 
 class GatewayServer:
@@ -340,6 +352,12 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
             interval_s=settings.maintenance_interval_s,
         )
     )
+    webhooks = webhook_worker(settings, components.sessions) if settings.webhook_delivery else None
+    delivering = (
+        asyncio.create_task(webhooks.run(interval_s=settings.webhook_poll_interval_s))
+        if webhooks is not None
+        else None
+    )
     anchors = components.anchors
     anchoring = (
         asyncio.create_task(
@@ -356,6 +374,11 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     housekeeping.cancel()
     if anchoring is not None:
         anchoring.cancel()
+    if delivering is not None and webhooks is not None:
+        # Sends in flight are abandoned: their rows fall due again when the claim's lease ends.
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+        await webhooks.aclose()
     await server.stop()
     if anchors is not None:  # the last events of this run are anchored too
         await asyncio.to_thread(anchor_once, anchors, components.sessions)
