@@ -186,8 +186,18 @@ def _register_groups() -> None:
     from gateway.commands.policy import policy_group
     from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
+    from gateway.commands.webhooks import webhooks_group
 
-    for group in (db_group, audit_group, reviewers_group, keys_group, moderation_group, policy_group):
+    groups = (
+        db_group,
+        audit_group,
+        reviewers_group,
+        keys_group,
+        moderation_group,
+        policy_group,
+        webhooks_group,
+    )
+    for group in groups:
         cli.add_command(group)
     cli.add_command(replay_command)
     # Every command that reads settings takes --config (demo-model reads none).
