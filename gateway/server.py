@@ -28,6 +28,8 @@ from gateway.api.v1 import (
     generation_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
 )
 from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
 from gateway.audit.keeper import run_periodically as run_anchoring
@@ -52,6 +54,7 @@ from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
+from gateway.services.webhooks import WebhookServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
@@ -67,7 +70,8 @@ log = logging.getLogger(__name__)
 GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE)
+WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -246,6 +250,9 @@ class GatewayServer:
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(sessions=self._c.sessions), self._server
+        )
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(sessions=self._c.sessions), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
