@@ -37,7 +37,7 @@ from gateway.webhooks.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATU
 
 log = logging.getLogger(__name__)
 
-LEASE_MARGIN_S = 30.0
+LEASE_MARGIN_S = 5.0  # the outcome is recorded in one short transaction after the send
 MAX_ERROR_CHARS = 300
 USER_AGENT = "modgate-webhooks/1"
 
