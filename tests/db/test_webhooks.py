@@ -390,3 +390,35 @@ def test_two_workers_deliver_each_event_exactly_once(
     assert len(ids) == 40 and len(set(ids)) == 40
     assert all(r.state == DeliveryState.DELIVERED and r.attempts == 1 for r in rows(db))
     assert passes[0] and passes[1], passes  # both took part
+
+
+def test_migration_0010_down_and_up(empty_db_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from gateway.storage import make_engine, migrate
+
+    def tables() -> set[str]:
+        engine = make_engine(empty_db_url)
+        try:
+            return set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    migrate.upgrade(empty_db_url, "0010")
+    assert {"webhook_endpoints", "webhook_deliveries"} <= tables()
+    migrate.downgrade(empty_db_url, "0009")
+    assert migrate.current(empty_db_url) == "0009"
+    assert not {"webhook_endpoints", "webhook_deliveries"} & tables()
+    migrate.upgrade(empty_db_url, "0010")
+    assert {"webhook_endpoints", "webhook_deliveries"} <= tables()
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    import random
+
+    policy = RetryPolicy(retry_base_s=5.0, retry_max_s=60.0)
+    rng = random.Random(7)
+    for attempts, step in [(1, 5.0), (2, 10.0), (3, 20.0), (4, 40.0), (5, 60.0), (500, 60.0)]:
+        delays = [policy.backoff(attempts, rng) for _ in range(200)]
+        assert all(step / 2 <= d <= step for d in delays)
+        assert max(delays) - min(delays) > step / 4  # jittered, not one fixed delay
