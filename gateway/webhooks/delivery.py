@@ -29,6 +29,7 @@ import httpx
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from gateway.metrics import WEBHOOK_SENDS
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import DeliveryState, WebhookDelivery, WebhookEndpoint
@@ -141,6 +142,7 @@ def record_outcomes(
                 .where(*pending)
                 .values(state=DeliveryState.DELIVERED, delivered_at=now, last_error=None)
             )
+            WEBHOOK_SENDS.labels("delivered").inc()
             continue
         retry_at = now + timedelta(seconds=policy.backoff(claimed.attempts, rng))
         dead = retry_at - claimed.retry_since > timedelta(seconds=policy.give_up_s)
@@ -153,6 +155,7 @@ def record_outcomes(
                 last_error=error[:MAX_ERROR_CHARS],
             )
         )
+        WEBHOOK_SENDS.labels("dead" if dead else "retry").inc()
         if dead:
             log.warning(
                 "webhook delivery %d (%s) is dead after %d attempts: %s",

@@ -422,3 +422,31 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         delays = [policy.backoff(attempts, rng) for _ in range(200)]
         assert all(step / 2 <= d <= step for d in delays)
         assert max(delays) - min(delays) > step / 4  # jittered, not one fixed delay
+
+
+def test_a_dead_event_stops_holding_back_its_ticket_and_is_counted(
+    db: sessionmaker[Session], add_held: Callable[..., ReviewItem], add_reviewer: Callable[..., Reviewer]
+) -> None:
+    from gateway.metrics import WEBHOOK_SENDS
+
+    def count(outcome: str) -> float:
+        return float(WEBHOOK_SENDS.labels(outcome)._value.get())
+
+    before = {o: count(o) for o in ("delivered", "retry", "dead")}
+    receiver = Receiver(respond=lambda e: 500 if e["type"] == ev.OUTPUT_HELD else 200).start()
+    try:
+        add_endpoint(db, receiver.url, [ev.OUTPUT_HELD, ev.REVIEW_DECIDED])
+        add_held()
+        decide_one(db, add_reviewer(), Decision.APPROVE)
+        policy = RetryPolicy(timeout_s=0.5, retry_base_s=0.05, retry_max_s=0.1, give_up_s=0.4)
+        drain(
+            WebhookWorker(db, policy),
+            lambda: [r.state for r in rows(db)] == [DeliveryState.DEAD, DeliveryState.DELIVERED],
+        )
+    finally:
+        receiver.stop()
+    types = [e["type"] for e in receiver.events()]
+    assert types[-1] == ev.REVIEW_DECIDED and set(types[:-1]) == {ev.OUTPUT_HELD}  # only after the first died
+    assert count("dead") == before["dead"] + 1
+    assert count("delivered") == before["delivered"] + 1
+    assert count("retry") == before["retry"] + len(types) - 2
