@@ -131,6 +131,8 @@ class Settings:
     webhook_retry_base_s: float = 5.0
     webhook_retry_max_s: float = 3600.0
     webhook_give_up_s: float = 3 * 86400.0
+    # Delivered events are deleted from the outbox this long after delivery (dead ones are kept).
+    webhook_keep_delivered_s: float = 7 * 86400.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -195,6 +197,7 @@ def _validate(s: Settings) -> None:
         ("webhook_retry_base_s", "positive"),
         ("webhook_retry_max_s", "positive"),
         ("webhook_give_up_s", "positive"),
+        ("webhook_keep_delivered_s", "positive"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

@@ -165,6 +165,7 @@ def webhook_worker(settings: Settings, sessions: sessionmaker[Session]) -> Webho
         retry_base_s=settings.webhook_retry_base_s,
         retry_max_s=settings.webhook_retry_max_s,
         give_up_s=settings.webhook_give_up_s,
+        keep_delivered_s=settings.webhook_keep_delivered_s,
     )
     return WebhookWorker(sessions, policy)
 

@@ -34,10 +34,12 @@ from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from gateway.storage.tx import run_in_transaction
+from gateway.webhooks.outbox import prune_delivered
 from gateway.webhooks.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 3600.0
 LEASE_MARGIN_S = 5.0  # the outcome is recorded in one short transaction after the send
 MAX_ERROR_CHARS = 300
 USER_AGENT = "modgate-webhooks/1"
@@ -51,6 +53,8 @@ class RetryPolicy:
     retry_base_s: float = 5.0
     retry_max_s: float = 3600.0
     give_up_s: float = 3 * 86400.0
+    # Delivered rows are deleted this long after delivery (checked every PRUNE_EVERY_S by `run`).
+    keep_delivered_s: float = 7 * 86400.0
     batch: int = 32
 
     def backoff(self, attempts: int, rng: random.Random) -> float:
@@ -228,11 +232,24 @@ class WebhookWorker:
         )
         return len(claimed)
 
+    async def prune(self) -> int:
+        """Deletes rows delivered longer ago than the policy keeps them; returns how many."""
+        keep = timedelta(seconds=self._policy.keep_delivered_s)
+        return await asyncio.to_thread(
+            run_in_transaction, self._sessions, lambda s: prune_delivered(session=s, older_than=keep)
+        )
+
     async def run(self, *, interval_s: float) -> None:
         """Until cancelled. A full batch is followed at once by the next; a failing pass (database down)
-        is logged and retried after the interval."""
+        is logged and retried after the interval. Old delivered rows are pruned about hourly."""
+        next_prune = time.monotonic()
         while True:
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                    pruned = await self.prune()
+                    if pruned:
+                        log.info("webhooks: pruned %d delivered event(s) from the outbox", pruned)
                 sent = await self.deliver_due()
             except Exception:
                 log.exception("webhook delivery pass failed; retrying in %.1fs", interval_s)

@@ -13,10 +13,10 @@ GetResult.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit import append as audit_append
@@ -132,3 +132,15 @@ def redeliver(*, session: Session, actor: str, delivery_id: int | None = None, a
             payload={"deliveries": sorted(ids)},
         )
     return len(ids)
+
+
+def prune_delivered(*, session: Session, older_than: timedelta, now: datetime | None = None) -> int:
+    """Deletes delivered rows delivered more than `older_than` ago (the outbox is not an archive: the
+    audit log keeps the changes themselves); returns how many. Dead and pending rows are kept."""
+    cutoff = (now or utcnow()) - older_than
+    result = session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.state == DeliveryState.DELIVERED, WebhookDelivery.delivered_at < cutoff
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
