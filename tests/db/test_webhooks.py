@@ -489,3 +489,34 @@ def test_old_delivered_events_are_pruned_dead_and_pending_kept(
         (ids[2], DeliveryState.DEAD),
         (ids[3], DeliveryState.PENDING),
     ]
+
+
+def test_an_event_exists_only_if_its_change_committed(db: sessionmaker[Session], receiver: Receiver) -> None:
+    """The outbox row is written in the change's transaction: a rolled-back hold leaves no event."""
+    from gateway.review import create_review_item
+    from gateway.storage.models import GenerationOutput
+
+    add_endpoint(db, receiver.url, [ev.OUTPUT_HELD])
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), db() as s, s.begin():
+        request = record_request(session=s, request_id="req-rb", tenant="acme", model_id="m", prompt_count=1)
+        output = record_output(
+            session=s,
+            request=request,
+            prompt_index=0,
+            sequence_index=0,
+            prompt="p",
+            generated_text="t",
+            action="hold",
+            policy_name="default",
+            policy_version="1",
+        )
+        create_review_item(session=s, output=output)
+        assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 1  # written, not committed
+        raise Abort
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(GenerationOutput)) == 0
+        assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
