@@ -35,6 +35,8 @@ SCOPE_FOR_SERVICE = {
     "modgate.v1.GenerationService": "generate",
     "modgate.v1.ReviewService": "review",
     "modgate.v1.AuditService": "audit",
+    # A tenant manages its own webhook endpoints with the key it generates with.
+    "modgate.v1.WebhookService": "generate",
 }
 INSECURE_TENANT = "default"
 

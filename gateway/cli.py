@@ -201,9 +201,19 @@ def _register_groups() -> None:
     from gateway.commands.policy_backtest import backtest_command
     from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
+    from gateway.commands.webhooks import webhooks_group
 
     policy_group.add_command(backtest_command)
-    for group in (db_group, audit_group, reviewers_group, keys_group, moderation_group, policy_group):
+    groups = (
+        db_group,
+        audit_group,
+        reviewers_group,
+        keys_group,
+        moderation_group,
+        policy_group,
+        webhooks_group,
+    )
+    for group in groups:
         cli.add_command(group)
     cli.add_command(replay_command)
     # Every command that reads settings takes --config (demo-model reads none).

@@ -120,6 +120,19 @@ class Settings:
     # The server appends each anchor it makes here (one line); a restart resumes from the newest.
     audit_anchor_file: str | None = None
     audit_anchor_interval_s: float = 300.0
+    # Webhooks (gateway/webhooks, docs/operations.md "Webhooks"): `serve` runs the delivery worker when on.
+    # It looks for due events every `webhook_poll_interval_s`; one POST may take `webhook_timeout_s`; a
+    # failed one is retried after `webhook_retry_base_s` x 2^(attempts-1) (at most `webhook_retry_max_s`,
+    # the second half of each step random), and the event is marked dead once the next try would come
+    # more than `webhook_give_up_s` after it was written (or redelivered).
+    webhook_delivery: bool = True
+    webhook_poll_interval_s: float = 1.0
+    webhook_timeout_s: float = 10.0
+    webhook_retry_base_s: float = 5.0
+    webhook_retry_max_s: float = 3600.0
+    webhook_give_up_s: float = 3 * 86400.0
+    # Delivered events are deleted from the outbox this long after delivery (dead ones are kept).
+    webhook_keep_delivered_s: float = 7 * 86400.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -165,6 +178,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"prefill_chunk must be 0 (one pass) or more, got {s.prefill_chunk}")
     if s.max_batch_wait_ms > 1000:
         raise SettingsError(f"max_batch_wait_ms must be at most 1000, got {s.max_batch_wait_ms}")
+    if s.webhook_retry_base_s > s.webhook_retry_max_s:
+        raise SettingsError("webhook_retry_base_s must not exceed webhook_retry_max_s")
     if s.default_max_new_tokens > s.max_new_tokens_limit:
         raise SettingsError("default_max_new_tokens must not exceed max_new_tokens_limit")
     for name, least in (
@@ -177,6 +192,12 @@ def _validate(s: Settings) -> None:
         ("max_batch_wait_ms", "non-negative"),
         ("watch_max_s", "positive"),
         ("watch_recheck_s", "positive"),
+        ("webhook_poll_interval_s", "positive"),
+        ("webhook_timeout_s", "positive"),
+        ("webhook_retry_base_s", "positive"),
+        ("webhook_retry_max_s", "positive"),
+        ("webhook_give_up_s", "positive"),
+        ("webhook_keep_delivered_s", "positive"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

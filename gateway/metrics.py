@@ -45,6 +45,11 @@ WORK_SECONDS = Histogram(
 )
 GENERATED_TOKENS = Counter("modgate_generated_tokens_total", "Tokens generated.")
 BATCH_SIZE = Histogram("modgate_batch_size", "Rows per generation batch.", buckets=(1, 2, 4, 8, 16, 32, 64))
+WEBHOOK_SENDS = Counter(
+    "modgate_webhook_sends_total",
+    "Webhook POSTs by outcome: delivered, retry (to be tried again) or dead (given up).",
+    ["outcome"],
+)
 
 
 def observe_decisions(decisions: Sequence[Decision], generated_tokens: int) -> None:

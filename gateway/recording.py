@@ -31,6 +31,8 @@ from gateway.storage.models import (
 )
 from gateway.storage.records import record_output, record_request, set_request_status
 from gateway.storage.tx import in_transaction
+from gateway.webhooks import events as webhook_events
+from gateway.webhooks.outbox import enqueue as enqueue_webhook
 from moderation.replay import record_decision
 from moderation.types import Action, Decision
 
@@ -190,6 +192,15 @@ class Recorder:
                         output=row,
                         escalated=bool({r.category for r in d.reasons} & self._escalate),
                         actor=ACTOR,
+                    )  # which also puts the tenant's `output.held` webhook event in the outbox
+                elif d.action == Action.BLOCK and row.ticket is not None:
+                    enqueue_webhook(
+                        session=session,
+                        event_type=webhook_events.OUTPUT_BLOCKED,
+                        tenant=handle.tenant,
+                        ticket=row.ticket,
+                        request_id=handle.request_id,
+                        state=row.status.value,
                     )
                 tickets.append(row.ticket)
             set_request_status(session=session, request=request, status=RequestStatus.COMPLETED)

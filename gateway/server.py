@@ -28,6 +28,8 @@ from gateway.api.v1 import (
     generation_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
 )
 from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
 from gateway.audit.keeper import run_periodically as run_anchoring
@@ -52,6 +54,7 @@ from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
+from gateway.services.webhooks import WebhookServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
@@ -59,6 +62,7 @@ from gateway.web import WebServer, WebStartupError, create_app
 from gateway.web.edge import OWN_BODY_LIMIT
 from gateway.web.openai import DEFAULT_CHAT_TEMPLATE, ChatTemplate, ChatTemplateError, OpenAIEndpoints
 from gateway.web.score import ScoreEndpoint
+from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from moderation.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,8 @@ log = logging.getLogger(__name__)
 GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE)
+WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -153,6 +158,18 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     )
 
 
+def webhook_worker(settings: Settings, sessions: sessionmaker[Session]) -> WebhookWorker:
+    """The outbox's delivery worker with the settings' retry policy (docs/operations.md, "Webhooks")."""
+    policy = RetryPolicy(
+        timeout_s=settings.webhook_timeout_s,
+        retry_base_s=settings.webhook_retry_base_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        give_up_s=settings.webhook_give_up_s,
+        keep_delivered_s=settings.webhook_keep_delivered_s,
+    )
+    return WebhookWorker(sessions, policy)
+
+
 class GatewayServer:
     def __init__(
         self, components: Components, *, address: str | None = None, web_address: str | None = None
@@ -234,6 +251,9 @@ class GatewayServer:
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(sessions=self._c.sessions), self._server
+        )
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(sessions=self._c.sessions), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -340,6 +360,12 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
             interval_s=settings.maintenance_interval_s,
         )
     )
+    webhooks = webhook_worker(settings, components.sessions) if settings.webhook_delivery else None
+    delivering = (
+        asyncio.create_task(webhooks.run(interval_s=settings.webhook_poll_interval_s))
+        if webhooks is not None
+        else None
+    )
     anchors = components.anchors
     anchoring = (
         asyncio.create_task(
@@ -356,6 +382,11 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     housekeeping.cancel()
     if anchoring is not None:
         anchoring.cancel()
+    if delivering is not None and webhooks is not None:
+        # Sends in flight are abandoned: their rows fall due again when the claim's lease ends.
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+        await webhooks.aclose()
     await server.stop()
     if anchors is not None:  # the last events of this run are anchored too
         await asyncio.to_thread(anchor_once, anchors, components.sessions)

@@ -35,6 +35,9 @@ REVIEWER_LOGIN = "reviewer.login"
 REVIEWER_LOGIN_FAILED = "reviewer.login_failed"
 REVIEWER_LOGOUT = "reviewer.logout"
 REVIEWER_PASSWORD_CHANGED = "reviewer.password_changed"
+WEBHOOK_CREATED = "webhook.created"
+WEBHOOK_REMOVED = "webhook.removed"
+WEBHOOK_REDELIVERED = "webhook.redelivered"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

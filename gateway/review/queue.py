@@ -47,6 +47,8 @@ from gateway.storage.models import (
     ReviewItem,
     ReviewState,
 )
+from gateway.webhooks import events as webhook_events
+from gateway.webhooks.outbox import enqueue as enqueue_webhook
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -163,7 +165,22 @@ def create_review_item(
     session.flush()
     event = events.REVIEW_APPEALED if appeal else events.REVIEW_HELD
     _audit(session, event, actor, item, priority=priority, escalated=escalated)
+    _webhook(session, item, webhook_events.APPEAL_OPENED if appeal else webhook_events.OUTPUT_HELD)
     return item
+
+
+def _webhook(session: Session, item: ReviewItem, event_type: str) -> None:
+    """The tenant's webhook event for this change, in its transaction (gateway/webhooks/outbox.py)."""
+    output = item.output
+    assert output.ticket is not None  # every queued output has one (create_review_item gives it)
+    enqueue_webhook(
+        session=session,
+        event_type=event_type,
+        tenant=output.request.tenant,
+        ticket=output.ticket,
+        request_id=output.request.request_id,
+        state=output.status.value,
+    )
 
 
 def _claimable(now: datetime) -> Any:
@@ -397,6 +414,9 @@ def decide(
     _audit(session, event_type, _actor(reviewer), decided, **payload)
     if decision is not Decision.REJECT:
         _audit(session, events.RESULT_RELEASED, _actor(reviewer), decided)
+    _webhook(
+        session, decided, webhook_events.APPEAL_DECIDED if decided.appeal else webhook_events.REVIEW_DECIDED
+    )
     return decided
 
 

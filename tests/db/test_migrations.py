@@ -26,6 +26,8 @@ TABLES = {
     "api_keys",
     "audit_events",
     "rate_buckets",
+    "webhook_endpoints",
+    "webhook_deliveries",
 }
 
 

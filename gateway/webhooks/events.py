@@ -1,0 +1,23 @@
+"""The webhook event types a tenant can subscribe to (docs/operations.md, "Webhooks").
+
+`review.deadline_passed` is reserved for review deadlines (not built yet): it can be subscribed to so
+that a receiver written today keeps working, but nothing sends it.
+"""
+
+from __future__ import annotations
+
+OUTPUT_HELD = "output.held"
+OUTPUT_BLOCKED = "output.blocked"
+REVIEW_DECIDED = "review.decided"
+APPEAL_OPENED = "appeal.opened"
+APPEAL_DECIDED = "appeal.decided"
+REVIEW_DEADLINE_PASSED = "review.deadline_passed"  # reserved
+
+EVENT_TYPES: tuple[str, ...] = (
+    OUTPUT_HELD,
+    OUTPUT_BLOCKED,
+    REVIEW_DECIDED,
+    APPEAL_OPENED,
+    APPEAL_DECIDED,
+    REVIEW_DEADLINE_PASSED,
+)
