@@ -30,8 +30,9 @@ from moderation.identity import (
     load_terms,
 )
 from moderation.masking import Masker, MaskStyle
-from moderation.moderator import Moderator, StreamSettings, UnknownPolicyError
+from moderation.moderator import Moderator, UnknownPolicyError
 from moderation.policy import PRESETS, Policy, Thresholds
+from moderation.streaming import StreamSettings
 from moderation.types import Scorer
 
 __all__ = [

@@ -17,15 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from moderation.policy import Policy
 
 __all__ = [
     "DEFAULT_CATEGORIES",
@@ -36,7 +32,6 @@ __all__ = [
     "NeutralText",
     "Substitution",
     "builtin_terms",
-    "categories_to_check",
     "load_terms",
     "parse_terms",
 ]
@@ -195,20 +190,3 @@ class NeutralScores:
     scores: Mapping[str, float]
     terms: tuple[str, ...]
     terms_version: str = ""
-
-
-def categories_to_check(
-    policies: Sequence[Policy], scores: Mapping[str, float], categories: Iterable[str]
-) -> list[str]:
-    """The checked categories whose threshold rule holds or blocks under any of `policies` (the live one
-    and the shadows share one re-scoring). Only these are re-scored."""
-    wanted = []
-    for category in categories:
-        if category not in scores:
-            continue
-        for policy in policies:
-            rule = policy.thresholds.get(category)
-            if rule is not None and rule.action_for(scores[category]) is not None:
-                wanted.append(category)
-                break
-    return wanted

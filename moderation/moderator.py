@@ -18,11 +18,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from moderation.identity import IdentityCheckSettings, NeutralScores, NeutralText, categories_to_check
+from moderation.identity import IdentityCheckSettings, NeutralScores, NeutralText
 from moderation.masking import Masker
-from moderation.policy import Policy, Verdict, evaluate
+from moderation.policy import Policy, Verdict, categories_to_check, evaluate
 from moderation.scorers.base import StreamHint, check_results
-from moderation.streaming import StreamModerator
+from moderation.streaming import StreamModerator, StreamSettings
 from moderation.types import Action, Decision, Scorer, ScoreResult, ScorerInfo, ShadowDecision, Span
 
 __all__ = ["Moderator", "StreamSettings", "UnknownPolicyError"]
@@ -35,22 +35,6 @@ class UnknownPolicyError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown policy"
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """How a stream is released.
-
-    right_context_words: complete words that must follow a chunk, and be scored with it, before it is sent.
-    min_release_words: score again only once this many new complete words arrived (cost vs. latency).
-    """
-
-    right_context_words: int = 2
-    min_release_words: int = 1
-
-    def __post_init__(self) -> None:
-        if self.right_context_words < 0 or self.min_release_words < 1:
-            raise ValueError("right_context_words must be >= 0 and min_release_words >= 1")
 
 
 class Moderator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -277,3 +277,20 @@ PERMISSIVE = Policy(
 )
 
 PRESETS: Mapping[str, Policy] = MappingProxyType({p.name: p for p in (DEFAULT, STRICT, PERMISSIVE)})
+
+
+def categories_to_check(
+    policies: Sequence[Policy], scores: Mapping[str, float], categories: Iterable[str]
+) -> list[str]:
+    """The checked categories whose threshold rule holds or blocks under any of `policies` (the live one
+    and the shadows share one re-scoring). Only these are re-scored."""
+    wanted = []
+    for category in categories:
+        if category not in scores:
+            continue
+        for policy in policies:
+            rule = policy.thresholds.get(category)
+            if rule is not None and rule.action_for(scores[category]) is not None:
+                wanted.append(category)
+                break
+    return wanted

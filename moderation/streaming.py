@@ -18,24 +18,54 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from moderation.folding import fold
 from moderation.types import Action, Decision, Reason, Span
 
-if TYPE_CHECKING:
-    from moderation.moderator import Moderator
-
-__all__ = ["StreamModerator", "release_point"]
+__all__ = ["StreamModerator", "StreamSettings", "release_point"]
 
 _TOKEN = re.compile(r"\S+")
 _SEPARATORS = "._-"
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """How a stream is released.
+
+    right_context_words: complete words that must follow a chunk, and be scored with it, before it is sent.
+    min_release_words: score again only once this many new complete words arrived (cost vs. latency).
+    """
+
+    right_context_words: int = 2
+    min_release_words: int = 1
+
+    def __post_init__(self) -> None:
+        if self.right_context_words < 0 or self.min_release_words < 1:
+            raise ValueError("right_context_words must be >= 0 and min_release_words >= 1")
+
+
+class Moderates(Protocol):
+    """What a stream needs of the moderator (`moderation.moderator.Moderator` is one): a protocol, so
+    that the two modules do not import each other."""
+
+    @property
+    def stream_settings(self) -> StreamSettings: ...
+
+    @property
+    def stream_context_words(self) -> int: ...
+
+    def policy(self, name: str | None = None) -> object: ...
+
+    def moderate(
+        self, texts: Sequence[str], *, policy: str | None = None, shadow: Sequence[str] | None = None
+    ) -> list[Decision]: ...
+
+
 class StreamModerator:
     """One stream's state. Not thread-safe: one generation task feeds it, in order."""
 
-    def __init__(self, moderator: Moderator, *, policy: str, shadow: Sequence[str] | None = None) -> None:
+    def __init__(self, moderator: Moderates, *, policy: str, shadow: Sequence[str] | None = None) -> None:
         """Built by `Moderator.stream()`; `policy` must be a name the moderator knows. `shadow` is passed
         to the final `moderate` call only (None = the moderator's configured shadow policies)."""
         moderator.policy(policy)  # unknown name -> UnknownPolicyError now, not at the first feed

@@ -14,12 +14,11 @@ from moderation.identity import (
     IdentityTerms,
     NeutralScores,
     builtin_terms,
-    categories_to_check,
     parse_terms,
 )
 from moderation.masking import Masker
 from moderation.moderator import Moderator
-from moderation.policy import DEFAULT, PRESETS, STRICT, evaluate
+from moderation.policy import DEFAULT, PRESETS, STRICT, categories_to_check, evaluate
 from moderation.replay import record_decision
 from moderation.scorers.profanity import ProfanityScorer
 from moderation.testing import KeywordScorer

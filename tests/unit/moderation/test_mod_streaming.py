@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation.masking import Masker
-from moderation.moderator import Moderator, StreamSettings
+from moderation.moderator import Moderator
 from moderation.policy import PRESETS
 from moderation.scorers.profanity import ProfanityScorer
-from moderation.streaming import StreamModerator, release_point
+from moderation.streaming import StreamModerator, StreamSettings, release_point
 from moderation.testing import KeywordScorer
 from moderation.types import Action, ScoreResult, Span
 
