@@ -36,7 +36,7 @@ from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
-from tests.serve_process import MODGATE, free_ports
+from tests.support.serve_process import MODGATE, free_ports
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("MODGATE_BROWSER_ARTIFACTS", "var/browser-artifacts"))

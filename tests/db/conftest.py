@@ -25,8 +25,8 @@ from gateway.review import create_review_item, create_reviewer
 from gateway.storage import Base, make_engine, make_session_factory, migrate
 from gateway.storage.models import GenerationOutput, Reviewer, ReviewerRole, ReviewItem
 from gateway.storage.records import record_output, record_request
-from tests.audit_tamper import tampering
-from tests.pg import PostgresServer, postgres_server
+from tests.support.audit_tamper import tampering
+from tests.support.pg import PostgresServer, postgres_server
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

@@ -16,7 +16,7 @@ from gateway import audit
 from gateway.audit import GENESIS_HASH, canonical_json, compute_hash
 from gateway.audit.chain import event_fields
 from gateway.storage.models import AuditEvent
-from tests.audit_tamper import tampering
+from tests.support.audit_tamper import tampering
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 ExecSql = Callable[..., None]

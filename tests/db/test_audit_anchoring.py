@@ -20,7 +20,7 @@ from gateway.audit.anchor import Anchor, parse, sign
 from gateway.audit.keeper import AnchorKeeper, ChainBroken, anchor_keeper, anchor_key, anchor_once
 from gateway.commands.audit import audit_group
 from gateway.config import Settings, SettingsError
-from tests.audit_tamper import tampering
+from tests.support.audit_tamper import tampering
 
 KEY = "an anchor key of thirty-two chars or more"
 ExecSql = Callable[..., None]

@@ -15,7 +15,7 @@ from gateway.ratelimit import Limiter, Limits, RateLimited
 from gateway.storage import make_engine, make_session_factory
 from gateway.storage.models import RateBucket
 from gateway.storage.rate_buckets import DatabaseRateLimiter
-from tests.ratelimit_rules import RULES, Clock
+from tests.support.ratelimit_rules import RULES, Clock
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)

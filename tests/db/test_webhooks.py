@@ -26,8 +26,8 @@ from gateway.webhooks import events as ev
 from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_endpoint
 from gateway.webhooks.outbox import list_deliveries, redeliver
-from tests.serve_process import free_ports
-from tests.webhook_receiver import Receiver
+from tests.support.serve_process import free_ports
+from tests.support.webhook_receiver import Receiver
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 FAST = RetryPolicy(timeout_s=0.5, retry_base_s=0.05, retry_max_s=0.2, give_up_s=60.0)

@@ -16,9 +16,9 @@ from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.client import sampling_parameters
 from gateway.generation.batcher import Batcher
 from moderation.types import Action
-from tests.bench_scripts import run_bench
 from tests.integration.conftest import PROMPT
 from tests.integration.gateway_harness import ServerThread
+from tests.support.bench_scripts import run_bench
 
 PROMPTS = ["The meaning of life is", "Once upon a time", "The library opens at nine and", "Rain"]
 

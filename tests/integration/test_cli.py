@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from gateway.cli import cli
 from tests.integration.gateway_harness import ServerThread
-from tests.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import MODGATE, free_ports, wait_serving
 
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:

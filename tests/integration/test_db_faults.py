@@ -20,7 +20,7 @@ from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine, make_session_factory
 from moderation.config import build_moderator, offline_demo_config
 from tests.integration.gateway_harness import ServerThread
-from tests.pg import PostgresServer, postgres_server
+from tests.support.pg import PostgresServer, postgres_server
 
 pytestmark = pytest.mark.postgres
 

@@ -19,7 +19,7 @@ from gateway.audit import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest, RequestStatus
-from tests.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import MODGATE, free_ports, wait_serving
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import ScoreResult
 from tests.integration.conftest import PROMPT, gateway_components
 from tests.integration.gateway_harness import ServerThread
-from tests.pg import postgres_server
+from tests.support.pg import postgres_server
 
 
 class NanScorer:

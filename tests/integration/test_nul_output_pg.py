@@ -24,8 +24,8 @@ from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, GenerationRequest, RequestStatus
 from moderation.config import build_moderator, offline_demo_config
 from tests.integration.gateway_harness import ServerThread
-from tests.nul_model import nul_loving_model
-from tests.pg import postgres_server
+from tests.support.nul_model import nul_loving_model
+from tests.support.pg import postgres_server
 
 pytestmark = pytest.mark.postgres
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gateway.audit.anchor import authenticate, parse
 from gateway.cli import cli
-from tests.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import MODGATE, free_ports, wait_serving
 
 KEY = "an anchor key of thirty-two chars or more"
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from gateway.audit import append
 from gateway.audit.keeper import AnchorKeeper, anchor_once
 from gateway.web.views.audit import PAGE_SIZE
-from tests.audit_tamper import tampering
 from tests.browser.support import WebHarness
+from tests.support.audit_tamper import tampering
 
 
 @pytest.fixture(scope="module")

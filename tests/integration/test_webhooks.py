@@ -25,7 +25,7 @@ from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 from tests.integration.test_review_flow import claim, decide, md
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 TENANT = "hooked"
 ALL_EVENTS = ["output.held", "output.blocked", "review.decided", "appeal.opened", "appeal.decided"]

@@ -18,8 +18,8 @@ from gateway.storage import make_engine, make_session_factory, migrate
 from gateway.storage.models import DeliveryState, WebhookDelivery
 from gateway.storage.records import record_output, record_request
 from gateway.webhooks.endpoints import create_endpoint
-from tests.serve_process import MODGATE, free_ports, wait_serving
-from tests.webhook_receiver import Receiver
+from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve_process import free_ports, wait_serving
+from tests.support.serve_process import free_ports, wait_serving
 
 pytestmark = pytest.mark.slow
 

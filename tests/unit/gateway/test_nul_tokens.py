@@ -19,7 +19,7 @@ from gateway.generation.generator import Generator
 from gateway.generation.model import LoadedModel
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler
-from tests.nul_model import nul_loving_model
+from tests.support.nul_model import nul_loving_model
 
 NEVER = lambda: False  # noqa: E731
 CASES = [

@@ -1,4 +1,4 @@
-"""The in-process limiter follows the shared rules (tests/ratelimit_rules.py)."""
+"""The in-process limiter follows the shared rules (tests/support/ratelimit_rules.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.ratelimit import Limiter, RateLimiter
-from tests.ratelimit_rules import RULES, Clock
+from tests.support.ratelimit_rules import RULES, Clock
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench_scripts import run_bench
+from tests.support.bench_scripts import run_bench
 
 
 @pytest.mark.slow
