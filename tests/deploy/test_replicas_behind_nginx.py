@@ -90,11 +90,13 @@ def cluster(
 
 @dataclass
 class Load:
-    """CLIENTS threads calling through nginx with the gateway's retrying client until stopped."""
+    """CLIENTS threads calling through nginx with the gateway's client until stopped: `raw` of them
+    never retry, so that the statuses of the calls a fault cut off are seen as they are."""
 
     address: str
     api_key: str
     tag: str
+    raw: int = 0
     answered: dict[str, object] = field(default_factory=dict)
     errors: dict[str, grpc.StatusCode] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -102,10 +104,11 @@ class Load:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _client(self, n: int) -> None:
-        with GatewayClient(self.address, api_key=self.api_key, timeout=90) as client:
+        retry = NO_RETRY if n < self.raw else None
+        with GatewayClient(self.address, api_key=self.api_key, timeout=90, retry=retry) as client:
             k = 0
             while not self._stop.is_set():
-                rid = f"{self.tag}-{n}-{k}"
+                rid = f"{self.tag}-{'raw' if n < self.raw else 'retrying'}{n}-{k}"
                 k += 1
                 try:
                     response = client.generate(PROMPTS, max_new_tokens=16, seed=n * 1000 + k, request_id=rid)
@@ -192,6 +195,8 @@ def check_records(cluster: Cluster, load: Load) -> dict[str, int]:
                     else:
                         stats["outputs released"] += 1
                         assert out.text == record.released_text
+            for rid in load.errors:  # a call the client lost was never answered: no completed record
+                assert all(r.status == RequestStatus.FAILED for r in by_rid.get(rid, [])), rid
             stats["request ids with a lost attempt"] = sum(
                 1 for rs in by_rid.values() if any(r.status == RequestStatus.FAILED for r in rs)
             )
@@ -226,7 +231,7 @@ def _report(title: str, stats: dict[str, object]) -> None:
 def test_kill_9_one_replica_under_load_then_restart(cluster: Cluster) -> None:
     victim = cluster.replicas[0]
     before = cluster.nginx.upstream_counts()
-    with Load(cluster.address, cluster.api_key, tag="kill") as load:
+    with Load(cluster.address, cluster.api_key, tag="kill", raw=CLIENTS // 2) as load:
         wait_until(lambda: len(load.answered) >= 6 or len(load.errors) >= 6, 120, "the load to get going")
         assert len(load.answered) >= 6, f"the load does not get going: {load.errors}"
         killed_after = load.calls()
@@ -237,6 +242,7 @@ def test_kill_9_one_replica_under_load_then_restart(cluster: Cluster) -> None:
         time.sleep(3)  # the restarted replica takes calls again
     stats = check_records(cluster, load)
     assert set(c for c in load.errors.values()) <= {grpc.StatusCode.UNAVAILABLE}, load.errors
+    assert all("-raw" in rid for rid in load.errors), "a retrying client lost a call"
     assert stats["calls answered"] > 0
     assert stats.get("outputs withheld", 0) > 0 and stats.get("outputs released", 0) > 0
     verified = _audit_verify(cluster)
