@@ -197,13 +197,18 @@ def check_records(cluster: Cluster, load: Load) -> dict[str, int]:
                         assert out.text == record.released_text
             for rid in load.errors:  # a call the client lost was never answered: no completed record
                 assert all(r.status == RequestStatus.FAILED for r in by_rid.get(rid, [])), rid
-            stats["request ids with a lost attempt"] = sum(
-                1 for rs in by_rid.values() if any(r.status == RequestStatus.FAILED for r in rs)
+            lost = sorted(
+                rid for rid, rs in by_rid.items() if any(r.status == RequestStatus.FAILED for r in rs)
+            )
+            stats["request ids with a lost attempt"] = len(lost)
+            stats["raw (never retried) request ids with a lost attempt"] = sum(
+                1 for rid in lost if "-raw" in rid
             )
     finally:
         engine.dispose()
     stats["calls"] = len(issued)
     stats["calls answered"] = len(load.answered)
+    stats["calls answered, never-retrying clients"] = sum(1 for rid in load.answered if "-raw" in rid)
     stats["calls failed after retries"] = len(load.errors)
     stats["seconds until no open record"] = round(swept_s)
     for code, n in Counter(c.name for c in load.errors.values()).items():
@@ -220,6 +225,10 @@ def _audit_verify(cluster: Cluster) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip()
+
+
+def _by_replica(cluster: Cluster, spread: dict[str, int]) -> list[int]:
+    return [spread.get(r.address, 0) for r in cluster.replicas]
 
 
 def _report(title: str, stats: dict[str, object]) -> None:
@@ -254,7 +263,7 @@ def test_kill_9_one_replica_under_load_then_restart(cluster: Cluster) -> None:
         {
             **stats,
             "calls before the kill": killed_after,
-            "nginx hops per upstream": spread,
+            "nginx hops per replica (0 was killed)": _by_replica(cluster, spread),
             "audit": verified,
         },
     )
@@ -317,5 +326,5 @@ def test_rate_limit_holds_across_replicas(cluster: Cluster) -> None:
     assert sum(1 for r in cluster.replicas if spread.get(r.address, 0) > 0) >= 2, spread
     _report(
         f"rate limit {RATE_LIMIT}/min on one key, {CLIENTS * calls_each} calls through nginx",
-        {**dict(codes), "seconds": round(elapsed, 1), "nginx hops per upstream": spread},
+        {**dict(codes), "seconds": round(elapsed, 1), "nginx hops per replica": _by_replica(cluster, spread)},
     )
