@@ -9,8 +9,9 @@
 #       --build-arg TORCH=cuda --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
 #
 # With TORCH=cuda the lock is installed without its torch entry and the same torch version comes from
-# TORCH_INDEX instead (the Makefile's TORCH=preinstalled, README "Installing"). A base image without
-# Python 3.11 (the CUDA images) gets Debian's/Ubuntu's python3.11 in both stages.
+# TORCH_INDEX instead (2.13.0+cpu in the lock: 2.13.0+cu128 there; the Makefile's TORCH=preinstalled,
+# README "Installing"). A base image without Python 3.11 (the CUDA images) gets Debian's/Ubuntu's
+# python3.11 in both stages.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -32,7 +33,7 @@ RUN if [ "$TORCH" = cpu ]; then \
         /opt/modgate/bin/pip install --no-cache-dir --no-deps --require-hashes \
             --extra-index-url "$TORCH_INDEX" -r requirements.lock; \
     else \
-        torch_pin="$(grep -o '^torch==[^ ]*' requirements.lock)" \
+        torch_pin="$(grep -o '^torch==[^ +]*' requirements.lock)" \
         && /opt/modgate/bin/pip install --no-cache-dir --index-url "$TORCH_INDEX" "$torch_pin" \
         && awk '/^torch==/ {skip=1; next} /^[^ #]/ {skip=0} !skip' requirements.lock > /tmp/no-torch.txt \
         && /opt/modgate/bin/pip install --no-cache-dir --no-deps --require-hashes -r /tmp/no-torch.txt; \

@@ -80,6 +80,7 @@ class Replica:
                 f"127.0.0.1:{self.web_port}",
                 "--metrics-address",
                 "",
+                "--migrate",  # every replica, as a deployment might: the advisory lock makes it safe
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

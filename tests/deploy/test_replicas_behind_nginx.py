@@ -56,8 +56,7 @@ def cluster(
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: apt-get install -y nginx (Debian's package)")
     directory = tmp_path_factory.mktemp("cluster")
-    url = pg_server.url_for(pg_server.create())
-    migrate.upgrade(url)
+    url = pg_server.url_for(pg_server.create())  # empty: the replicas migrate it, all starting at once
     config = write_config(directory / "modgate.toml", url)
     env = {
         "MODGATE_STALE_REQUEST_S": str(STALE_REQUEST_S),
@@ -73,6 +72,7 @@ def cluster(
             replica.start()
         for replica in replicas:
             replica.wait_serving()
+        assert migrate.current(url) == migrate.head()
         nginx.start()
         yield Cluster(
             url,
