@@ -4,6 +4,7 @@ in docs/deployment.md ("Tested under faults")."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -33,6 +35,7 @@ CLIENTS = 6
 PROMPTS = ["The meaning of life is", "The garden"]
 STALE_REQUEST_S = 10  # longer than any call here takes, so the sweep never fails a live request
 RATE_LIMIT = 10  # requests per minute for the rate-limited key
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
 @dataclass
@@ -328,3 +331,31 @@ def test_rate_limit_holds_across_replicas(cluster: Cluster) -> None:
         f"rate limit {RATE_LIMIT}/min on one key, {CLIENTS * calls_each} calls through nginx",
         {**dict(codes), "seconds": round(elapsed, 1), "nginx hops per replica": _by_replica(cluster, spread)},
     )
+
+
+def test_reviewer_session_is_valid_on_every_replica(cluster: Cluster) -> None:
+    """Log in through nginx (any replica), then use the session cookie on each replica directly."""
+    password = "a long reviewer password for the replica test"
+    created = subprocess.run(
+        [MODGATE, "reviewers", "add", "rita", "--password-stdin", "--config", str(cluster.config)],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    with httpx.Client(base_url=f"http://127.0.0.1:{cluster.nginx.web_port}", timeout=30) as browser:
+        found = CSRF_META.search(browser.get("/login").text)
+        assert found, "the login page has no CSRF token"
+        token = found.group(1)
+        reply = browser.post("/login", data={"username": "rita", "password": password, "csrf_token": token})
+        assert reply.status_code == 303, reply.text
+        cookies = browser.cookies
+    for replica in cluster.replicas:
+        base = f"http://127.0.0.1:{replica.web_port}"
+        with httpx.Client(base_url=base, cookies=cookies, timeout=30) as logged_in:
+            page = logged_in.get("/queue")
+            assert page.status_code == 200 and "rita" in page.text, (replica.index, page.status_code)
+        with httpx.Client(base_url=base, timeout=30) as stranger:
+            assert stranger.get("/queue").status_code in (302, 303), "the queue page needs a login"
+    _report("reviewer session", {"replicas that accepted one login": len(cluster.replicas)})
