@@ -23,7 +23,7 @@ TORCH_FIND_LINKS ?= $(wildcard /opt/wheels)
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SOURCE := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: install lock test-latest serve test test-slow test-all typecheck lint format proto bench clean browser-deps
+.PHONY: install lock test-latest serve test test-slow test-all typecheck lint format proto bench clean browser-deps nginx-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -101,14 +101,21 @@ browser-deps:
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
 	fi
 
+# Debian's nginx for the replica tests (tests/deploy/): run as the current user from a temp dir.
+nginx-deps:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; \
+	fi
+
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(ARGS)
 
-# The tests marked slow (kill -9 under load, fault injection); CI runs them after `make test`.
-test-slow: $(STAMP)
+# The tests marked slow (kill -9 under load, fault injection, replicas behind nginx); CI runs them after
+# `make test`.
+test-slow: $(STAMP) nginx-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -m slow $(ARGS)
 
 test-all: test test-slow

@@ -92,7 +92,14 @@ def with_prelude(handler: grpc.RpcMethodHandler, prelude: Prelude) -> grpc.RpcMe
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
-    """Takes the client's `x-request-id` (when well-formed) or makes one, and returns it in metadata."""
+    """Takes the client's `x-request-id` (when well-formed) or makes one, and returns it in metadata.
+
+    The header goes out with the response (unary) or the first message (streams), never at the start:
+    behind an L7 balancer, a replica that dies after sending headers leaves the balancer nothing to do
+    but reset the stream, which the client sees as INTERNAL; before headers, the balancer answers 502,
+    which the client sees as UNAVAILABLE and retries (tests/deploy/, kill -9 behind nginx). The id is
+    also in the trailing metadata, so that a refused call carries it.
+    """
 
     async def intercept_service(
         self,
@@ -104,12 +111,34 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         if isinstance(given, bytes):
             given = None
 
-        async def prelude(context: grpc.aio.ServicerContext) -> None:
+        def start(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str]]:
             rid = accept_request_id(given)
             request_id_var.set(rid)
-            await context.send_initial_metadata(((REQUEST_ID_HEADER, rid),))
+            header = ((REQUEST_ID_HEADER, rid),)
+            context.set_trailing_metadata(header)
+            return header
 
-        return with_prelude(handler, prelude)
+        def unary(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                header = start(context)
+                response = await behavior(request, context)
+                await context.send_initial_metadata(header)
+                return response
+
+            return wrapped
+
+        def stream(behavior: Behavior) -> Behavior:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                header: tuple[tuple[str, str]] | None = start(context)
+                async for item in behavior(request, context):
+                    if header is not None:
+                        await context.send_initial_metadata(header)
+                        header = None
+                    yield item
+
+            return wrapped
+
+        return wrap_handler(handler, unary, stream)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):

@@ -5,6 +5,10 @@
   accepted request is left in a state that never resolves. Time-based rather than per-process, because
   several gateway replicas may share the database and a restarted process cannot tell its own old rows.
 - Claimed review items whose lease lapsed go back to pending (`review.lease_expired` events).
+
+Every replica runs the sweep on its own timer, so passes meet: each piece of work is claimed as a row
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional UPDATE everywhere), so it is done, audited and
+counted by exactly one of them (tests/db/test_maintenance_replicas.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import append, events
 from gateway.review.queue import release_expired
 from gateway.storage.base import utcnow
+from gateway.storage.engine import is_postgresql
 from gateway.storage.models import GenerationRequest, RequestStatus
 from gateway.storage.tx import run_in_transaction
 
@@ -29,20 +34,23 @@ _OPEN = (RequestStatus.RECEIVED, RequestStatus.GENERATING)
 
 
 def fail_stale_requests(*, session: Session, older_than: timedelta, now: datetime | None = None) -> int:
-    """Marks open requests not updated for `older_than` as failed; returns how many."""
+    """Marks open requests not updated for `older_than` as failed; returns how many this call failed
+    (rows another replica's sweep holds or already failed are not counted)."""
     cutoff = (now or utcnow()) - older_than
-    stale = session.execute(
-        select(GenerationRequest.id, GenerationRequest.request_id, GenerationRequest.tenant).where(
-            GenerationRequest.status.in_(_OPEN), GenerationRequest.updated_at < cutoff
-        )
-    ).all()
-    for row in stale:
+    query = select(GenerationRequest.id, GenerationRequest.request_id, GenerationRequest.tenant).where(
+        GenerationRequest.status.in_(_OPEN), GenerationRequest.updated_at < cutoff
+    )
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    failed = 0
+    for row in session.execute(query).all():
         done = session.execute(
             update(GenerationRequest)
             .where(GenerationRequest.id == row.id, GenerationRequest.status.in_(_OPEN))
             .values(status=RequestStatus.FAILED, error=INTERRUPTED, updated_at=now or utcnow())
         )
         if done.rowcount:  # type: ignore[attr-defined]
+            failed += 1
             append(
                 session=session,
                 event_type=events.GENERATION_FAILED,
@@ -51,7 +59,7 @@ def fail_stale_requests(*, session: Session, older_than: timedelta, now: datetim
                 request_id=row.request_id,
                 payload={"generation_request": row.id, "error": INTERRUPTED},
             )
-    return len(stale)
+    return failed
 
 
 def sweep(sessions: sessionmaker[Session], *, stale_after: timedelta) -> tuple[int, int]:

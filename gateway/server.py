@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute, Route
 
@@ -56,7 +56,7 @@ from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.services.webhooks import WebhookServicer
 from gateway.storage import migrate
-from gateway.storage.engine import make_engine, make_session_factory, redact_url
+from gateway.storage.engine import make_engine, make_session_factory, normalize_url, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
 from gateway.web import WebServer, WebStartupError, create_app
 from gateway.web.edge import OWN_BODY_LIMIT
@@ -128,6 +128,21 @@ def check_schema(url: str, *, upgrade: bool) -> None:
         f"the database schema at {redact_url(url)} is not at the latest revision "
         f"({migrate.current(url) or 'empty'} != {migrate.head()}). Run `modgate db upgrade` first, "
         "or start with `modgate serve --migrate`."
+    )
+
+
+def check_shared_session_secret(settings: Settings) -> None:
+    """A PostgreSQL database means replicas may share it, and a random per-process session secret would
+    log a reviewer out whenever the balancer sends them to another replica: refuse rather than half-work."""
+    if not settings.web_enabled or settings.session_secret is not None:
+        return
+    if make_url(normalize_url(settings.database_url)).get_backend_name() != "postgresql":
+        return
+    raise StartupError(
+        "session_secret is not set and the database is PostgreSQL, which replicas share: each replica "
+        "would sign reviewer sessions with its own random secret, so a login on one replica would not "
+        "hold on the next. Set MODGATE_SESSION_SECRET (32+ characters, the same on every replica), "
+        "or serve without the web queue (--no-web)."
     )
 
 
@@ -344,6 +359,7 @@ class GatewayServer:
 
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    check_shared_session_secret(settings)
     components = build_components(settings, migrate_schema=migrate_schema)
     server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)
     await server.start()
