@@ -87,12 +87,31 @@ def _finite(name: str, value: float) -> float:
 
 
 def _float_in(name: str, value: float | None, default: float, low: float, high: float) -> float:
-    """Checks `low < value <= high` (both sampling knobs exclude 0 and include their top)."""
+    """Checks `low < value <= high` (top_p excludes 0 and includes its top)."""
     if value is None:
         return default
     _finite(name, value)
     if not low < value <= high:
         raise InvalidArgument(name, f"must be greater than {low:g} and at most {high:g}, got {value:g}")
+    return float(value)
+
+
+# Logits are divided by the temperature and (the positive ones) by the repetition penalty: a divisor near
+# zero turns them into infinities, and the sampling probabilities into NaN. Found by hypothesis:
+# repetition_penalty=1.6e-158 answered 500. Below these no sampling is meaningfully different anyway.
+MIN_TEMPERATURE = 0.01
+MIN_REPETITION_PENALTY = 0.01
+FLOAT32_SLACK = 1e-6
+
+
+def _divisor(name: str, value: float | None, default: float, low: float, high: float) -> float:
+    """Checks `low <= value <= high` for a knob that logits are divided by. gRPC carries these as float32,
+    so a client's 0.01 arrives as 0.0099999998: the bounds allow for that rounding (1e-6 relative)."""
+    if value is None:
+        return default
+    _finite(name, value)
+    if not low * (1 - FLOAT32_SLACK) <= value <= high * (1 + FLOAT32_SLACK):
+        raise InvalidArgument(name, f"must be between {low:g} and {high:g}, got {value:g}")
     return float(value)
 
 
@@ -124,13 +143,15 @@ def validate_prompts(prompts: list[str] | tuple[str, ...], limits: Limits, *, fi
 
 def resolve(raw: RawParams, limits: Limits) -> SamplingParams:
     """Fills defaults and checks every field; raises InvalidArgument naming the first bad one."""
-    temperature = _float_in("temperature", raw.temperature, 1.0, 0.0, 100.0)
+    temperature = _divisor("temperature", raw.temperature, 1.0, MIN_TEMPERATURE, 100.0)
     top_p = _float_in("top_p", raw.top_p, 1.0, 0.0, 1.0)
     top_k = _int_in("top_k", raw.top_k, 50, 0, limits.vocab_size)
     max_new_tokens = _int_in(
         "max_new_tokens", raw.max_new_tokens, limits.default_max_new_tokens, 1, limits.max_new_tokens
     )
-    repetition_penalty = _float_in("repetition_penalty", raw.repetition_penalty, 1.0, 0.0, 10.0)
+    repetition_penalty = _divisor(
+        "repetition_penalty", raw.repetition_penalty, 1.0, MIN_REPETITION_PENALTY, 10.0
+    )
     n = _int_in("num_return_sequences", raw.num_return_sequences, 1, 1, limits.max_return_sequences)
     min_new_tokens = _int_in("min_new_tokens", raw.min_new_tokens, 0, 0, max_new_tokens)
     if raw.seed is not None and not 0 <= raw.seed <= MAX_SEED:

@@ -1,4 +1,4 @@
-"""Fixtures for the deployment tests: the test PostgreSQL server (tests/pg.py)."""
+"""Fixtures for the deployment tests: the test PostgreSQL server (tests/support/pg.py)."""
 
 from __future__ import annotations
 

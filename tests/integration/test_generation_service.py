@@ -32,6 +32,16 @@ def test_unary_with_several_prompts(client: GatewayClient) -> None:
         assert [s.name for s in o.moderation.scorers] == ["profanity"]
 
 
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_smallest_divisors_of_the_logits_still_sample(client: GatewayClient, batched: bool) -> None:
+    """temperature and repetition_penalty at their lower bound (0.01) keep the logits finite: text, not a
+    500 (at 1.6e-158 they overflowed to infinities and NaN probabilities)."""
+    params = {"temperature": 0.01, "repetition_penalty": 0.01, "max_new_tokens": 6, "seed": 3}
+    prompts = [PROMPT, "The garden"] if batched else [PROMPT]
+    response = client.generate(prompts, **params)
+    assert len(response.outputs) == len(prompts) and all(o.generated_tokens > 0 for o in response.outputs)
+
+
 def test_seed_gives_the_same_text_twice(client: GatewayClient) -> None:
     a = client.generate(PROMPT, max_new_tokens=12, seed=1234)
     b = client.generate(PROMPT, max_new_tokens=12, seed=1234)

@@ -53,6 +53,10 @@ def test_given_values_are_kept() -> None:
         (RawParams(max_new_tokens=0), "max_new_tokens"),
         (RawParams(max_new_tokens=513), "max_new_tokens"),
         (RawParams(repetition_penalty=0.0), "repetition_penalty"),
+        # divisors of the logits: near zero they overflow them to infinities and the sampling to NaN
+        (RawParams(repetition_penalty=1.6e-158), "repetition_penalty"),
+        (RawParams(temperature=1e-300), "temperature"),
+        (RawParams(temperature=0.005), "temperature"),
         (RawParams(repetition_penalty=11.0), "repetition_penalty"),
         (RawParams(num_return_sequences=0), "num_return_sequences"),
         (RawParams(num_return_sequences=9), "num_return_sequences"),
