@@ -21,6 +21,8 @@ DEFAULT_MODEL = "EleutherAI/gpt-neo-125M"
 MIN_SESSION_SECRET_CHARS = 32
 # Settings that only a command-line flag may set: turning one on must be a visible, deliberate act.
 FLAG_ONLY = {"insecure_no_auth": "--insecure-no-auth"}
+# TOML tables passed on whole (their own modules read them), not flattened into settings.
+WHOLE_TABLES = ("moderation", "review")
 
 
 class SettingsError(ValueError):
@@ -107,6 +109,9 @@ class Settings:
     # scorers that need no downloaded weights, and the server announces it.
     moderation: Mapping[str, Any] = field(default_factory=dict)
     offline_moderation: bool = False
+    # The `[review]` table, kept whole: `[review.deadlines.POLICY] after_s = 3600, action = "escalate"`
+    # (gateway/review/deadlines.py; applied by the maintenance sweep).
+    review: Mapping[str, Any] = field(default_factory=dict)
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
     # A request still open this long after its last update was interrupted (crash): marked failed.
@@ -234,6 +239,15 @@ def _validate(s: Settings) -> None:
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):
         raise SettingsError("moderation must be a table")
+    if not isinstance(s.review, Mapping) or set(s.review) - {"deadlines"}:
+        raise SettingsError("review must be a table with one key, deadlines")
+    if s.review:  # imported only when configured: the review package brings SQLAlchemy with it
+        from gateway.review.deadlines import DeadlineConfigError, parse_deadlines
+
+        try:
+            parse_deadlines(s.review.get("deadlines", {}))
+        except DeadlineConfigError as exc:
+            raise SettingsError(str(exc)) from None
     if s.insecure_no_auth:
         exposed = [a for a in _listening(s) if not is_loopback(a.rpartition(":")[0])]
         if exposed:
@@ -315,7 +329,7 @@ def _from_toml(path: Path) -> dict[str, Any]:
     # Sections are for readability ([model], [server], ...); only [moderation] is kept whole.
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if isinstance(value, dict) and key != "moderation":
+        if isinstance(value, dict) and key not in WHOLE_TABLES:
             flat.update(value)
         else:
             flat[key] = value
@@ -329,7 +343,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        if name in names and name != "moderation":
+        if name in names and name not in WHOLE_TABLES:
             found[name] = value
     return found
 
@@ -359,7 +373,7 @@ def load_settings(
                 raise SettingsError(f"{source}: unknown setting {name!r}")
             if name in FLAG_ONLY and source != "command line":
                 raise SettingsError(f"{source}: {name} can only be given as the {FLAG_ONLY[name]} flag")
-            merged[name] = value if name == "moderation" else _coerce(name, value, source)
+            merged[name] = value if name in WHOLE_TABLES else _coerce(name, value, source)
     try:
         return Settings(**merged)
     except TypeError as exc:  # a wrong-typed value that slipped through coercion

@@ -5,6 +5,8 @@
   accepted request is left in a state that never resolves. Time-based rather than per-process, because
   several gateway replicas may share the database and a restarted process cannot tell its own old rows.
 - Claimed review items whose lease lapsed go back to pending (`review.lease_expired` events).
+- Held outputs that waited past their policy's review deadline get the deadline's action (reject,
+  approve or escalate; `review.deadline_passed` events by `system:deadline`, a webhook, a metric).
 
 Every replica runs the sweep on its own timer, so passes meet: each piece of work is claimed as a row
 (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional UPDATE everywhere), so it is done, audited and
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import append, events
-from gateway.review.queue import release_expired
+from gateway.metrics import REVIEW_DEADLINES
+from gateway.review.deadlines import Deadline
+from gateway.review.queue import apply_deadlines, release_expired
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import GenerationRequest, RequestStatus
@@ -62,27 +67,46 @@ def fail_stale_requests(*, session: Session, older_than: timedelta, now: datetim
     return failed
 
 
-def sweep(sessions: sessionmaker[Session], *, stale_after: timedelta) -> tuple[int, int]:
-    """One pass: (requests failed, review leases released)."""
+def sweep(
+    sessions: sessionmaker[Session],
+    *,
+    stale_after: timedelta,
+    deadlines: Mapping[str, Deadline] | None = None,
+) -> tuple[int, int, int]:
+    """One pass: (requests failed, review leases released, review deadlines applied). Leases first:
+    an item whose claim lapsed is pending again, and then subject to its deadline."""
     failed = run_in_transaction(sessions, lambda s: fail_stale_requests(session=s, older_than=stale_after))
     released = run_in_transaction(sessions, lambda s: release_expired(session=s))
-    if failed or released:
+    overdue = (
+        run_in_transaction(sessions, lambda s: apply_deadlines(session=s, deadlines=deadlines))
+        if deadlines
+        else []
+    )
+    for policy, action in overdue:
+        REVIEW_DEADLINES.labels(policy, action.value).inc()
+    if failed or released or overdue:
         log.info(
-            "maintenance: %d interrupted request(s) marked failed, %d lapsed claim(s) released",
+            "maintenance: %d interrupted request(s) marked failed, %d lapsed claim(s) released, "
+            "%d review deadline(s) applied",
             failed,
             released,
+            len(overdue),
         )
-    return failed, released
+    return failed, released, len(overdue)
 
 
 async def run_periodically(
-    sessions: sessionmaker[Session], *, stale_after: timedelta, interval_s: float
+    sessions: sessionmaker[Session],
+    *,
+    stale_after: timedelta,
+    interval_s: float,
+    deadlines: Mapping[str, Deadline] | None = None,
 ) -> None:
     """Until cancelled; a failing pass is logged and retried at the next interval (the database may be
     down for a while, and the gateway must recover without a restart)."""
     while True:
         try:
-            await asyncio.to_thread(sweep, sessions, stale_after=stale_after)
+            await asyncio.to_thread(sweep, sessions, stale_after=stale_after, deadlines=deadlines)
         except Exception:
             log.exception("maintenance pass failed; retrying in %.0fs", interval_s)
         await asyncio.sleep(interval_s)

@@ -31,6 +31,11 @@ GRPC_REQUESTS = Counter(
     "modgate_grpc_requests_total", "gRPC calls by method and status code.", ["method", "code"]
 )
 GRPC_SECONDS = Histogram("modgate_grpc_seconds", "gRPC call latency.", ["method"], buckets=LATENCY_BUCKETS)
+REVIEW_DEADLINES = Counter(
+    "modgate_review_deadlines_total",
+    "Held outputs whose review deadline passed, by policy and the action applied.",
+    ["policy", "action"],
+)
 OUTPUTS = Counter("modgate_outputs_total", "Moderated outputs by policy and action.", ["policy", "action"])
 REASONS = Counter(
     "modgate_moderation_reasons_total",

@@ -50,6 +50,7 @@ from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
 from gateway.replay import replay
+from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader, Watches
@@ -357,10 +358,31 @@ class GatewayServer:
         await self._server.wait_for_termination()
 
 
+def review_deadlines(settings: Settings, moderator: Moderator) -> dict[str, Deadline]:
+    """The configured review deadlines; one for a policy this gateway does not have is a mistake that
+    would silently never apply: refused at start."""
+    deadlines = parse_deadlines(settings.review.get("deadlines", {}))
+    unknown = sorted(set(deadlines) - set(moderator.policy_names))
+    if unknown:
+        raise StartupError(
+            f"review.deadlines names policies this gateway does not have: {', '.join(unknown)} "
+            f"(policies: {', '.join(sorted(moderator.policy_names))})"
+        )
+    for policy, deadline in deadlines.items():
+        log.info(
+            "review deadline for %s: %s after %gs",
+            policy,
+            deadline.action.value,
+            deadline.after.total_seconds(),
+        )
+    return deadlines
+
+
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     check_shared_session_secret(settings)
     components = build_components(settings, migrate_schema=migrate_schema)
+    deadlines = review_deadlines(settings, components.moderator)
     server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)
     await server.start()
     if settings.metrics_address:
@@ -374,6 +396,7 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
             components.sessions,
             stale_after=timedelta(seconds=settings.stale_request_s),
             interval_s=settings.maintenance_interval_s,
+            deadlines=deadlines,
         )
     )
     webhooks = webhook_worker(settings, components.sessions) if settings.webhook_delivery else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import append as audit_append
 from gateway.audit import events
+from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.review.errors import (
     AlreadyDecided,
     AlreadyExists,
@@ -451,6 +453,72 @@ def escalate(
         raise StaleVersion(f"review item {item_id} changed while escalating; reload it")
     _audit(session, events.REVIEW_ESCALATED, _actor(reviewer), escalated, reason=reason)
     return escalated
+
+
+DEADLINE_ACTOR = "system:deadline"
+
+
+def apply_deadlines(
+    *, session: Session, deadlines: Mapping[str, Deadline], now: datetime | None = None
+) -> list[tuple[str, DeadlineAction]]:
+    """Applies each policy's review deadline to its pending items that waited longer; returns (policy,
+    action) per item this call handled. A claimed item is left to its reviewer (once the claim lapses
+    it is pending again, and overdue); an escalated item is not escalated again. Items are claimed
+    row by row (`SKIP LOCKED` on PostgreSQL, the version check everywhere), so replicas sweeping at once
+    handle each item once."""
+    now = now or utcnow()
+    handled: list[tuple[str, DeadlineAction]] = []
+    for policy, deadline in deadlines.items():
+        query = (
+            select(ReviewItem.id, ReviewItem.version)
+            .join(GenerationOutput, ReviewItem.output_id == GenerationOutput.id)
+            .where(
+                GenerationOutput.policy_name == policy,
+                ReviewItem.state == ReviewState.PENDING,
+                ReviewItem.created_at <= now - deadline.after,
+            )
+            .order_by(ReviewItem.created_at)
+        )
+        if deadline.action is DeadlineAction.ESCALATE:
+            query = query.where(ReviewItem.escalated.is_(False))
+        if is_postgresql(session):
+            query = query.with_for_update(of=ReviewItem, skip_locked=True)
+        for item_id, version in session.execute(query).all():
+            if _apply_deadline(session, item_id, version, deadline, now):
+                handled.append((policy, deadline.action))
+    return handled
+
+
+def _apply_deadline(session: Session, item_id: str, version: int, deadline: Deadline, now: datetime) -> bool:
+    pending = [ReviewItem.state == ReviewState.PENDING]
+    reason = f"no decision within {deadline.after.total_seconds():g} s: {deadline.action.value}"
+    if deadline.action is DeadlineAction.ESCALATE:
+        item = _transition(session, item_id, version, pending, {"escalated": True, "updated_at": now})
+        if item is None:
+            return False
+    else:
+        decision = Decision.APPROVE if deadline.action is DeadlineAction.APPROVE else Decision.REJECT
+        state, output_status, _ = _DECISION_EFFECT[decision]
+        values = {"state": state, "decided_at": now, "decision_reason": reason, "updated_at": now}
+        item = _transition(session, item_id, version, pending, values)
+        if item is None:
+            return False
+        output = item.output
+        output.status = output_status
+        output.released_text = output.generated_text if decision is Decision.APPROVE else None
+        session.flush()
+    _audit(
+        session,
+        events.REVIEW_DEADLINE_PASSED,
+        DEADLINE_ACTOR,
+        item,
+        action=deadline.action.value,
+        reason=reason,
+    )
+    if deadline.action is DeadlineAction.APPROVE:
+        _audit(session, events.RESULT_RELEASED, DEADLINE_ACTOR, item)
+    _webhook(session, item, webhook_events.REVIEW_DEADLINE_PASSED)
+    return True
 
 
 def get_item(*, session: Session, item_id: str) -> ReviewItem:

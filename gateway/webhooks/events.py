@@ -1,7 +1,7 @@
 """The webhook event types a tenant can subscribe to (docs/operations.md, "Webhooks").
 
-`review.deadline_passed` is reserved for review deadlines (not built yet): it can be subscribed to so
-that a receiver written today keeps working, but nothing sends it.
+`review.deadline_passed`: a held output waited longer than its policy's review deadline, and the
+deadline's action (reject, approve or escalate) was applied; `state` says the outcome.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ OUTPUT_BLOCKED = "output.blocked"
 REVIEW_DECIDED = "review.decided"
 APPEAL_OPENED = "appeal.opened"
 APPEAL_DECIDED = "appeal.decided"
-REVIEW_DEADLINE_PASSED = "review.deadline_passed"  # reserved
+REVIEW_DEADLINE_PASSED = "review.deadline_passed"
 
 EVENT_TYPES: tuple[str, ...] = (
     OUTPUT_HELD,

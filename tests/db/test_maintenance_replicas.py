@@ -40,7 +40,7 @@ url, start = sys.argv[1], float(sys.argv[2])
 engine = make_engine(url)
 sessions = make_session_factory(engine)
 time.sleep(max(0.0, start - time.time()))
-failed, released = sweep(sessions, stale_after=timedelta(minutes=15))
+failed, released, _ = sweep(sessions, stale_after=timedelta(minutes=15))
 print(failed, released)
 engine.dispose()
 """

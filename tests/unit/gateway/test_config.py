@@ -152,3 +152,27 @@ def test_served_model_name(tmp_path: Path) -> None:
     local.mkdir(parents=True)
     assert served_model_name(Settings(model=str(local))) == "gpt-neo-tiny"
     assert served_model_name(Settings(model=str(local), served_model_name="neo")) == "neo"
+
+
+def test_review_deadlines_are_checked_with_the_settings(tmp_path: Path) -> None:
+    good = write(tmp_path, '[review.deadlines.default]\nafter_s = 60\naction = "escalate"\n')
+    assert load_settings(good, env={}).review == {
+        "deadlines": {"default": {"after_s": 60, "action": "escalate"}}
+    }
+    for text, message in [
+        ("[review.deadlines.default]\nafter_s = 0\n", "review.deadlines.default.after_s"),
+        ('[review.deadlines.default]\nafter_s = 9\naction = "ignore"\n', "review.deadlines.default.action"),
+        ("[review]\ndeadline = 3\n", "review must be a table with one key, deadlines"),
+    ]:
+        with pytest.raises(SettingsError, match=message):
+            load_settings(write(tmp_path, text), env={})
+
+
+def test_a_deadline_for_an_unknown_policy_stops_serve() -> None:
+    from gateway.server import StartupError, review_deadlines
+    from moderation.config import build_moderator, offline_demo_config
+
+    settings = Settings(review={"deadlines": {"no-such-policy": {"after_s": 60}}})
+    with pytest.raises(StartupError, match="no-such-policy"):
+        review_deadlines(settings, build_moderator(offline_demo_config()))
+    assert review_deadlines(Settings(), build_moderator(offline_demo_config())) == {}
