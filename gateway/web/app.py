@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.audit.keeper import AnchorKeeper
 from gateway.config import Settings
+from gateway.review.deadlines import parse_deadlines
 from gateway.review.passwords import password_params
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
 from gateway.web.base import ReplayFn, WebContext
@@ -173,6 +174,7 @@ def create_app(
         replay=replay,
         identity_terms=known_identity_terms(identity_terms),
         anchors=anchors,
+        deadlines=parse_deadlines(settings.review.get("deadlines", {})),
     )
     install_handlers(app, templates)
     return app

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from gateway.errors import Forbidden, GatewayError, InvalidArgument
+from gateway.review.deadlines import Deadline
 from gateway.review.passwords import OWASP, HashParams
 from gateway.storage.models import Reviewer
 from gateway.storage.tx import in_transaction
@@ -71,6 +72,8 @@ class WebContext:
     identity_terms: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # the server's audit anchors (gateway.audit.keeper.AnchorKeeper); None: anchoring is off
     anchors: AnchorKeeper | None = None
+    # policy name -> its review deadline (settings [review.deadlines]): the queue shows the time left
+    deadlines: Mapping[str, Deadline] = field(default_factory=dict)
 
 
 class BaseView(HTTPEndpoint):

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.review import queue
+from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.storage.base import utcnow
 from gateway.storage.models import GenerationOutput, Reviewer, ReviewItem, ReviewState
 from gateway.web import present
@@ -40,6 +41,7 @@ class QueueRow:
     priority: float
     reasons: list[present.ReasonView]
     top_scores: list[tuple[str, float]]
+    due: str | None = None  # what the policy's review deadline will do, and when ("reject in 12m")
 
     @property
     def top_score(self) -> float:
@@ -108,7 +110,25 @@ def _sort_key(sort: str) -> Any:
     return None  # priority: the queue's own order, as claim_next hands items out
 
 
-def queue_view(session: Session, reviewer: Reviewer, *, sort: str, descending: bool) -> QueueView:
+def due(item: ReviewItem, deadlines: Mapping[str, Deadline], now: datetime) -> str | None:
+    """The review deadline's action and the time left, for a pending item whose policy has one."""
+    deadline = deadlines.get(item.output.policy_name)
+    if deadline is None or (deadline.action is DeadlineAction.ESCALATE and item.escalated):
+        return None
+    at = item.created_at + deadline.after
+    if at <= now:
+        return f"{deadline.action.value}: overdue"
+    return f"{deadline.action.value} in {present.age(now - (at - now), now)}"
+
+
+def queue_view(
+    session: Session,
+    reviewer: Reviewer,
+    *,
+    sort: str,
+    descending: bool,
+    deadlines: Mapping[str, Deadline] | None = None,
+) -> QueueView:
     now = utcnow()
     items = queue.list_items(
         session=session, states=OPEN_STATES, include_escalated=reviewer.is_admin, limit=QUEUE_LIMIT + 1
@@ -138,6 +158,7 @@ def queue_view(session: Session, reviewer: Reviewer, *, sort: str, descending: b
                 priority=item.priority,
                 reasons=present.reason_views(output.reasons),
                 top_scores=present.top_scores(output.scores),
+                due=due(item, deadlines or {}, now),
             )
         )
     key = _sort_key(sort)

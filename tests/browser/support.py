@@ -95,7 +95,7 @@ class WebHarness:
     """A migrated SQLite database, reviewers ``rita`` (reviewer), ``ravi`` (reviewer) and ``ada``
     (admin), and the web app over it, for Starlette TestClient tests."""
 
-    def __init__(self, tmp: Path, **app_kwargs: Any) -> None:
+    def __init__(self, tmp: Path, *, settings: dict[str, Any] | None = None, **app_kwargs: Any) -> None:
         self.url = f"sqlite:///{tmp / 'web.db'}"
         migrate.upgrade(self.url)
         self.engine = make_engine(self.url)
@@ -104,7 +104,10 @@ class WebHarness:
             for name, role in (("rita", "reviewer"), ("ravi", "reviewer"), ("ada", "admin")):
                 create_reviewer(session=s, username=name, password=PASSWORD, role=role)
         self.app = create_app(
-            sessions=self.sessions, settings=Settings(database_url=self.url), secret=SECRET, **app_kwargs
+            sessions=self.sessions,
+            settings=Settings(database_url=self.url, **(settings or {})),
+            secret=SECRET,
+            **app_kwargs,
         )
 
     def hold(self, **kwargs: Any) -> tuple[str, str]:

@@ -302,3 +302,17 @@ def test_appeals_are_marked_and_their_reason_is_escaped(web: WebHarness) -> None
     assert '<span class="badge state-appeal"' in client.get("/queue").text
     _, html = claim(client)
     assert '<q id="appeal-reason">&lt;b&gt;please&lt;/b&gt; look again</q>' in html
+
+
+def test_the_queue_shows_what_a_review_deadline_will_do_and_when(tmp_path: Path) -> None:
+    deadlines = {"deadlines": {"strict": {"after_s": 3600, "action": "escalate"}}}
+    harness = WebHarness(tmp_path, settings={"review": deadlines})
+    try:
+        harness.hold(policy="strict")
+        harness.hold(policy="default")  # no deadline: nothing shown
+        rita = harness.client("rita")
+        rows = rita.get("/queue/rows", headers={"accept": "application/json"}).json()["items"]
+        assert sorted(str(r["due"]) for r in rows) == ["None", "escalate in 59m"]
+        assert "escalate in 59m" in rita.get("/queue").text
+    finally:
+        harness.close()

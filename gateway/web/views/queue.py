@@ -34,7 +34,9 @@ class QueuePage(BaseView):
         sort, descending = _sorting(request)
 
         def work(session: Session, reviewer: Reviewer) -> data.QueueView:
-            return data.queue_view(session, reviewer, sort=sort, descending=descending)
+            return data.queue_view(
+                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
+            )
 
         view = await self.db(request, work)
         return self.render(request, "queue.html", {"view": view, "poll_seconds": 5})
@@ -47,7 +49,9 @@ class QueueRows(BaseView):
         sort, descending = _sorting(request)
 
         def work(session: Session, reviewer: Reviewer) -> data.QueueView:
-            return data.queue_view(session, reviewer, sort=sort, descending=descending)
+            return data.queue_view(
+                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
+            )
 
         view = await self.db(request, work)
         if "application/json" in request.headers.get("accept", ""):
@@ -62,6 +66,7 @@ class QueueRows(BaseView):
                             "state": r.state,
                             "escalated": r.escalated,
                             "created_at": r.created_at.isoformat(),
+                            "due": r.due,
                         }
                         for r in view.rows
                     ],
