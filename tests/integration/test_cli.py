@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from gateway.cli import cli
 from tests.integration.gateway_harness import ServerThread
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, wait_serving
 
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
@@ -23,20 +23,13 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
     address = f"127.0.0.1:{grpc_port}"
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     proc = subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--migrate",
-            "--grpc-address",
-            address,
-            "--database-url",
-            database_url,
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-        ],
+        serve_command(
+            demo_model_dir,
+            migrate=True,
+            grpc_address=address,
+            database_url=database_url,
+            metrics_address=f"127.0.0.1:{metrics_port}",
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

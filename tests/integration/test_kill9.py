@@ -19,7 +19,7 @@ from gateway.audit import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest, RequestStatus
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +29,13 @@ CALLS_PER_CLIENT = 6
 
 def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--migrate",
-            "--insecure-no-auth",
-            "--grpc-address",
-            address,
-            "--database-url",
-            database_url,
-        ],
+        serve_command(
+            demo_model_dir,
+            migrate=True,
+            insecure_no_auth=True,
+            grpc_address=address,
+            database_url=database_url,
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gateway.audit.anchor import authenticate, parse
 from gateway.cli import cli
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, wait_serving
 
 KEY = "an anchor key of thirty-two chars or more"
 
@@ -60,10 +60,7 @@ def test_serve_anchors_periodically_and_at_shutdown(demo_model_dir: Path, tmp_pa
         "MODGATE_METRICS_ADDRESS": "",
     }
     proc = subprocess.Popen(
-        [
-            *(MODGATE, "serve", "--model", str(demo_model_dir), "--offline-moderation", "--migrate"),
-            *("--grpc-address", address, "--database-url", database_url),
-        ],
+        serve_command(demo_model_dir, migrate=True, grpc_address=address, database_url=database_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
