@@ -32,12 +32,20 @@ def hold_output(
     escalated: bool = False,
     priority: float | None = None,
     actor: str = "system",
+    appeal_reason: str | None = None,
+    parameters: dict[str, Any] | None = None,
     **output: Any,
 ) -> ReviewItem:
     """Record a one-prompt request, its held output and the output's review item (flushed, not committed).
-    `output` passes further `record_output` fields (scores, reasons, identity checks, ...)."""
+    `parameters` are the request's sampling parameters; `output` passes further `record_output` fields
+    (scores, reasons, identity checks, ...)."""
     request = record_request(
-        session=session, request_id=request_id, tenant=tenant, model_id=model_id, prompt_count=1
+        session=session,
+        request_id=request_id,
+        tenant=tenant,
+        model_id=model_id,
+        prompt_count=1,
+        parameters=parameters,
     )
     held = record_output(
         session=session,
@@ -52,5 +60,10 @@ def hold_output(
         **output,
     )
     return create_review_item(
-        session=session, output=held, escalated=escalated, priority=priority, actor=actor
+        session=session,
+        output=held,
+        escalated=escalated,
+        priority=priority,
+        actor=actor,
+        appeal_reason=appeal_reason,
     )
