@@ -3,7 +3,6 @@ delivered), and events committed while it is down: after a restart every event i
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -17,14 +16,14 @@ from gateway.storage import make_engine, make_session_factory, migrate
 from gateway.storage.models import DeliveryState, WebhookDelivery
 from gateway.webhooks.endpoints import create_endpoint
 from tests.support.held import hold_output
-from tests.support.serve_process import free_ports, serve_command, wait_serving
+from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
 from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
 
 def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    return spawn_serve(
         serve_command(
             demo_model_dir,
             insecure_no_auth=True,
@@ -33,16 +32,9 @@ def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.P
             metrics_address="",
             database_url=database_url,
         ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "MODGATE_WEBHOOK_POLL_INTERVAL_S": "0.2",
-            "MODGATE_WEBHOOK_TIMEOUT_S": "3",
-            "MODGATE_WEBHOOK_RETRY_BASE_S": "0.2",
-        },
+        MODGATE_WEBHOOK_POLL_INTERVAL_S="0.2",
+        MODGATE_WEBHOOK_TIMEOUT_S="3",
+        MODGATE_WEBHOOK_RETRY_BASE_S="0.2",
     )
 
 

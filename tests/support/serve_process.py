@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-__all__ = ["MODGATE", "free_ports", "serve_command", "wait_serving"]
+__all__ = ["MODGATE", "free_ports", "serve_command", "spawn_serve", "wait_serving"]
 
 # The console script of the venv the tests run in (not whatever `modgate` is first on PATH).
 MODGATE = str(Path(sys.executable).with_name("modgate"))
@@ -54,6 +55,18 @@ def serve_command(
     }
     argv += [part for option, value in options.items() if value is not None for part in (option, str(value))]
     return argv
+
+
+def spawn_serve(argv: list[str], **env: str) -> subprocess.Popen[str]:
+    """Start `argv` (from `serve_command`) offline, with `env` on top of the test run's environment;
+    stdout and stderr come back through one text pipe, so a failure shows what the server printed."""
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+    )
 
 
 def free_ports(n: int) -> list[int]:
