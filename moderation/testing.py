@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from moderation.scorers.base import BaseScorer
 from moderation.types import ScoreResult, Span
 
 __all__ = ["JIGSAW_CLASSES", "KeywordScorer", "build_tiny_detoxify_checkpoint"]
@@ -140,7 +141,7 @@ _BASIC_WORDS = [
 ]
 
 
-class KeywordScorer:
+class KeywordScorer(BaseScorer):
     """Score `hit` (1.0) in a category when one of its keywords occurs as a whole word (case-insensitive),
     with a span on each occurrence; `miss` (0.0) otherwise. For tests and demos only: it knows nothing
     about language."""
@@ -171,17 +172,13 @@ class KeywordScorer:
         self._version = "keyword-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
         self.calls: list[list[str]] = []
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def version(self) -> str:
-        return self._version
-
     def score(self, texts: Sequence[str]) -> list[ScoreResult]:
-        """Records each call's texts in `calls` (so tests can check batching and what was scored)."""
+        """Records each call's texts in `calls`, empty ones too (so tests can check batching and what was
+        scored)."""
         self.calls.append(list(texts))
+        return super().score(texts)
+
+    def _score(self, texts: list[str]) -> list[ScoreResult]:
         results = []
         for text in texts:
             scores: dict[str, float] = {}

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from moderation.scorers.base import BaseScorer
 from moderation.types import ScoreResult
 
 __all__ = ["MODELS", "DetoxifyScorer", "ScorerLoadError", "localize_checkpoint", "quantize_linear_layers"]
@@ -64,8 +64,11 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class DetoxifyScorer:
-    """Scores batches with a detoxify model; categories are the model's labels."""
+class DetoxifyScorer(BaseScorer):
+    """Scores batches with a detoxify model; categories are the model's labels.
+
+    Its version is the model name plus checkpoint hash (or the release file name), and "-int8" when
+    quantized."""
 
     def __init__(
         self,
@@ -127,15 +130,6 @@ class DetoxifyScorer:
         self._version = f"detoxify-{model}-{ident}" + ("-int8" if quantize else "")
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def version(self) -> str:
-        """Model name plus checkpoint hash (or the release file name), and "-int8" when quantized."""
-        return self._version
-
-    @property
     def labels(self) -> tuple[str, ...]:
         return self._labels
 
@@ -148,11 +142,8 @@ class DetoxifyScorer:
         """The underlying `detoxify.Detoxify` object (tests compare against its `predict`)."""
         return self._detoxify
 
-    def score(self, texts: Sequence[str]) -> list[ScoreResult]:
+    def _score(self, texts: list[str]) -> list[ScoreResult]:
         """Scores for every label, per text. Windows are sorted by length so batches pad little."""
-        texts = list(texts)
-        if not texts:
-            return []
         torch = self._torch
         with self._lock:
             encoded = self._tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)[

@@ -11,10 +11,11 @@ instead of withheld, and it is fast enough to run on every streamed chunk.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from moderation.folding import fold
+from moderation.scorers.base import BaseScorer
 from moderation.types import ScoreResult, Span
 from moderation.wordlist import (
     MATCHER_VERSION,
@@ -30,8 +31,10 @@ __all__ = ["CATEGORY", "ProfanityScorer"]
 CATEGORY = "profanity"
 
 
-class ProfanityScorer:
-    """Whole-word, case-insensitive word-list matching. Score 1.0 when any span is found, else 0.0."""
+class ProfanityScorer(BaseScorer):
+    """Whole-word, case-insensitive word-list matching. Score 1.0 when any span is found, else 0.0.
+
+    Its version hashes the matching rules and every entry, so a decision can be traced to its list."""
 
     def __init__(
         self,
@@ -65,15 +68,6 @@ class ProfanityScorer:
         self._context_words = max(max_phrase_words(self._words), max_phrase_words(self._allow)) - 1
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def version(self) -> str:
-        """A hash of the matching rules and of every entry, so a decision can be traced to its list."""
-        return self._version
-
-    @property
     def words(self) -> tuple[str, ...]:
         return self._words
 
@@ -103,7 +97,7 @@ class ProfanityScorer:
             if not any(a <= start and end <= b for a, b in allowed)
         )
 
-    def score(self, texts: Sequence[str]) -> list[ScoreResult]:
+    def _score(self, texts: list[str]) -> list[ScoreResult]:
         """Spans per text; the score is binary because a listed word is either there or not."""
         results = []
         for text in texts:

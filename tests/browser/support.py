@@ -12,13 +12,11 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from gateway.config import Settings
-from gateway.review.queue import create_review_item
 from gateway.review.reviewers import create_reviewer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
-from gateway.storage.models import ModerationAction
-from gateway.storage.records import record_output, record_request
 from gateway.web import create_app
+from tests.support import held
 
 PASSWORD = "correct horse battery staple"
 # Script in a prompt or an output must show up as text and never run.
@@ -42,25 +40,21 @@ def hold_output(
     priority: float | None = None,
     appeal_reason: str | None = None,
 ) -> tuple[str, str]:
-    """Record one held output and queue it; returns (item id, ticket)."""
-    request = record_request(
-        session=session,
+    """Record one held output, with what a model-scored hold carries, and queue it; returns (item id,
+    ticket)."""
+    item = held.hold_output(
+        session,
         request_id=f"req-{uuid.uuid4().hex[:12]}",
         tenant=tenant,
         model_id="demo-gpt-neo",
-        prompt_count=1,
         parameters=parameters if parameters is not None else {"temperature": 0.7, "max_new_tokens": 24},
-    )
-    output = record_output(
-        session=session,
-        request=request,
-        prompt_index=0,
-        sequence_index=0,
         prompt=prompt,
-        generated_text=text,
-        action=ModerationAction.HOLD,
+        text=text,
         policy_name=policy,
         policy_version=policy_version,
+        escalated=escalated,
+        priority=priority,
+        appeal_reason=appeal_reason,
         scores=scores if scores is not None else {"toxicity": 0.62, "insult": 0.31, "profanity_ml": 0.12},
         reasons=reasons
         if reasons is not None
@@ -74,11 +68,9 @@ def hold_output(
         prompt_tokens=5,
         finish_reason="length",
     )
-    item = create_review_item(
-        session=session, output=output, escalated=escalated, priority=priority, appeal_reason=appeal_reason
-    )
-    assert output.ticket is not None
-    return item.id, output.ticket
+    ticket = item.output.ticket
+    assert ticket is not None
+    return item.id, ticket
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')

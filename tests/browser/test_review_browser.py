@@ -36,7 +36,7 @@ from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
-from tests.support.serve_process import MODGATE, free_ports
+from tests.support.serve_process import free_ports, serve_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("MODGATE_BROWSER_ARTIFACTS", "var/browser-artifacts"))
@@ -108,22 +108,14 @@ def gateway(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     log = tmp / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [
-                MODGATE,
-                "serve",
-                "--model",
-                str(demo_model_dir),
-                "--offline-moderation",
-                "--migrate",
-                "--grpc-address",
-                grpc_address,
-                "--web-address",
-                f"127.0.0.1:{web_port}",
-                "--metrics-address",
-                "",
-                "--database-url",
-                database_url,
-            ],
+            serve_command(
+                demo_model_dir,
+                migrate=True,
+                grpc_address=grpc_address,
+                web_address=f"127.0.0.1:{web_port}",
+                metrics_address="",
+                database_url=database_url,
+            ),
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},

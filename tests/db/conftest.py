@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.review import create_review_item, create_reviewer
+from gateway.review import create_reviewer
 from gateway.storage import Base, make_engine, make_session_factory, migrate
 from gateway.storage.models import GenerationOutput, Reviewer, ReviewerRole, ReviewItem
-from gateway.storage.records import record_output, record_request
 from tests.support.audit_tamper import tampering
+from tests.support.held import hold_output
 from tests.support.pg import PostgresServer, postgres_server
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -152,22 +152,17 @@ def add_held(db: sessionmaker[Session]) -> Callable[..., ReviewItem]:
     ) -> ReviewItem:
         n = next(counter)
         with db() as s, s.begin():
-            request = record_request(
-                session=s, request_id=f"req-{n}", tenant=tenant, model_id="gpt-neo-125M", prompt_count=1
-            )
-            output = record_output(
-                session=s,
-                request=request,
-                prompt_index=0,
-                sequence_index=0,
+            item = hold_output(
+                s,
+                request_id=f"req-{n}",
+                tenant=tenant,
+                model_id="gpt-neo-125M",
+                text=text,
                 prompt="a prompt",
-                generated_text=text,
-                action="hold",
-                policy_name="default",
-                policy_version="1",
+                escalated=escalated,
+                priority=priority,
                 scores={"toxicity": 0.7},
             )
-            item = create_review_item(session=s, output=output, escalated=escalated, priority=priority)
             if created_at is not None:
                 item.created_at = created_at
             s.flush()

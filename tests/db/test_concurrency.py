@@ -18,10 +18,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import audit
-from gateway.review import AlreadyDecided, StaleVersion, claim_next, create_review_item, decide
+from gateway.review import AlreadyDecided, StaleVersion, claim_next, decide
 from gateway.storage import make_engine, make_session_factory
 from gateway.storage.models import AuditEvent, Reviewer, ReviewItem, ReviewState
-from gateway.storage.records import record_output, record_request
+from tests.support.held import hold_output
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 THREADS = 4
@@ -152,19 +152,7 @@ def test_sqlite_conditional_update_alone_is_race_free(
     seed = make_session_factory(setup)
     for _ in range(6):
         with seed() as s, s.begin():
-            request = record_request(session=s, request_id="r", tenant="t", model_id="m", prompt_count=1)
-            output = record_output(
-                session=s,
-                request=request,
-                prompt_index=0,
-                sequence_index=0,
-                prompt="p",
-                generated_text="g",
-                action="hold",
-                policy_name="p",
-                policy_version="1",
-            )
-            create_review_item(session=s, output=output, priority=0.5)
+            hold_output(s, request_id="r", tenant="t", text="g", policy_name="p", priority=0.5)
     reviewers = [add_reviewer_to(seed) for _ in range(THREADS)]
     setup.dispose()
 

@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.audit import events, verify
-from gateway.review import claim_next, create_review_item, create_reviewer
+from gateway.review import claim_next, create_reviewer
 from gateway.storage import make_engine, make_session_factory
 from gateway.storage.base import utcnow
 from gateway.storage.models import AuditEvent, GenerationRequest, RequestStatus, ReviewItem, ReviewState
-from gateway.storage.records import record_output, record_request
+from gateway.storage.records import record_request
+from tests.support.held import hold_output
 from tests.support.pg import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -57,25 +58,12 @@ def _seed(url: str) -> None:
     past = utcnow() - timedelta(hours=1)
     with sessions() as s, s.begin():
         reviewer = create_reviewer(session=s, username="r1", password="correct horse battery")
-        for n in range(STALE_REQUESTS + LAPSED_CLAIMS):
-            request = record_request(
-                session=s, request_id=f"req-{n}", tenant="acme", model_id="m", prompt_count=1
-            )
-            if n >= STALE_REQUESTS:  # answered with a held output, whose claim then lapses
-                request.status = RequestStatus.COMPLETED
-                output = record_output(
-                    session=s,
-                    request=request,
-                    prompt_index=0,
-                    sequence_index=0,
-                    prompt="p",
-                    generated_text="withheld",
-                    action="hold",
-                    policy_name="default",
-                    policy_version="1",
-                    scores={"toxicity": 0.7},
-                )
-                create_review_item(session=s, output=output)
+        for n in range(STALE_REQUESTS):
+            record_request(session=s, request_id=f"req-{n}", tenant="acme", model_id="m", prompt_count=1)
+        for n in range(STALE_REQUESTS, STALE_REQUESTS + LAPSED_CLAIMS):
+            # answered with a held output, whose claim then lapses
+            item = hold_output(s, request_id=f"req-{n}", text="withheld", scores={"toxicity": 0.7})
+            item.output.request.status = RequestStatus.COMPLETED
         s.flush()
         s.execute(
             update(GenerationRequest)

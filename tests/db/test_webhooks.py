@@ -26,6 +26,7 @@ from gateway.webhooks import events as ev
 from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_endpoint
 from gateway.webhooks.outbox import list_deliveries, redeliver
+from tests.support.held import hold_output
 from tests.support.serve_process import free_ports
 from tests.support.webhook_receiver import Receiver
 
@@ -493,7 +494,6 @@ def test_old_delivered_events_are_pruned_dead_and_pending_kept(
 
 def test_an_event_exists_only_if_its_change_committed(db: sessionmaker[Session], receiver: Receiver) -> None:
     """The outbox row is written in the change's transaction: a rolled-back hold leaves no event."""
-    from gateway.review import create_review_item
     from gateway.storage.models import GenerationOutput
 
     add_endpoint(db, receiver.url, [ev.OUTPUT_HELD])
@@ -502,19 +502,7 @@ def test_an_event_exists_only_if_its_change_committed(db: sessionmaker[Session],
         pass
 
     with pytest.raises(Abort), db() as s, s.begin():
-        request = record_request(session=s, request_id="req-rb", tenant="acme", model_id="m", prompt_count=1)
-        output = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
-            prompt="p",
-            generated_text="t",
-            action="hold",
-            policy_name="default",
-            policy_version="1",
-        )
-        create_review_item(session=s, output=output)
+        hold_output(s, request_id="req-rb", text="t")
         assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 1  # written, not committed
         raise Abort
     with db() as s:

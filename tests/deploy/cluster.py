@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import MODGATE, free_ports, serve_command, wait_serving
 
 # Words the demo model often writes: the word list (the only scorer: no detoxify weights needed) flags
 # them, so that many outputs are held.
@@ -67,21 +67,15 @@ class Replica:
         self.starts += 1
         out = self.log.open("ab")
         self.process = subprocess.Popen(
-            [
-                MODGATE,
-                "serve",
-                "--config",
-                str(self.config),
-                "--model",
-                str(self.model_dir),
-                "--grpc-address",
-                self.address,
-                "--web-address",
-                f"127.0.0.1:{self.web_port}",
-                "--metrics-address",
-                "",
-                "--migrate",  # every replica, as a deployment might: the advisory lock makes it safe
-            ],
+            serve_command(
+                self.model_dir,
+                config=self.config,
+                offline_moderation=False,
+                grpc_address=self.address,
+                web_address=f"127.0.0.1:{self.web_port}",
+                metrics_address="",
+                migrate=True,  # every replica, as a deployment might: the advisory lock makes it safe
+            ),
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1", **self.env},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,32 +14,21 @@ from click.testing import CliRunner
 
 from gateway.cli import cli
 from tests.integration.gateway_harness import ServerThread
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
 
 
 def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path, tmp_path: Path) -> None:
     grpc_port, metrics_port = free_ports(2)
     address = f"127.0.0.1:{grpc_port}"
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
-    proc = subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--migrate",
-            "--grpc-address",
-            address,
-            "--database-url",
-            database_url,
-            "--metrics-address",
-            f"127.0.0.1:{metrics_port}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    proc = spawn_serve(
+        serve_command(
+            demo_model_dir,
+            migrate=True,
+            grpc_address=address,
+            database_url=database_url,
+            metrics_address=f"127.0.0.1:{metrics_port}",
+        )
     )
     try:
         wait_serving(address, proc)

@@ -3,7 +3,6 @@ is left in a state that never resolves, and the audit chain still verifies."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -19,7 +18,7 @@ from gateway.audit import verify
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest, RequestStatus
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -28,29 +27,16 @@ CALLS_PER_CLIENT = 6
 
 
 def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--migrate",
-            "--insecure-no-auth",
-            "--grpc-address",
-            address,
-            "--database-url",
-            database_url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "MODGATE_STALE_REQUEST_S": "2",
-            "MODGATE_MAINTENANCE_INTERVAL_S": "0.5",
-        },
+    return spawn_serve(
+        serve_command(
+            demo_model_dir,
+            migrate=True,
+            insecure_no_auth=True,
+            grpc_address=address,
+            database_url=database_url,
+        ),
+        MODGATE_STALE_REQUEST_S="2",
+        MODGATE_MAINTENANCE_INTERVAL_S="0.5",
     )
 
 

@@ -3,9 +3,7 @@ once more at shutdown; each anchor is logged and appended to the anchor file, ne
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from click.testing import CliRunner
 
 from gateway.audit.anchor import authenticate, parse
 from gateway.cli import cli
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
 
 KEY = "an anchor key of thirty-two chars or more"
 
@@ -50,24 +48,13 @@ def test_serve_anchors_periodically_and_at_shutdown(demo_model_dir: Path, tmp_pa
     address = f"127.0.0.1:{grpc_port}"
     database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     anchor_file = tmp_path / "anchors.log"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "MODGATE_AUDIT_ANCHOR_KEY": KEY,
-        "MODGATE_AUDIT_ANCHOR_FILE": str(anchor_file),
-        "MODGATE_AUDIT_ANCHOR_INTERVAL_S": "0.2",
-        "MODGATE_WEB_ENABLED": "false",
-        "MODGATE_METRICS_ADDRESS": "",
-    }
-    proc = subprocess.Popen(
-        [
-            *(MODGATE, "serve", "--model", str(demo_model_dir), "--offline-moderation", "--migrate"),
-            *("--grpc-address", address, "--database-url", database_url),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+    proc = spawn_serve(
+        serve_command(demo_model_dir, migrate=True, grpc_address=address, database_url=database_url),
+        MODGATE_AUDIT_ANCHOR_KEY=KEY,
+        MODGATE_AUDIT_ANCHOR_FILE=str(anchor_file),
+        MODGATE_AUDIT_ANCHOR_INTERVAL_S="0.2",
+        MODGATE_WEB_ENABLED="false",
+        MODGATE_METRICS_ADDRESS="",
     )
     try:
         wait_serving(address, proc)

@@ -20,12 +20,10 @@ from gateway.audit import events
 from gateway.audit.query import query as audit_query
 from gateway.client import GatewayClient
 from gateway.generation.generator import Generator
-from gateway.review.queue import create_review_item
 from gateway.review.reviewers import create_reviewer
 from gateway.server import GatewayServer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
-from gateway.storage.records import record_output, record_request
 from moderation.identity import IdentityTerms
 from moderation.masking import Masker
 from moderation.moderator import Moderator
@@ -33,6 +31,7 @@ from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
 from tests.browser.support import CSRF_META, PASSWORD, WebHarness, csrf_of
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, gateway_components, policy_for
+from tests.support.held import hold_output
 
 REPLAY_SECTION = re.compile(r'<section class="banner replay-result.*?</section>', re.S)
 
@@ -163,25 +162,16 @@ def test_without_a_replay_callable_there_is_no_button(web: WebHarness) -> None:
 
 def hold_with_checks(web: WebHarness, identity_checks: list[Any], shadow: list[Any]) -> str:
     with web.sessions() as s, s.begin():
-        request = record_request(
-            session=s, request_id=uuid.uuid4().hex, tenant="acme", model_id="m", prompt_count=1
-        )
-        output = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
-            prompt="p",
-            generated_text="text",
-            action="hold",
-            policy_name="default",
+        return hold_output(
+            s,
+            request_id=uuid.uuid4().hex,
+            text="text",
             policy_version="v1",
             scores={"identity_attack": 0.95, "toxicity": 0.62},
             reasons=[{"category": "identity_attack", "score": 0.95, "threshold": 0.8, "action": "hold"}],
             identity_checks=identity_checks,
             shadow=shadow,
-        )
-        return create_review_item(session=s, output=output).id
+        ).id
 
 
 def check(

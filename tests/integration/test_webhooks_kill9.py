@@ -3,7 +3,6 @@ delivered), and events committed while it is down: after a restart every event i
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -13,64 +12,36 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway.review import create_review_item
 from gateway.storage import make_engine, make_session_factory, migrate
 from gateway.storage.models import DeliveryState, WebhookDelivery
-from gateway.storage.records import record_output, record_request
 from gateway.webhooks.endpoints import create_endpoint
-from tests.support.serve_process import MODGATE, free_ports, wait_serving
+from tests.support.held import hold_output
+from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
 from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
 
 def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            MODGATE,
-            "serve",
-            "--model",
-            str(demo_model_dir),
-            "--offline-moderation",
-            "--insecure-no-auth",
-            "--grpc-address",
-            address,
-            "--no-web",
-            "--metrics-address",
-            "",
-            "--database-url",
-            database_url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "MODGATE_WEBHOOK_POLL_INTERVAL_S": "0.2",
-            "MODGATE_WEBHOOK_TIMEOUT_S": "3",
-            "MODGATE_WEBHOOK_RETRY_BASE_S": "0.2",
-        },
+    return spawn_serve(
+        serve_command(
+            demo_model_dir,
+            insecure_no_auth=True,
+            grpc_address=address,
+            no_web=True,
+            metrics_address="",
+            database_url=database_url,
+        ),
+        MODGATE_WEBHOOK_POLL_INTERVAL_S="0.2",
+        MODGATE_WEBHOOK_TIMEOUT_S="3",
+        MODGATE_WEBHOOK_RETRY_BASE_S="0.2",
     )
 
 
 def hold(sessions: Any, n: int) -> str:
     """Commits a held output (and with it its `output.held` event) as the gateway's recorder does."""
     with sessions() as s, s.begin():
-        request = record_request(session=s, request_id=f"k9-{n}", tenant="acme", model_id="m", prompt_count=1)
-        output = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
-            prompt="p",
-            generated_text="withheld words",
-            action="hold",
-            policy_name="default",
-            policy_version="1",
-        )
-        create_review_item(session=s, output=output, actor="gateway")
-        return str(output.ticket)
+        return str(hold_output(s, request_id=f"k9-{n}", actor="gateway").output.ticket)
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:

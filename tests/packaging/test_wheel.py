@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.serve_process import free_ports, wait_serving
+from tests.support.serve_process import free_ports, serve_command, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -126,15 +126,13 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     assert demo.returncode == 0, demo.stderr
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [
-            str(installed / "modgate"),
-            "serve",
-            "--config",
-            str(config),
-            "--model",
+        serve_command(
             "model",
-            "--insecure-no-auth",
-        ],
+            config=config,
+            offline_moderation=False,
+            insecure_no_auth=True,
+            modgate=installed / "modgate",
+        ),
         cwd=tmp_path,
         env=_clean_env(),
         stdout=log,
