@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.errors import ResourceExhausted
+from gateway.errors import InvalidArgument, ResourceExhausted
 
 __all__ = [
     "Limiter",
@@ -84,10 +84,12 @@ def wants(limits: Limits, tokens: int) -> list[Want]:
         out.append(Want(REQUESTS, limits.requests_per_minute, 1.0))
     if limits.tokens_per_minute:
         if tokens > limits.tokens_per_minute:
-            raise RateLimited(
-                f"this request may generate {tokens} tokens, more than the key's quota of "
-                f"{limits.tokens_per_minute} tokens per minute; ask for fewer",
-                retry_after_s=60.0,
+            # Not RESOURCE_EXHAUSTED with a RetryInfo: waiting never helps, and retrying clients would
+            # wait for nothing. The request itself must change.
+            raise InvalidArgument(
+                "max_new_tokens",
+                f"this request may generate {tokens} tokens (prompts x sequences x max_new_tokens), more "
+                f"than the key's quota of {limits.tokens_per_minute} tokens per minute; ask for fewer",
             )
         out.append(Want(TOKENS, limits.tokens_per_minute, float(tokens)))
     return out

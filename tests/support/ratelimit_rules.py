@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from gateway.errors import InvalidArgument
 from gateway.ratelimit import Limiter, Limits, RateLimited
 
 
@@ -60,7 +61,7 @@ def a_refused_request_takes_nothing(limiter: Limiter, clock: Clock) -> None:
 
 
 def request_larger_than_the_quota_is_refused_outright(limiter: Limiter, clock: Clock) -> None:
-    with pytest.raises(RateLimited, match="more than the key's quota of 100 tokens per minute"):
+    with pytest.raises(InvalidArgument, match="more than the key's quota of 100 tokens per minute"):
         limiter.admit("k", Limits(tokens_per_minute=100), tokens=101)
 
 
