@@ -120,6 +120,21 @@ def _check_active(reviewer: Reviewer) -> None:
         raise Forbidden(f"reviewer {reviewer.username!r} is disabled")
 
 
+# A decision's words are stored with the item and shown to other reviewers; the edited text is released to
+# the client. Bounded, and without NUL (PostgreSQL's text type refuses it), whoever decides (gRPC, web).
+MAX_REASON_CHARS = 2000
+MAX_EDITED_TEXT_CHARS = 20_000
+
+
+def _check_text(field: str, value: str | None, limit: int) -> None:
+    if value is None:
+        return
+    if len(value) > limit:
+        raise InvalidDecision(field, f"at most {limit} characters, got {len(value)}")
+    if "\x00" in value:
+        raise InvalidDecision(field, "must not contain NUL characters")
+
+
 def _check_lease(lease_seconds: int) -> timedelta:
     """The one rule for a lease's length, whoever asks (gRPC, the web queue)."""
     if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:
@@ -370,6 +385,8 @@ def decide(
         raise InvalidDecision("an edit needs the edited text")
     if decision is not Decision.EDIT and edited_text is not None:
         raise InvalidDecision(f"edited_text is only for an edit, not {decision.value}")
+    _check_text("reason", reason, MAX_REASON_CHARS)
+    _check_text("edited_text", edited_text, MAX_EDITED_TEXT_CHARS)
     _check_active(reviewer)
     now = now or utcnow()
 
@@ -431,6 +448,7 @@ def escalate(
     now: datetime | None = None,
 ) -> ReviewItem:
     """Hand a claimed item to the admins: it goes back to pending, visible to admins only."""
+    _check_text("reason", reason, MAX_REASON_CHARS)
     _check_active(reviewer)
     now = now or utcnow()
     item = _load(session, item_id)

@@ -27,12 +27,6 @@ from gateway.storage.tx import in_transaction
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 500
-# A decision's words are stored with the item and shown to other reviewers; the edited text is released
-# to the client. Bounded so that one call cannot store megabytes; NUL is refused (PostgreSQL's text type
-# cannot hold it). A generated text is at most max_new_tokens_limit (512) tokens, a few thousand
-# characters: an edit has room to spare.
-MAX_DECISION_REASON_CHARS = 2000
-MAX_EDITED_TEXT_CHARS = 20_000
 
 _STATE_TO_PB = {
     ReviewState.PENDING: rv_pb.REVIEW_STATE_PENDING,
@@ -66,13 +60,6 @@ def _ts(value: datetime | None) -> Timestamp | None:
 def _lease(seconds: int) -> int:
     """0 (unset in the request) is the default lease; the queue checks the range."""
     return seconds or queue.DEFAULT_LEASE_SECONDS
-
-
-def _bounded_text(field: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        raise InvalidArgument(field, f"at most {limit} characters, got {len(value)}")
-    if "\x00" in value:
-        raise InvalidArgument(field, "must not contain NUL characters")
 
 
 def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -> rv_pb.ReviewItem:
@@ -190,8 +177,6 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
         decision = _DECISION_FROM_PB.get(request.decision)
         if decision is None:
             raise InvalidArgument("decision", "must be APPROVE, EDIT or REJECT")
-        _bounded_text("reason", request.reason, MAX_DECISION_REASON_CHARS)
-        _bounded_text("edited_text", request.edited_text, MAX_EDITED_TEXT_CHARS)
 
         def work(session: Session) -> rv_pb.ReviewItem:
             item = queue.decide(

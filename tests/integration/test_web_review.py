@@ -316,3 +316,25 @@ def test_the_queue_shows_what_a_review_deadline_will_do_and_when(tmp_path: Path)
         assert "escalate in 59m" in rita.get("/queue").text
     finally:
         harness.close()
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"decision": "reject", "reason": "x" * 2001}, "reason"),
+        ({"decision": "edit", "edited_text": "A\x00B"}, "edited_text"),
+        ({"decision": "edit", "edited_text": "y" * 20_001}, "edited_text"),
+    ],
+)
+def test_the_web_form_keeps_the_same_bounds_as_grpc(
+    web: WebHarness, form: dict[str, str], field: str
+) -> None:
+    """One rule in the review queue for every front door: oversized or NUL text is a 400 naming the
+    field, and the item stays claimed at its version."""
+    web.hold()
+    client = web.client("rita")
+    item_id, html = claim(client)
+    reply = decide(client, item_id, html, **form)
+    assert reply.status_code == 400 and field in reply.text  # type: ignore[attr-defined]
+    done = decide(client, item_id, html, decision="reject", reason="x" * 2000)
+    assert done.status_code == 303  # type: ignore[attr-defined]

@@ -20,7 +20,6 @@ from gateway.storage.models import Reviewer, ReviewItem
 from gateway.web import data, present
 from gateway.web.base import BaseView, form_fields
 
-MAX_REASON_CHARS = 1000
 _PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected"}
 
 
@@ -59,7 +58,7 @@ class ItemPage(BaseView):
             "item": view,
             "lease_seconds": self.ctx.lease_seconds,
             "lease_left": _seconds_left(view),
-            "max_reason_chars": MAX_REASON_CHARS,
+            "max_reason_chars": queue.MAX_REASON_CHARS,
             "replay_available": self.ctx.replay is not None,
             "replay": replay,
         }
@@ -84,8 +83,6 @@ class Decide(BaseView):
         except ValueError:
             raise InvalidArgument("version", "must be the item version shown on the page") from None
         reason = " ".join(fields["reason"].split()) or None
-        if reason is not None and len(reason) > MAX_REASON_CHARS:
-            raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
         if decision == "reject" and reason is None:
             raise InvalidArgument("reason", "a rejection needs a reason")
         # Browsers send textarea line breaks as CRLF; the model's text uses LF.
@@ -114,8 +111,6 @@ class Escalate(BaseView):
     async def post(self, request: Request) -> Response:
         item_id = item_id_of(request)
         reason = " ".join((await form_fields(request, "reason"))["reason"].split()) or None
-        if reason is not None and len(reason) > MAX_REASON_CHARS:
-            raise InvalidArgument("reason", f"must be at most {MAX_REASON_CHARS} characters")
 
         def work(session: Session, reviewer: Reviewer) -> str:
             item = queue.escalate(session=session, item_id=item_id, reviewer=reviewer, reason=reason)
