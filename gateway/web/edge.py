@@ -5,13 +5,14 @@ in. API endpoints, not pages: no cookies, so no CSRF."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 from starlette.requests import Request
 
 from gateway.auth import HTTP_KEY_HINT, Authenticate, Caller, bearer_token, resolve_caller
-from gateway.errors import InvalidArgument
+from gateway.errors import GatewayError, InvalidArgument
 from gateway.request_ids import accept_request_id
 
 MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
@@ -54,6 +55,32 @@ async def read_body(request: Request) -> bytes:
             raise BodyTooLarge("body", f"at most {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_JSON_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def json_value(where: str, value: Any, kind: type) -> Any:
+    """`value` if it has the JSON type `kind` (bool, int, float: an int is a number too, str), else
+    InvalidArgument naming `where`. JSON booleans are never numbers, although Python's bool is an int."""
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+    if not ok:
+        raise InvalidArgument(where, f"must be {_JSON_TYPE_NAMES[kind]}")
+    return value
+
+
+def error_headers(exc: GatewayError) -> dict[str, str]:
+    """What an HTTP refusal says beside its body: how to authenticate (401), when to come back (429)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    return headers
 
 
 def parse_json(raw: bytes) -> Any:

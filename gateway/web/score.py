@@ -13,7 +13,6 @@ are JSON with an HTTP status and the field that is wrong.
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any
 
@@ -24,7 +23,7 @@ from gateway.auth import Authenticate
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.generation.params import PARAMETER_NAMES, SCALAR_PARAMS, RawParams
 from gateway.pipeline import GenerationPipeline, Outcome
-from gateway.web.edge import caller_for, parse_json, read_body, request_id_for
+from gateway.web.edge import caller_for, error_headers, json_value, parse_json, read_body, request_id_for
 
 _PARAMS = "input_data.parameters"
 
@@ -34,11 +33,7 @@ def _error(exc: GatewayError) -> Response:
     field = getattr(exc, "field", None)
     if field:
         body["field"] = field
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
-    retry = getattr(exc, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return JSONResponse({"error": body}, status_code=exc.http_status, headers=headers)
+    return JSONResponse({"error": body}, status_code=exc.http_status, headers=error_headers(exc))
 
 
 def _param(params: dict[str, Any], name: str) -> Any:
@@ -51,14 +46,7 @@ def _param(params: dict[str, Any], name: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
             raise InvalidArgument(where, "must be a list of strings")
         return tuple(value)
-    kind = SCALAR_PARAMS[name]
-    if kind is bool and not isinstance(value, bool):
-        raise InvalidArgument(where, "must be true or false")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidArgument(where, "must be an integer")
-    if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InvalidArgument(where, "must be a number")
-    return value
+    return json_value(where, value, SCALAR_PARAMS[name])
 
 
 def parse_body(raw: bytes) -> tuple[list[str], RawParams]:

@@ -7,7 +7,6 @@ this module only translates OpenAI's shapes to the pipeline's and back (`request
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from gateway.errors import GatewayError, InvalidArgument, NotFound
 from gateway.generation.params import SamplingParams
 from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
 from gateway.services.results import ResultReader
-from gateway.web.edge import OWN_BODY_LIMIT, caller_for, read_json, request_id_for
+from gateway.web.edge import OWN_BODY_LIMIT, caller_for, error_headers, read_json, request_id_for
 from gateway.web.openai import responses as shape
 from gateway.web.openai.chat import ChatTemplate
 from gateway.web.openai.requests import OpenAIRequest, openai_param, parse_chat, parse_completion
@@ -51,12 +50,7 @@ def refusal(exc: GatewayError, prompts: str) -> _Refused:
 
 
 def error_response(exc: GatewayError, param: str | None, request_id: str) -> JSONResponse:
-    headers = {"X-Request-Id": request_id}
-    if exc.http_status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    retry = getattr(exc, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(retry)))
+    headers = {"X-Request-Id": request_id, **error_headers(exc)}
     return JSONResponse(shape.error_body(exc, param), status_code=exc.http_status, headers=headers)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.errors import InvalidArgument
 from gateway.generation.params import RawParams
+from gateway.web.edge import json_value
 from gateway.web.openai.chat import ChatTemplate
 
 # OpenAI's name -> RawParams' name, for what the two share.
@@ -61,25 +62,22 @@ class OpenAIRequest:
     user: str | None
 
 
-def _number(body: Mapping[str, Any], name: str) -> float | None:
+def _typed(body: Mapping[str, Any], name: str, kind: type) -> Any:
+    """The value of `name` (None when absent), of the JSON type `kind` (`edge.json_value`)."""
     value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InvalidArgument(name, "must be a number")
-    return value
+    return None if value is None else json_value(name, value, kind)
+
+
+def _number(body: Mapping[str, Any], name: str) -> float | None:
+    return _typed(body, name, float)
 
 
 def _integer(body: Mapping[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidArgument(name, "must be an integer")
-    return value
+    return _typed(body, name, int)
 
 
 def _string(body: Mapping[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgument(name, "must be a string")
-    return value
+    return _typed(body, name, str)
 
 
 MAX_USER_CHARS = 256
@@ -94,12 +92,7 @@ def _user(body: Mapping[str, Any]) -> str | None:
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidArgument(name, "must be true or false")
-    return value
+    return bool(_typed(body, name, bool))
 
 
 def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
