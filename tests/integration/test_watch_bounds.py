@@ -116,19 +116,25 @@ def test_a_key_holds_a_bounded_number_of_watches(
 
 
 def test_a_revoked_key_stops_receiving(
-    server: ServerThread, channel: grpc.Channel, keys: dict[str, str], db_url: str
+    make_gateway: Callable[..., ServerThread], keys: dict[str, str], db_url: str
 ) -> None:
+    """Its own gateway, whose watches last far longer than the test: only the revocation can end the
+    stream (with the module's 1.5 s watches, a slow machine saw DEADLINE_EXCEEDED win the race)."""
+    server = make_gateway(Action.HOLD, insecure_no_auth=False, watch_max_s=60, watch_recheck_s=0.2)
     ticket = held_ticket(server, keys["doomed"])
-    stream = watch(channel, keys["doomed"], ticket)
-    assert next(stream).state == gen_pb.RESULT_STATE_PENDING
-    engine = make_engine(db_url)
-    with Session(engine) as s, s.begin():
-        revoke_key(session=s, key_id=keys["doomed"].split("_")[1])
-    engine.dispose()
-    with pytest.raises(grpc.RpcError) as info:
-        next(stream)
+    with grpc.insecure_channel(server.address) as channel:
+        started = time.monotonic()
+        stream = watch(channel, keys["doomed"], ticket)
+        assert next(stream).state == gen_pb.RESULT_STATE_PENDING
+        engine = make_engine(db_url)
+        with Session(engine) as s, s.begin():
+            revoke_key(session=s, key_id=keys["doomed"].split("_")[1])
+        engine.dispose()
+        with pytest.raises(grpc.RpcError) as info:
+            next(stream)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "revoked" in info.value.details()
+    assert time.monotonic() - started < 20, "ended by the revocation, not by the client's 30 s deadline"
 
 
 def test_watch_polls_take_no_write_lock(
