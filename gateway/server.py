@@ -50,6 +50,7 @@ from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
 from gateway.replay import replay
+from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
@@ -263,7 +264,11 @@ class GatewayServer:
         servicer = GenerationServicer(pipeline=self.pipeline, results=self.results)
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, self._server)
         review_pb2_grpc.add_ReviewServiceServicer_to_server(
-            ReviewServicer(sessions=self._c.sessions), self._server
+            ReviewServicer(
+                sessions=self._c.sessions,
+                consensus=parse_consensus(self._c.settings.review.get("consensus", {})),
+            ),
+            self._server,
         )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(sessions=self._c.sessions), self._server
@@ -378,11 +383,26 @@ def review_deadlines(settings: Settings, moderator: Moderator) -> dict[str, Dead
     return deadlines
 
 
+def review_consensus(settings: Settings, moderator: Moderator) -> None:
+    """Checks and logs the `[review.consensus]` tables (the servicer and the web app parse their own copy):
+    one for a policy this gateway does not have would silently never apply, so it is refused at start."""
+    consensus = parse_consensus(settings.review.get("consensus", {}))
+    unknown = sorted(set(consensus) - set(moderator.policy_names))
+    if unknown:
+        raise StartupError(
+            f"review.consensus names policies this gateway does not have: {', '.join(unknown)} "
+            f"(policies: {', '.join(sorted(moderator.policy_names))})"
+        )
+    for policy, wanted in consensus.items():
+        log.info("review consensus for %s: %d verdicts, %s", policy, wanted.verdicts, wanted.rule.value)
+
+
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     check_shared_session_secret(settings)
     components = build_components(settings, migrate_schema=migrate_schema)
     deadlines = review_deadlines(settings, components.moderator)
+    review_consensus(settings, components.moderator)
     server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)
     await server.start()
     if settings.metrics_address:

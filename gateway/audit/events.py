@@ -21,6 +21,8 @@ REVIEW_APPEALED = "review.appealed"
 REVIEW_CLAIMED = "review.claimed"
 REVIEW_LEASE_EXPIRED = "review.lease_expired"
 REVIEW_ESCALATED = "review.escalated"
+# One of several verdicts on an item whose policy asks for them (gateway/review/consensus.py): not final.
+REVIEW_VERDICT = "review.verdict"
 REVIEW_DEADLINE_PASSED = "review.deadline_passed"
 REVIEW_APPROVED = "review.approved"
 REVIEW_EDITED = "review.edited"

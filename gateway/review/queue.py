@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import append as audit_append
 from gateway.audit import events
+from gateway.review import consensus as cons
 from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.review.errors import (
     AlreadyDecided,
@@ -46,6 +47,7 @@ from gateway.storage.models import (
     GenerationOutput,
     OutputStatus,
     Reviewer,
+    ReviewerVerdict,
     ReviewItem,
     ReviewState,
 )
@@ -73,6 +75,7 @@ DEFAULT_LEASE_SECONDS = 300
 MIN_LEASE_SECONDS = 10  # a heartbeat every few seconds would be load, not review
 MAX_LEASE_SECONDS = 3600
 _CLAIM_CANDIDATES = 5
+OPEN_STATES: frozenset[ReviewState] = frozenset({ReviewState.PENDING, ReviewState.CLAIMED})
 
 
 class Decision(enum.StrEnum):
@@ -230,12 +233,13 @@ def claim_next(
 ) -> ReviewItem | None:
     """Claim the most urgent claimable item for ``reviewer`` (None if the queue is empty for them).
 
-    Order: highest priority, then oldest. Non-admins never see escalated items.
+    Order: highest priority, then oldest. Non-admins never see escalated items; nobody is handed an
+    item they already gave a verdict on (gateway/review/consensus.py).
     """
     _check_active(reviewer)
     lease = _check_lease(lease_seconds)
     now = now or utcnow()
-    candidates = select(ReviewItem.id, ReviewItem.version).where(_claimable(now))
+    candidates = select(ReviewItem.id, ReviewItem.version).where(_claimable(now), cons.not_given_by(reviewer))
     if not reviewer.is_admin:
         candidates = candidates.where(ReviewItem.escalated.is_(False))
     candidates = candidates.order_by(ReviewItem.priority.desc(), ReviewItem.created_at, ReviewItem.id)
@@ -370,12 +374,15 @@ def decide(
     edited_text: str | None = None,
     reason: str | None = None,
     now: datetime | None = None,
+    consensus: Mapping[str, cons.Consensus] | None = None,
 ) -> ReviewItem:
     """Approve, edit-and-approve or reject a claimed item; final.
 
     Only the claimant, with a live lease, deciding on the version they saw (``expected_version``, the
     item's version when claimed). approve releases the original text; edit releases ``edited_text``
-    and keeps the original in ``generated_text``; reject releases nothing.
+    and keeps the original in ``generated_text``; reject releases nothing. When ``consensus`` (policy ->
+    its `[review.consensus]` table) asks several verdicts of this item, this is one verdict: see
+    :func:`_give_verdict`.
     """
     try:
         decision = Decision(decision)
@@ -394,27 +401,48 @@ def decide(
     _refuse_if_not_holder(item, reviewer, now)
     if item.version != expected_version:
         raise StaleVersion(f"review item {item_id} is at version {item.version}, not {expected_version}")
+    wanted = cons.required(item, consensus or {})
+    if wanted is not None:
+        return _give_verdict(session, item, reviewer, decision, edited_text, reason, wanted, now)
 
-    state, output_status, event_type = _DECISION_EFFECT[decision]
     decided = _transition(
         session,
         item_id,
         expected_version,
         _holder_conditions(reviewer, now),
-        {
-            "state": state,
-            "decided_by": reviewer.id,
-            "decided_at": now,
-            "decision_reason": reason,
-            "edited_text": edited_text if decision is Decision.EDIT else None,
-            "lease_expires_at": None,
-            "updated_at": now,
-        },
+        _decided_values(decision, edited_text, reason, reviewer.id, now),
     )
     if decided is None:  # lost a race after the checks above: explain it, or call it stale
         _refuse_if_not_holder(_load(session, item_id), reviewer, now)
         raise StaleVersion(f"review item {item_id} changed while deciding; reload it")
+    _finish(session, decided, decision, edited_text, reason, _actor(reviewer))
+    return decided
 
+
+def _decided_values(
+    decision: Decision, edited_text: str | None, reason: str | None, decided_by: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "state": _DECISION_EFFECT[decision][0],
+        "decided_by": decided_by,
+        "decided_at": now,
+        "decision_reason": reason,
+        "edited_text": edited_text if decision is Decision.EDIT else None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
+def _finish(
+    session: Session,
+    decided: ReviewItem,
+    decision: Decision,
+    edited_text: str | None,
+    reason: str | None,
+    actor: str,
+) -> None:
+    """The final decision's effects on the output, its audit events and the tenant's webhook."""
+    _, output_status, event_type = _DECISION_EFFECT[decision]
     output = decided.output
     output.status = output_status
     if decision is Decision.APPROVE:
@@ -430,13 +458,82 @@ def decide(
         # The edited text is released, so its hash tells no one anything new; the original is withheld
         # text, and a hash of it would let an audit reader confirm a guess of it: never recorded.
         payload |= {"edited_sha256": _sha256(edited_text)}
-    _audit(session, event_type, _actor(reviewer), decided, **payload)
+    _audit(session, event_type, actor, decided, **payload)
     if decision is not Decision.REJECT:
-        _audit(session, events.RESULT_RELEASED, _actor(reviewer), decided)
+        _audit(session, events.RESULT_RELEASED, actor, decided)
     _webhook(
         session, decided, webhook_events.APPEAL_DECIDED if decided.appeal else webhook_events.REVIEW_DECIDED
     )
-    return decided
+
+
+def _give_verdict(
+    session: Session,
+    item: ReviewItem,
+    reviewer: Reviewer,
+    decision: Decision,
+    edited_text: str | None,
+    reason: str | None,
+    wanted: cons.Consensus,
+    now: datetime,
+) -> ReviewItem:
+    """One of the several verdicts `wanted` asks for. The verdict is stored and the claim ends in one
+    conditional UPDATE at the claimed version, so it counts once; then, with all verdicts in, the item
+    gets its final decision (by `system:consensus`, exactly once: still the holder's transition) or is
+    escalated to the admins. Until then nothing reaches the client, the tenant's webhooks or the audit
+    log but the fact that a verdict was given (no text, no hash of an edit that may never be released)."""
+    if cons.has_given(session=session, item_id=item.id, reviewer=reviewer):
+        raise AlreadyDecided(f"{reviewer.username!r} already gave a verdict on review item {item.id}")
+    votes = [
+        *cons.votes_of(session=session, item_id=item.id),
+        cons.Vote(decision.value, edited_text if decision is Decision.EDIT else None),
+    ]
+    outcome = cons.combine(wanted, votes)
+    back_to_queue = {
+        "state": ReviewState.PENDING,
+        "claimed_by": None,
+        "claimed_at": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    final = (
+        Decision(outcome.decision) if outcome.kind is cons.OutcomeKind.DECIDE and outcome.decision else None
+    )
+    if final is not None:
+        values = _decided_values(final, outcome.edited_text, f"consensus ({outcome.summary})", None, now)
+    elif outcome.kind is cons.OutcomeKind.ESCALATE:
+        values = back_to_queue | {"escalated": True}
+    else:
+        values = back_to_queue
+    changed = _transition(session, item.id, item.version, _holder_conditions(reviewer, now), values)
+    if changed is None:
+        _refuse_if_not_holder(_load(session, item.id), reviewer, now)
+        raise StaleVersion(f"review item {item.id} changed while deciding; reload it")
+    session.add(
+        ReviewerVerdict(
+            item_id=item.id,
+            reviewer_id=reviewer.id,
+            decision=decision.value,
+            edited_text=edited_text if decision is Decision.EDIT else None,
+            reason=reason,
+            created_at=now,
+        )
+    )
+    session.flush()
+    _audit(
+        session,
+        events.REVIEW_VERDICT,
+        _actor(reviewer),
+        changed,
+        decision=decision.value,
+        verdicts=len(votes),
+        required=wanted.verdicts,
+        rule=wanted.rule.value,
+    )
+    if final is not None:
+        _finish(session, changed, final, outcome.edited_text, changed.decision_reason, cons.CONSENSUS_ACTOR)
+    elif outcome.kind is cons.OutcomeKind.ESCALATE:
+        _audit(session, events.REVIEW_ESCALATED, cons.CONSENSUS_ACTOR, changed, reason=outcome.summary)
+    return changed
 
 
 def escalate(

@@ -7,7 +7,7 @@ visible. The generated text is shown only to the holder of a claim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +20,10 @@ from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.auth import current_caller
 from gateway.errors import Forbidden, InvalidArgument
+from gateway.review import consensus as cons
 from gateway.review import queue
 from gateway.review.reviewers import usernames
-from gateway.storage.models import Reviewer, ReviewItem, ReviewState
+from gateway.storage.models import Reviewer, ReviewerVerdict, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
 
 DEFAULT_LIST_LIMIT = 100
@@ -41,6 +42,7 @@ _DECISION_FROM_PB = {
     rv_pb.REVIEW_DECISION_EDIT: queue.Decision.EDIT,
     rv_pb.REVIEW_DECISION_REJECT: queue.Decision.REJECT,
 }
+_DECISION_TO_PB = {v: k for k, v in _DECISION_FROM_PB.items()}
 _ACTION_TO_PB = {
     "release": mod_pb.MODERATION_ACTION_RELEASED,
     "mask": mod_pb.MODERATION_ACTION_MASKED,
@@ -62,8 +64,17 @@ def _lease(seconds: int) -> int:
     return seconds or queue.DEFAULT_LEASE_SECONDS
 
 
-def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -> rv_pb.ReviewItem:
-    """A pure conversion: `names` (reviewer id -> username, `reviewers.usernames`) is read by the caller."""
+def item_to_pb(
+    item: ReviewItem,
+    *,
+    names: Mapping[str, str],
+    with_text: bool,
+    verdicts_required: int = 1,
+    verdicts_given: int = 0,
+    verdicts: Sequence[tuple[str, ReviewerVerdict]] = (),
+) -> rv_pb.ReviewItem:
+    """A pure conversion: `names` (reviewer id -> username, `reviewers.usernames`), the verdict counts and
+    the verdicts an admin may see (`consensus.verdicts_of`) are read by the caller."""
     output = item.output
     msg = rv_pb.ReviewItem(
         id=item.id,
@@ -83,7 +94,18 @@ def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -
         edited_text=item.edited_text or "",
         appeal=item.appeal,
         appeal_reason=item.appeal_reason or "",
+        verdicts_required=verdicts_required,
+        verdicts_given=verdicts_given,
     )
+    for name, verdict in verdicts:
+        pb = rv_pb.ReviewVerdict(
+            reviewer=name,
+            decision=_DECISION_TO_PB[queue.Decision(verdict.decision)],
+            edited_text=verdict.edited_text or "",
+            reason=verdict.reason or "",
+        )
+        pb.created_at.FromDatetime(verdict.created_at)
+        msg.verdicts.append(pb)
     for field, value in (
         ("lease_expires_at", item.lease_expires_at),
         ("created_at", item.created_at),
@@ -99,9 +121,26 @@ def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -
     return msg
 
 
-def _with_names(session: Session, item: ReviewItem) -> rv_pb.ReviewItem:
-    """One item, with its text (the claimant's view)."""
-    return item_to_pb(item, names=usernames(session=session, items=[item]), with_text=True)
+def _with_names(
+    session: Session, item: ReviewItem, reviewer: Reviewer, consensus: Mapping[str, cons.Consensus]
+) -> rv_pb.ReviewItem:
+    """One item, with its text (the claimant's view); the other reviewers' verdicts only for an admin on
+    an escalated item, never for a reviewer who has yet to give theirs."""
+    given = cons.verdict_counts(session=session, item_ids=[item.id]).get(item.id, 0)
+    shown = item.escalated and reviewer.is_admin and item.state == ReviewState.CLAIMED
+    return item_to_pb(
+        item,
+        names=usernames(session=session, items=[item]),
+        with_text=True,
+        verdicts_required=_required(item, consensus),
+        verdicts_given=given,
+        verdicts=cons.verdicts_of(session=session, item_id=item.id) if shown else (),
+    )
+
+
+def _required(item: ReviewItem, consensus: Mapping[str, cons.Consensus]) -> int:
+    wanted = cons.required(item, consensus) if item.state in queue.OPEN_STATES else None
+    return wanted.verdicts if wanted is not None else 1
 
 
 def _reason(r: dict[str, Any]) -> rv_pb.ReviewReason:
@@ -116,8 +155,11 @@ def _reason(r: dict[str, Any]) -> rv_pb.ReviewReason:
 
 
 class ReviewServicer(rv_grpc.ReviewServiceServicer):
-    def __init__(self, *, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, *, sessions: sessionmaker[Session], consensus: Mapping[str, cons.Consensus] | None = None
+    ) -> None:
         self._sessions = sessions
+        self._consensus = dict(consensus or {})
 
     @staticmethod
     def _reviewer(session: Session) -> Reviewer:
@@ -144,7 +186,19 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
                 session=session, states=states, include_escalated=reviewer.is_admin, limit=limit
             )
             names = usernames(session=session, items=items)
-            return rv_pb.ListItemsResponse(items=[item_to_pb(i, names=names, with_text=False) for i in items])
+            given = cons.verdict_counts(session=session, item_ids=[i.id for i in items])
+            return rv_pb.ListItemsResponse(
+                items=[
+                    item_to_pb(
+                        i,
+                        names=names,
+                        with_text=False,
+                        verdicts_required=_required(i, self._consensus),
+                        verdicts_given=given.get(i.id, 0),
+                    )
+                    for i in items
+                ]
+            )
 
         return await in_transaction(self._sessions, work)
 
@@ -152,10 +206,11 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
         lease = _lease(request.lease_seconds)
 
         def work(session: Session) -> rv_pb.ClaimNextResponse:
-            item = queue.claim_next(session=session, reviewer=self._reviewer(session), lease_seconds=lease)
+            reviewer = self._reviewer(session)
+            item = queue.claim_next(session=session, reviewer=reviewer, lease_seconds=lease)
             if item is None:
                 return rv_pb.ClaimNextResponse()
-            return rv_pb.ClaimNextResponse(item=_with_names(session, item))
+            return rv_pb.ClaimNextResponse(item=_with_names(session, item, reviewer, self._consensus))
 
         return await in_transaction(self._sessions, work)
 
@@ -163,13 +218,11 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
         lease = _lease(request.lease_seconds)
 
         def work(session: Session) -> rv_pb.ReviewItem:
+            reviewer = self._reviewer(session)
             item = queue.renew_lease(
-                session=session,
-                item_id=request.item_id,
-                reviewer=self._reviewer(session),
-                lease_seconds=lease,
+                session=session, item_id=request.item_id, reviewer=reviewer, lease_seconds=lease
             )
-            return _with_names(session, item)
+            return _with_names(session, item, reviewer, self._consensus)
 
         return await in_transaction(self._sessions, work)
 
@@ -179,15 +232,17 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
             raise InvalidArgument("decision", "must be APPROVE, EDIT or REJECT")
 
         def work(session: Session) -> rv_pb.ReviewItem:
+            reviewer = self._reviewer(session)
             item = queue.decide(
                 session=session,
                 item_id=request.item_id,
-                reviewer=self._reviewer(session),
+                reviewer=reviewer,
                 expected_version=request.expected_version,
                 decision=decision,
                 edited_text=request.edited_text if decision is queue.Decision.EDIT else None,
                 reason=request.reason or None,
+                consensus=self._consensus,
             )
-            return _with_names(session, item)
+            return _with_names(session, item, reviewer, self._consensus)
 
         return await in_transaction(self._sessions, work)

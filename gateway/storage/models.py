@@ -347,3 +347,23 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReviewerVerdict(Base):
+    """One reviewer's verdict on an item whose policy asks for several (`[review.consensus.POLICY]`,
+    gateway/review/consensus.py). Not a decision: the item's final decision is made once, on the item
+    row, when the verdicts are combined. One verdict per reviewer and item (the unique constraint); the
+    edited text of an edit verdict stays here (the rule decides whether any text is released)."""
+
+    __tablename__ = "review_verdicts"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    item_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("review_items.id", ondelete="CASCADE"), index=True
+    )
+    reviewer_id: Mapped[str] = mapped_column(String(36), ForeignKey("reviewers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

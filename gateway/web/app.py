@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.audit.keeper import AnchorKeeper
 from gateway.config import Settings
+from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import parse_deadlines
 from gateway.review.passwords import password_params
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
@@ -175,6 +176,7 @@ def create_app(
         identity_terms=known_identity_terms(identity_terms),
         anchors=anchors,
         deadlines=parse_deadlines(settings.review.get("deadlines", {})),
+        consensus=parse_consensus(settings.review.get("consensus", {})),
     )
     install_handlers(app, templates)
     return app

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from gateway.errors import Forbidden, GatewayError, InvalidArgument
+from gateway.review.consensus import Consensus
 from gateway.review.deadlines import Deadline
 from gateway.review.passwords import OWASP, HashParams
 from gateway.storage.models import Reviewer
@@ -74,6 +75,8 @@ class WebContext:
     anchors: AnchorKeeper | None = None
     # policy name -> its review deadline (settings [review.deadlines]): the queue shows the time left
     deadlines: Mapping[str, Deadline] = field(default_factory=dict)
+    # policy name -> how many verdicts its items need and how they combine (settings [review.consensus])
+    consensus: Mapping[str, Consensus] = field(default_factory=dict)
 
 
 class BaseView(HTTPEndpoint):
