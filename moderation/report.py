@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from moderation.agreement import AgreementRow, RatedItem, agreement_rows
+
 if TYPE_CHECKING:
     from moderation.policy import Policy
 
@@ -137,6 +139,8 @@ class PolicyReport:
     categories: tuple[CategoryReport, ...]
     shadows: tuple[ShadowReport, ...]
     edited_counts_as_rejected: bool = False
+    # Agreement between reviewers on the items several reviewed (moderation/agreement.py).
+    agreement: tuple[AgreementRow, ...] = ()
 
 
 def histogram(scores: Iterable[float], edges: Sequence[float]) -> tuple[int, ...]:
@@ -196,10 +200,12 @@ def build_report(
     bins: int = 10,
     policies: Mapping[str, Policy] | None = None,
     edited_counts_as_rejected: bool = False,
+    rated: Iterable[RatedItem] = (),
 ) -> PolicyReport:
     """Aggregate the outputs into a `PolicyReport`. `policies` (name -> Policy) fills in the current
     thresholds; `edited_counts_as_rejected` treats an edit as "should not have been released as is"
-    when suggesting thresholds (by default only rejections count)."""
+    when suggesting thresholds (by default only rejections count); `rated` (the reviewers' verdicts on
+    items that several reviewed) gives the agreement rows."""
     if bins < 1:
         raise ValueError("bins must be >= 1")
     edges = tuple(i / bins for i in range(bins + 1))
@@ -250,6 +256,7 @@ def build_report(
         categories=tuple(rows),
         shadows=_shadow_reports(items),
         edited_counts_as_rejected=edited_counts_as_rejected,
+        agreement=agreement_rows(rated),
     )
 
 

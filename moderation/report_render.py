@@ -90,7 +90,26 @@ def format_table(report: PolicyReport) -> str:
                 + ", ".join(parts)
                 + f"; {unreviewed} unreviewed"
             )
+    lines += _agreement_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def _agreement_lines(report: PolicyReport) -> list[str]:
+    """Agreement between reviewers on the items several of them judged (moderation/agreement.py)."""
+    if not report.agreement:
+        return []
+    lines = [
+        "",
+        "agreement between reviewers (items with 2+ verdicts; approve/edit/reject; '-': undefined, e.g. "
+        "every verdict the same)",
+        f"{'policy':<14} {'category':<18} {'items':>5} {'verdicts':>8} {'raw':>6} {'kappa':>6} {'alpha':>6}",
+    ]
+    for row in report.agreement:
+        lines.append(
+            f"{row.policy[:14]:<14} {row.category[:18]:<18} {row.items:>5} {row.verdicts:>8} "
+            f"{_pct(row.raw_agreement):>6} {_num(row.cohen_kappa):>6} {_num(row.krippendorff_alpha):>6}"
+        )
+    return lines
 
 
 def _text(

@@ -64,7 +64,7 @@ def report(
     """Per policy and category: how many outputs were held, the share reviewers approved unchanged
     (false holds), edited or rejected, the score distributions, and a suggested hold threshold."""
     from gateway.commands.settings import command_settings
-    from gateway.review.report_data import reviewed_outputs
+    from gateway.review.report_data import rated_items, reviewed_outputs
     from moderation.config import ModerationConfigError, build_policies
     from moderation.report import build_report
     from moderation.report_render import format_table, render_svg
@@ -82,6 +82,7 @@ def report(
             target_rate=target_rate,
             policies=policies,
             edited_counts_as_rejected=edited_counts_as_rejected,
+            rated=rated_items(session=session, since=window_since, until=window_until, tenant=tenant),
         )
     if svg_file:
         Path(svg_file).write_text(render_svg(result), encoding="utf-8")

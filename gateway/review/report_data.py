@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from gateway.storage.models import GenerationOutput, GenerationRequest, ReviewItem, ReviewState
+from gateway.storage.models import (
+    GenerationOutput,
+    GenerationRequest,
+    ReviewerVerdict,
+    ReviewItem,
+    ReviewState,
+)
+from moderation.agreement import RatedItem
 from moderation.report import ReviewedOutput
 
 VERDICT_OF_STATE = {
@@ -27,6 +34,10 @@ S = TypeVar("S", bound=Select[Any])
 
 def _scores(raw: Any) -> dict[str, float]:
     return {k: float(v) for k, v in (raw or {}).items() if isinstance(v, int | float)}
+
+
+def _held_by(reasons: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING))
 
 
 def in_window(stmt: S, *, since: datetime | None, until: datetime | None, tenant: str | None) -> S:
@@ -68,8 +79,43 @@ def reviewed_outputs(
     for scores, reasons, policy, shadow, state in session.execute(stmt):
         yield ReviewedOutput(
             category_scores=_scores(scores),
-            held_by=tuple(dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING)),
+            held_by=_held_by(reasons),
             policy=policy,
             verdict=VERDICT_OF_STATE.get(state) if state is not None else None,
             shadow_actions={s["policy_name"]: s["action"] for s in shadow or []},
         )
+
+
+def rated_items(
+    *,
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> list[RatedItem]:
+    """The reviewers' verdicts on items that several reviewed (`[review.consensus]`), for the report's
+    agreement rows: outputs in the same window as `reviewed_outputs`, verdicts in the order given. An
+    admin's deciding verdict on an escalated item is a decision, not one of these."""
+    stmt = (
+        select(
+            ReviewerVerdict.item_id,
+            ReviewerVerdict.reviewer_id,
+            ReviewerVerdict.decision,
+            GenerationOutput.policy_name,
+            GenerationOutput.reasons,
+        )
+        .join(ReviewItem, ReviewItem.id == ReviewerVerdict.item_id)
+        .join(GenerationOutput, GenerationOutput.id == ReviewItem.output_id)
+        .join(GenerationRequest, GenerationOutput.generation_request_id == GenerationRequest.id)
+        .order_by(ReviewerVerdict.item_id, ReviewerVerdict.created_at, ReviewerVerdict.id)
+    )
+    stmt = in_window(stmt, since=since, until=until, tenant=tenant)
+    items: dict[str, tuple[str, tuple[str, ...], list[tuple[str, str]]]] = {}
+    for item_id, reviewer_id, decision, policy, reasons in session.execute(stmt):
+        if item_id not in items:
+            held_by = tuple(
+                dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING)
+            )
+            items[item_id] = (policy, held_by, [])
+        items[item_id][2].append((reviewer_id, decision))
+    return [RatedItem(policy, held_by, tuple(verdicts)) for policy, held_by, verdicts in items.values()]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import audit
 from gateway.review import StaleVersion, claim_next, decide
 from gateway.review.consensus import CONSENSUS_ACTOR, Consensus, ConsensusRule, verdicts_of
+from gateway.review.report_data import rated_items, reviewed_outputs
 from gateway.storage.models import (
     AuditEvent,
     GenerationOutput,
@@ -30,6 +31,7 @@ from gateway.storage.models import (
     WebhookDelivery,
 )
 from gateway.webhooks.endpoints import create_endpoint
+from moderation.report import build_report
 from tests.support.held import hold_output
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -286,3 +288,28 @@ def test_a_stale_version_gives_no_verdict(db: sessionmaker[Session], add_reviewe
             )
     with db() as s:
         assert s.scalars(select(ReviewerVerdict)).all() == []
+
+
+def test_the_report_reads_the_verdicts_for_agreement(
+    db: sessionmaker[Session], add_reviewer: AddReviewer
+) -> None:
+    rule = two(ConsensusRule.UNANIMOUS)
+    alice, bob = add_reviewer(), add_reviewer()
+    for first, second in (("approve", "approve"), ("reject", "reject"), ("approve", "reject")):
+        held(db)
+        verdict(db, alice, first, rule)
+        verdict(db, bob, second, rule)
+    held(db)
+    verdict(db, alice, "approve", rule)  # one verdict so far: no agreement datum
+    with db() as s:
+        rated = rated_items(session=s)
+        assert sorted(len(r.verdicts) for r in rated) == [1, 2, 2, 2]
+        report = build_report(reviewed_outputs(session=s), rated=rated)
+    # AA, RR, AR: raw 2/3; kappa: first A,R,A, second A,R,R: p_o = 2/3, p_e = 2/3*1/3 + 1/3*2/3 = 4/9,
+    # kappa = (2/3 - 4/9) / (5/9) = 0.4; alpha: o_AA = o_RR = 2, o_AR = o_RA = 1, n_A = n_R = 3, n = 6:
+    # D_o = 2/6, D_e = 2*3*3 / (6*5) = .6, alpha = 1 - (1/3)/.6 = 4/9.
+    [every, insult] = report.agreement
+    assert (every.category, insult.category, every.items) == ("(all)", "insult", 3)
+    assert every.raw_agreement == pytest.approx(2 / 3)
+    assert every.cohen_kappa == pytest.approx(0.4)
+    assert every.krippendorff_alpha == pytest.approx(4 / 9)

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidArgument
-from gateway.review.report_data import reviewed_outputs
+from gateway.review.report_data import rated_items, reviewed_outputs
 from gateway.storage.models import Reviewer
 from gateway.timewindow import check_window
 from gateway.web.base import BaseView
@@ -101,6 +101,9 @@ class _ReportView(BaseView):
                 target_rate=filters.target_rate,
                 policies=policies,
                 edited_counts_as_rejected=filters.edited_counts_as_rejected,
+                rated=rated_items(
+                    session=session, since=filters.since, until=filters.until, tenant=filters.tenant
+                ),
             )
 
         return filters, await self.db(request, work)
