@@ -8,6 +8,8 @@ two reviewers can then never work on the same item.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,6 +19,7 @@ from gateway.review import queue
 from gateway.storage.models import Reviewer
 from gateway.web import data
 from gateway.web.base import BaseView
+from gateway.web.consensus import progress
 
 
 def _sorting(request: Request) -> tuple[str, bool]:
@@ -29,31 +32,36 @@ def _sorting(request: Request) -> tuple[str, bool]:
     return sort, direction == "desc"
 
 
-class QueuePage(BaseView):
+class _QueueView(BaseView):
+    def rows(
+        self, sort: str, descending: bool
+    ) -> Callable[[Session, Reviewer], tuple[data.QueueView, dict[str, str]]]:
+        """The rows, and "1 of 2 verdicts" for those that need several reviewers."""
+
+        def work(session: Session, reviewer: Reviewer) -> tuple[data.QueueView, dict[str, str]]:
+            view = data.queue_view(
+                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
+            )
+            return view, progress(session, [r.id for r in view.rows], self.ctx.consensus)
+
+        return work
+
+
+class QueuePage(_QueueView):
     async def get(self, request: Request) -> Response:
         sort, descending = _sorting(request)
 
-        def work(session: Session, reviewer: Reviewer) -> data.QueueView:
-            return data.queue_view(
-                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
-            )
-
-        view = await self.db(request, work)
-        return self.render(request, "queue.html", {"view": view, "poll_seconds": 5})
+        view, verdicts = await self.db(request, self.rows(sort, descending))
+        return self.render(request, "queue.html", {"view": view, "verdicts": verdicts, "poll_seconds": 5})
 
 
-class QueueRows(BaseView):
+class QueueRows(_QueueView):
     """The live region alone (HTML partial), or the same facts as JSON with ``Accept: application/json``."""
 
     async def get(self, request: Request) -> Response:
         sort, descending = _sorting(request)
 
-        def work(session: Session, reviewer: Reviewer) -> data.QueueView:
-            return data.queue_view(
-                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
-            )
-
-        view = await self.db(request, work)
+        view, verdicts = await self.db(request, self.rows(sort, descending))
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(
                 {
@@ -67,12 +75,13 @@ class QueueRows(BaseView):
                             "escalated": r.escalated,
                             "created_at": r.created_at.isoformat(),
                             "due": r.due,
+                            "verdicts": verdicts.get(r.id),
                         }
                         for r in view.rows
                     ],
                 }
             )
-        return self.render(request, "_queue_partial.html", {"view": view})
+        return self.render(request, "_queue_partial.html", {"view": view, "verdicts": verdicts})
 
 
 class ClaimNext(BaseView):

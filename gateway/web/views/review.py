@@ -19,6 +19,7 @@ from gateway.storage.base import utcnow
 from gateway.storage.models import Reviewer, ReviewItem
 from gateway.web import data, present
 from gateway.web.base import BaseView, form_fields
+from gateway.web.consensus import ConsensusView, consensus_view
 
 _PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected"}
 
@@ -49,13 +50,17 @@ class ItemPage(BaseView):
         view renders the page itself rather than redirecting: the outcome is not stored anywhere)."""
         policies, terms = self.ctx.policies, self.ctx.identity_terms
 
-        def work(session: Session, reviewer: Reviewer) -> data.ItemView:
-            item = visible_item(session, reviewer, item_id)
-            return data.item_view(session, reviewer, item, policies, terms)
+        consensus = self.ctx.consensus
 
-        view = await self.db(request, work)
+        def work(session: Session, reviewer: Reviewer) -> tuple[data.ItemView, ConsensusView | None]:
+            item = visible_item(session, reviewer, item_id)
+            view = data.item_view(session, reviewer, item, policies, terms)
+            return view, consensus_view(session, reviewer, item, consensus)
+
+        view, verdicts = await self.db(request, work)
         context = {
             "item": view,
+            "consensus": verdicts,
             "lease_seconds": self.ctx.lease_seconds,
             "lease_left": _seconds_left(view),
             "max_reason_chars": queue.MAX_REASON_CHARS,
@@ -88,6 +93,8 @@ class Decide(BaseView):
         # Browsers send textarea line breaks as CRLF; the model's text uses LF.
         edited = fields["edited_text"].replace("\r\n", "\n") if decision == "edit" else None
 
+        consensus = self.ctx.consensus
+
         def work(session: Session, reviewer: Reviewer) -> str:
             visible_item(session, reviewer, item_id)
             item = queue.decide(
@@ -98,11 +105,19 @@ class Decide(BaseView):
                 decision=decision,
                 edited_text=edited,
                 reason=reason,
+                consensus=consensus,
             )
-            return item.output.ticket or item.id
+            ticket = item.output.ticket or item.id
+            if item.state not in queue.OPEN_STATES:
+                return (
+                    f"{_PAST[decision]} {ticket}." if item.decided_by else f"{ticket}: decided by consensus."
+                )
+            if item.escalated:
+                return f"Verdict given on {ticket}; the verdicts disagree: escalated to the admins."
+            return f"Verdict given on {ticket}; it goes to another reviewer."
 
-        ticket = await self.db(request, work)
-        return self.redirect(request, "/queue", flash=f"{_PAST[decision]} {ticket}.", kind="success")
+        message = await self.db(request, work)
+        return self.redirect(request, "/queue", flash=message, kind="success")
 
 
 class Escalate(BaseView):
