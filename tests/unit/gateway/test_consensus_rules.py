@@ -92,3 +92,16 @@ def test_applies_to_actions_and_categories() -> None:
 def test_malformed_tables_name_the_key(table: object, message: str) -> None:
     with pytest.raises(ConsensusConfigError, match=message):
         parse_consensus(table)
+
+
+def test_the_settings_check_the_table_and_serve_refuses_an_unknown_policy() -> None:
+    from gateway.config import Settings, SettingsError
+    from gateway.server import StartupError, review_consensus
+    from moderation.config import build_moderator, offline_demo_config
+
+    with pytest.raises(SettingsError, match=r"review\.consensus\.strict\.rule: one of"):
+        Settings(review={"consensus": {"strict": {"verdicts": 2, "rule": "most"}}})
+    moderator = build_moderator(offline_demo_config())
+    with pytest.raises(StartupError, match="no-such-policy"):
+        review_consensus(Settings(review={"consensus": {"no-such-policy": {"verdicts": 2}}}), moderator)
+    review_consensus(Settings(review={"consensus": {"strict": {"verdicts": 2}}}), moderator)
