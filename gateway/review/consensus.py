@@ -188,6 +188,12 @@ def not_given_by(reviewer: Reviewer) -> Any:
     )
 
 
+def no_reject_given() -> Any:
+    """A WHERE clause on ReviewItem: no reviewer has rejected it so far. An `approve` review deadline
+    applies only to such items: it is for holds nobody objected to, never a way past a reviewer's reject."""
+    return ~exists().where(ReviewerVerdict.item_id == ReviewItem.id, ReviewerVerdict.decision == REJECT)
+
+
 def votes_of(*, session: Session, item_id: str) -> list[Vote]:
     rows = session.execute(
         select(ReviewerVerdict.decision, ReviewerVerdict.edited_text)

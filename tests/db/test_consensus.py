@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import audit
 from gateway.review import StaleVersion, claim_next, decide
 from gateway.review.consensus import CONSENSUS_ACTOR, Consensus, ConsensusRule, verdicts_of
+from gateway.review.deadlines import Deadline, DeadlineAction
+from gateway.review.queue import apply_deadlines
 from gateway.review.report_data import rated_items, reviewed_outputs
 from gateway.storage.models import (
     AuditEvent,
@@ -313,3 +315,23 @@ def test_the_report_reads_the_verdicts_for_agreement(
     assert every.raw_agreement == pytest.approx(2 / 3)
     assert every.cohen_kappa == pytest.approx(0.4)
     assert every.krippendorff_alpha == pytest.approx(4 / 9)
+
+
+def test_an_approve_deadline_never_overrides_a_reviewers_reject(
+    db: sessionmaker[Session], add_reviewer: AddReviewer
+) -> None:
+    held(db), held(db)
+    rule = two(ConsensusRule.UNANIMOUS)
+    alice = add_reviewer()
+    given = {verdict(db, alice, "reject", rule).id: "reject"}
+    given[verdict(db, alice, "approve", rule, at=1).id] = "approve"
+    later = T0 + timedelta(days=1)
+    with db() as s, s.begin():
+        done = apply_deadlines(
+            session=s, deadlines={"default": Deadline(timedelta(hours=1), DeadlineAction.APPROVE)}, now=later
+        )
+    assert done == [("default", DeadlineAction.APPROVE)]
+    [rejected_id] = [i for i, d in given.items() if d == "reject"]
+    [approved_id] = [i for i, d in given.items() if d == "approve"]
+    assert output(db, rejected_id).status == OutputStatus.HELD, "waits for its second verdict"
+    assert output(db, approved_id).released_text == TEXT
