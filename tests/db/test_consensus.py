@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -16,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import audit
 from gateway.review import StaleVersion, claim_next, decide
-from gateway.review.consensus import CONSENSUS_ACTOR, Consensus, ConsensusRule, verdicts_of
+from gateway.review.consensus import CONSENSUS_ACTOR, Consensus, ConsensusRule, not_given_by, verdicts_of
 from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.review.queue import apply_deadlines
 from gateway.review.report_data import rated_items, reviewed_outputs
@@ -335,3 +339,59 @@ def test_an_approve_deadline_never_overrides_a_reviewers_reject(
     [approved_id] = [i for i, d in given.items() if d == "approve"]
     assert output(db, rejected_id).status == OutputStatus.HELD, "waits for its second verdict"
     assert output(db, approved_id).released_text == TEXT
+
+
+def test_reviewers_racing_through_a_consensus_queue_decide_each_item_once(
+    db: sessionmaker[Session], add_reviewer: AddReviewer
+) -> None:
+    """Four reviewer threads work a queue whose items need 3 verdicts each, until nothing is left for
+    them: every item ends with 3 verdicts from 3 different reviewers and exactly one final decision."""
+    items = {held(db) for _ in range(6)}
+    reviewers = [add_reviewer() for _ in range(4)]
+    rule = {"default": Consensus(verdicts=3, rule=ConsensusRule.ANY_REJECT)}
+    barrier = threading.Barrier(len(reviewers))
+
+    def left_for(s: Session, reviewer: Reviewer) -> bool:
+        """Open items this reviewer has not given a verdict on (claimed by someone else right now)."""
+        open_items = select(ReviewItem.id).where(
+            ReviewItem.state.in_([ReviewState.PENDING, ReviewState.CLAIMED]), not_given_by(reviewer)
+        )
+        return s.execute(open_items.limit(1)).first() is not None
+
+    def work(i: int) -> int:
+        barrier.wait()
+        given = 0
+        while True:
+            with db() as s, s.begin():
+                item = claim_next(session=s, reviewer=reviewers[i], lease_seconds=60, now=T0)
+                if item is None:
+                    if left_for(s, reviewers[i]):  # others hold them now; they come back after their verdict
+                        time.sleep(0.01)
+                        continue
+                    return given
+                decide(
+                    session=s,
+                    item_id=item.id,
+                    reviewer=reviewers[i],
+                    expected_version=item.version,
+                    decision="approve" if (i + given) % 3 else "reject",
+                    reason=None,
+                    now=T0,
+                    consensus=rule,
+                )
+            given += 1
+
+    with ThreadPoolExecutor(max_workers=len(reviewers)) as pool:
+        given = list(pool.map(work, range(len(reviewers))))
+    assert sum(given) == 3 * len(items)
+    with db() as s:
+        per_item = Counter(s.scalars(select(ReviewerVerdict.item_id)).all())
+        assert per_item == dict.fromkeys(items, 3)
+        pairs = s.execute(select(ReviewerVerdict.item_id, ReviewerVerdict.reviewer_id)).all()
+        assert len(set(pairs)) == len(pairs)
+        states = set(s.scalars(select(ReviewItem.state)).all())
+        assert states <= {ReviewState.APPROVED, ReviewState.REJECTED}
+    finals = Counter(
+        e.payload["item_id"] for e in events(db) if e.event_type in ("review.approved", "review.rejected")
+    )
+    assert finals == dict.fromkeys(items, 1)
