@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import audit
+from gateway.cli import cli
 from gateway.review import StaleVersion, claim_next, decide
 from gateway.review.consensus import CONSENSUS_ACTOR, Consensus, ConsensusRule, not_given_by, verdicts_of
 from gateway.review.deadlines import Deadline, DeadlineAction
@@ -297,7 +299,7 @@ def test_a_stale_version_gives_no_verdict(db: sessionmaker[Session], add_reviewe
 
 
 def test_the_report_reads_the_verdicts_for_agreement(
-    db: sessionmaker[Session], add_reviewer: AddReviewer
+    db: sessionmaker[Session], add_reviewer: AddReviewer, db_url: str
 ) -> None:
     rule = two(ConsensusRule.UNANIMOUS)
     alice, bob = add_reviewer(), add_reviewer()
@@ -319,6 +321,15 @@ def test_the_report_reads_the_verdicts_for_agreement(
     assert every.raw_agreement == pytest.approx(2 / 3)
     assert every.cohen_kappa == pytest.approx(0.4)
     assert every.krippendorff_alpha == pytest.approx(4 / 9)
+
+    args = ["policy", "--database-url", db_url, "report"]
+    shown = CliRunner().invoke(cli, [*args, "--json"], env={"MODGATE_CONFIG": ""})
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.stdout)["agreement"]
+    assert [(r["category"], r["items"], r["verdicts"]) for r in rows] == [("(all)", 3, 6), ("insult", 3, 6)]
+    assert rows[0]["cohen_kappa"] == pytest.approx(0.4)
+    table = CliRunner().invoke(cli, args, env={"MODGATE_CONFIG": ""}).stdout
+    assert "agreement between reviewers" in table and "66.7%" in table
 
 
 def test_an_approve_deadline_never_overrides_a_reviewers_reject(
