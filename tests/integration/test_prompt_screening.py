@@ -18,6 +18,7 @@ from gateway.audit import events
 from gateway.client import GatewayClient, action_name
 from gateway.generation.generator import Generator
 from gateway.metrics import PROMPT_SCREENING
+from gateway.replay import ReplayReport, replay
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest, ReviewItem
 from moderation.masking import Masker
@@ -239,3 +240,37 @@ def test_openai_completions_answer_a_blocked_prompt_with_content_filter(
     assert [f.finish_reason for f in finals] == ["content_filter"]
     assert modgate(finals[0])["categories"] == ["prompt:profanity"]
     assert WORD not in str(answer) + str(chat) + "".join(str(c) for c in chunks)
+
+
+def test_replay_of_a_blocked_prompt_rescreens_it_without_generating(
+    server: ServerThread, keys: dict[str, str], batcher_requests: Callable[[], int]
+) -> None:
+    with GatewayClient(server.address, api_key=keys["screened"]) as client:
+        out = client.generate(BAD, max_new_tokens=4, seed=1).outputs[0]
+    assert server.server is not None
+    c, live = server.components, server.server
+    before = batcher_requests()
+
+    def run(moderator: Moderator) -> ReplayReport:
+        return server.run(
+            replay(
+                out.ticket,
+                actor="cli:test",
+                sessions=c.sessions,
+                generator=c.generator,
+                batcher=live.batcher,
+                moderator=moderator,
+            )
+        )
+
+    same = run(c.moderator)
+    assert same.identical and same.notes == [], same.lines()
+    unscreened = Moderator(
+        [ProfanityScorer(builtin_words=False, extra_words=[WORD])],
+        {SCREENING.name: Policy(name=SCREENING.name, span_actions={"profanity": Action.MASK})},
+        default_policy=SCREENING.name,
+        masker=Masker(),
+    )
+    changed = run(unscreened)
+    assert not changed.identical and any("screens no prompts" in n for n in changed.notes)
+    assert batcher_requests() == before, "a replay of a screened prompt generates nothing"
