@@ -138,6 +138,10 @@ class Settings:
     webhook_give_up_s: float = 3 * 86400.0
     # Delivered events are deleted from the outbox this long after delivery (dead ones are kept).
     webhook_keep_delivered_s: float = 7 * 86400.0
+    # Held prompts a reviewer approved (gateway/prompt_runs.py): each server runs the worker that
+    # generates them when on, looking for due ones every `prompt_run_poll_interval_s`.
+    prompt_runs: bool = True
+    prompt_run_poll_interval_s: float = 1.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -203,6 +207,7 @@ def _validate(s: Settings) -> None:
         ("webhook_retry_max_s", "positive"),
         ("webhook_give_up_s", "positive"),
         ("webhook_keep_delivered_s", "positive"),
+        ("prompt_run_poll_interval_s", "positive"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

@@ -35,7 +35,7 @@ from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
 from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
-from gateway.recording import OutputRecord, Recorder, ReleasedPrefix, RequestHandle
+from gateway.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
 from gateway.screening import PromptScreen, screened_records
 from moderation.moderator import Moderator
 from moderation.types import Decision
@@ -271,14 +271,22 @@ class GenerationPipeline:
         should_stop: Callable[[], bool],
         field: str = "input_string",
         end_user: str | None = None,
+        screen: bool = True,
+        then: OutcomeHook | None = None,
     ) -> Completed:
         """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
         the prompts' name in the client's request, for errors. `end_user`: the client's own id of the
-        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing."""
+        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing.
+        `screen=False`: no prompt screening (a reviewer approved the prompt; gateway/prompt_worker.py);
+        `then`: runs in the outcome's transaction (`Recorder.outcome`)."""
         async with self.admitted(
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:
-            verdicts = await self._screen.screen(prompts, policy=admission.call.policy, cancel=cancel)
+            verdicts = (
+                await self._screen.screen(prompts, policy=admission.call.policy, cancel=cancel)
+                if screen
+                else [None] * len(prompts)
+            )
             kept = [i for i, v in enumerate(verdicts) if v is None or not v.screened_out]
             generated: list[tuple[int, str, GeneratedSequence]] = []
             per_prompt = (
@@ -318,7 +326,7 @@ class GenerationPipeline:
                         prompt_tokens=len(admission.prompt_ids[i]),
                     )
             records.sort(key=lambda r: (r.prompt_index, r.sequence.sequence_index))
-            tickets = await self._recorder.outcome(admission.handle, records)
+            tickets = await self._recorder.outcome(admission.handle, records, then=then)
             observe_decisions([r.decision for r in records], admission.generated_tokens)
         return Completed(
             request_id=request_id,

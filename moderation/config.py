@@ -213,7 +213,8 @@ def build_policy(name: str, table: Any, *, known: Mapping[str, Policy]) -> Polic
 
 
 def _prompt_screening(table: Any, inherited: Mapping[str, Action], where: str) -> dict[str, Action]:
-    """`prompt_screening`: category -> "off" | "block", over what `extends` gave (`off` removes one)."""
+    """`prompt_screening`: category -> "off" | "hold" | "block", over what `extends` gave (`off` removes
+    one)."""
     require_mapping(table, where)
     screening = dict(inherited)
     choices = {a.name.lower(): a for a in PROMPT_SCREENING_ACTIONS}

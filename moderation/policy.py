@@ -36,7 +36,7 @@ MAX_SPAN_REASONS = 20
 NON_FINITE_SCORE = "non_finite_score"
 # What a category named in `Policy.prompt_screening` does to a prompt it fires on
 # (moderation.prompt_screening).
-PROMPT_SCREENING_ACTIONS: frozenset[Action] = frozenset({Action.BLOCK})
+PROMPT_SCREENING_ACTIONS: frozenset[Action] = frozenset({Action.HOLD, Action.BLOCK})
 
 
 @dataclass(frozen=True)

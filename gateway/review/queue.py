@@ -38,6 +38,7 @@ from gateway.review.errors import (
     NotFound,
     StaleVersion,
 )
+from gateway.review.prompt_runs import is_prompt_output, settle_prompt
 from gateway.review.results import ResultState, ResultView, get_result
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
@@ -375,7 +376,8 @@ def decide(
 
     Only the claimant, with a live lease, deciding on the version they saw (``expected_version``, the
     item's version when claimed). approve releases the original text; edit releases ``edited_text``
-    and keeps the original in ``generated_text``; reject releases nothing.
+    and keeps the original in ``generated_text``; reject releases nothing. A prompt item (a held
+    prompt: nothing was generated) is approved or rejected only; approval queues its generation.
     """
     try:
         decision = Decision(decision)
@@ -394,6 +396,8 @@ def decide(
     _refuse_if_not_holder(item, reviewer, now)
     if item.version != expected_version:
         raise StaleVersion(f"review item {item_id} is at version {item.version}, not {expected_version}")
+    if decision is Decision.EDIT and is_prompt_output(item.output):
+        raise InvalidDecision("a held prompt is approved (which runs its generation) or rejected, not edited")
 
     state, output_status, event_type = _DECISION_EFFECT[decision]
     decided = _transition(
@@ -417,7 +421,10 @@ def decide(
 
     output = decided.output
     output.status = output_status
-    if decision is Decision.APPROVE:
+    prompt = is_prompt_output(output)
+    if prompt:  # nothing to release: an approval queues the generation (gateway/review/prompt_runs.py)
+        settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
+    elif decision is Decision.APPROVE:
         output.released_text = output.generated_text
     elif decision is Decision.EDIT:
         output.released_text = edited_text
@@ -431,7 +438,7 @@ def decide(
         # text, and a hash of it would let an audit reader confirm a guess of it: never recorded.
         payload |= {"edited_sha256": _sha256(edited_text)}
     _audit(session, event_type, _actor(reviewer), decided, **payload)
-    if decision is not Decision.REJECT:
+    if decision is not Decision.REJECT and not prompt:
         _audit(session, events.RESULT_RELEASED, _actor(reviewer), decided)
     _webhook(
         session, decided, webhook_events.APPEAL_DECIDED if decided.appeal else webhook_events.REVIEW_DECIDED
@@ -523,7 +530,10 @@ def _apply_deadline(session: Session, item_id: str, version: int, deadline: Dead
             return False
         output = item.output
         output.status = output_status
-        output.released_text = output.generated_text if decision is Decision.APPROVE else None
+        if is_prompt_output(output):
+            settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
+        else:
+            output.released_text = output.generated_text if decision is Decision.APPROVE else None
         session.flush()
     _audit(
         session,
@@ -533,7 +543,7 @@ def _apply_deadline(session: Session, item_id: str, version: int, deadline: Dead
         action=deadline.action.value,
         reason=reason,
     )
-    if deadline.action is DeadlineAction.APPROVE:
+    if deadline.action is DeadlineAction.APPROVE and not is_prompt_output(item.output):
         _audit(session, events.RESULT_RELEASED, DEADLINE_ACTOR, item)
     _webhook(session, item, webhook_events.REVIEW_DEADLINE_PASSED)
     return True

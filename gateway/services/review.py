@@ -21,6 +21,7 @@ from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.auth import current_caller
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.review import queue
+from gateway.review.prompt_runs import is_prompt_output
 from gateway.review.reviewers import usernames
 from gateway.storage.models import Reviewer, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
@@ -83,6 +84,7 @@ def item_to_pb(item: ReviewItem, *, names: Mapping[str, str], with_text: bool) -
         edited_text=item.edited_text or "",
         appeal=item.appeal,
         appeal_reason=item.appeal_reason or "",
+        prompt_item=is_prompt_output(output),
     )
     for field, value in (
         ("lease_expires_at", item.lease_expires_at),

@@ -89,6 +89,14 @@ def test_screening_verdict_takes_the_most_severe_firing_category(moderator: Mode
     (evaluation,) = moderator.moderate(["awful idiot"], policy="screening")
     verdict = screening_verdict({"insult": Action.BLOCK}, evaluation)
     assert verdict.action is Action.BLOCK and [r.category for r in verdict.reasons] == ["prompt:insult"]
+    both = screening_verdict({"insult": Action.HOLD, "toxicity": Action.BLOCK}, evaluation)
+    assert both.action is Action.BLOCK
+    assert [(r.category, r.action) for r in both.reasons] == [
+        ("prompt:toxicity", Action.BLOCK),
+        ("prompt:insult", Action.HOLD),
+    ]
+    held = screening_verdict({"insult": Action.HOLD}, evaluation)
+    assert held.action is Action.HOLD and held.screened_out
 
 
 def test_version_is_unchanged_without_screening_and_changes_with_it() -> None:
@@ -108,25 +116,25 @@ def test_config_reads_screening_inherits_and_turns_off() -> None:
     policies = build_policies(
         {
             "base": {"extends": "default", "prompt_screening": {"toxicity": "block", "threat": "block"}},
-            "child": {"extends": "base", "prompt_screening": {"threat": "off"}},
+            "child": {"extends": "base", "prompt_screening": {"threat": "off", "insult": "hold"}},
         }
     )
     assert dict(policies["base"].prompt_screening) == {"toxicity": Action.BLOCK, "threat": Action.BLOCK}
-    assert dict(policies["child"].prompt_screening) == {"toxicity": Action.BLOCK}
+    assert dict(policies["child"].prompt_screening) == {"toxicity": Action.BLOCK, "insult": Action.HOLD}
     assert policies["default"].prompt_screening == {}
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("mask", "moderation.policies.p.prompt_screening.toxicity: must be 'off', 'block', got 'mask'"),
-        (True, "moderation.policies.p.prompt_screening.toxicity: must be 'off', 'block', got True"),
+        ("mask", "must be 'off', 'block', 'hold', got 'mask'"),
+        (True, "must be 'off', 'block', 'hold', got True"),
     ],
 )
 def test_config_names_a_bad_screening_value(value: object, message: str) -> None:
     with pytest.raises(ModerationConfigError) as caught:
         build_policies({"p": {"prompt_screening": {"toxicity": value}}})
-    assert str(caught.value) == message
+    assert str(caught.value) == f"moderation.policies.p.prompt_screening.toxicity: {message}"
 
 
 def test_config_refuses_a_screening_that_is_not_a_table() -> None:
