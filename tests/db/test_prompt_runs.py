@@ -11,12 +11,21 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit import events
+from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.review.errors import InvalidDecision
 from gateway.review.prompt_runs import AlreadyRun, claim_due, mark_done
-from gateway.review.queue import claim_next, decide, get_result
+from gateway.review.queue import apply_deadlines, claim_next, decide, get_result
 from gateway.review.results import ResultState
 from gateway.storage.base import utcnow
-from gateway.storage.models import PromptRun, PromptRunState, Reviewer, ReviewItem
+from gateway.storage.models import (
+    AuditEvent,
+    GenerationOutput,
+    PromptRun,
+    PromptRunState,
+    Reviewer,
+    ReviewItem,
+)
 from gateway.storage.records import record_output, record_request
 from tests.support.held import hold_output
 
@@ -125,3 +134,23 @@ def test_claimers_take_different_runs(
         with db() as s, s.begin():
             taken += [c.id for c in claim_due(session=s, now=now, limit=2, lease=LEASE)]
     assert len(taken) == 3 and len(set(taken)) == 3
+
+
+def test_an_approve_deadline_queues_the_generation_and_releases_nothing(db: sessionmaker[Session]) -> None:
+    held = hold_prompt(db)  # policy "default"
+    later = utcnow() + timedelta(hours=2)
+    with db() as s, s.begin():
+        done = apply_deadlines(
+            session=s,
+            deadlines={"default": Deadline(after=timedelta(hours=1), action=DeadlineAction.APPROVE)},
+            now=later,
+        )
+    assert done == [("default", DeadlineAction.APPROVE)]
+    with db() as s:
+        (run,) = s.scalars(select(PromptRun)).all()
+        assert run.state is PromptRunState.PENDING
+        output = s.get_one(GenerationOutput, held.output_id)
+        assert output.released_text is None
+        assert get_result(session=s, ticket=held.output.ticket).state is ResultState.PENDING
+        released = s.scalars(select(AuditEvent).where(AuditEvent.event_type == events.RESULT_RELEASED)).all()
+        assert released == []
