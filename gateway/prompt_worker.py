@@ -54,13 +54,14 @@ class PromptRunWorker:
         sessions: sessionmaker[Session],
         pipeline: GenerationPipeline,
         *,
-        lease_s: float = 600.0,
+        lease_s: float = 120.0,
         retry_base_s: float = 5.0,
         retry_max_s: float = 300.0,
         batch: int = 4,
     ) -> None:
-        """`lease_s`: how long a claimed run is left to its worker (longer than any generation takes);
-        a failed run is retried after `retry_base_s` x 2^(attempts-1), at most `retry_max_s`."""
+        """`lease_s`: how long a claimed run is left to its worker before another may take it (a
+        generation that outlasts it may run twice, but is recorded once: `AlreadyRun`); a failed run is
+        retried after `retry_base_s` x 2^(attempts-1), at most `retry_max_s`."""
         self._sessions = sessions
         self._pipeline = pipeline
         self._lease = timedelta(seconds=lease_s)

@@ -294,7 +294,9 @@ class GatewayServer:
         if self._web_address is not None:
             await self._start_web(self._web_address)
         if self._c.settings.prompt_runs:
-            worker = PromptRunWorker(self._c.sessions, self.pipeline)
+            worker = PromptRunWorker(
+                self._c.sessions, self.pipeline, lease_s=self._c.settings.prompt_run_lease_s
+            )
             interval = self._c.settings.prompt_run_poll_interval_s
             self._prompt_runs = asyncio.create_task(worker.run(interval_s=interval))
         return self.port

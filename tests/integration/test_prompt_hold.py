@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import grpc
 import httpx
@@ -21,6 +22,8 @@ from gateway.api.v1 import review_pb2_grpc as rv_grpc
 from gateway.audit import events
 from gateway.client import GatewayClient, action_name
 from gateway.generation.generator import Generator
+from gateway.review.prompt_runs import claim_due
+from gateway.storage.base import utcnow
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, PromptRun, PromptRunState
 from moderation.masking import Masker
@@ -295,8 +298,14 @@ def test_an_approval_with_no_worker_running_is_generated_after_restart(
     with GatewayClient(first.address, api_key=keys["client"]) as client:
         assert client.get_result(out.ticket).state == gen_pb.RESULT_STATE_PENDING
     first.stop(grace=1)
+    engine = make_engine(db_url)  # a worker claims the run and dies before recording its outcome
+    with Session(engine) as s, s.begin():
+        (claimed,) = claim_due(session=s, now=utcnow(), limit=10, lease=timedelta(seconds=1))
+    engine.dispose()
+    assert claimed.ticket == out.ticket
 
-    second = start()  # the next server (a restart, or another replica) picks the run up
+    second = start()  # the next server (a restart, or another replica) picks the run up once the lease ends
     results = watch_until_decided(second, keys["client"], out.ticket)
     assert results[-1].state == gen_pb.RESULT_STATE_APPROVED and results[-1].text
-    assert run_of(db_url, out.ticket).state is PromptRunState.DONE  # type: ignore[union-attr]
+    run = run_of(db_url, out.ticket)
+    assert run is not None and run.state is PromptRunState.DONE and run.attempts == 2
