@@ -139,6 +139,12 @@ class Settings:
     webhook_give_up_s: float = 3 * 86400.0
     # Delivered events are deleted from the outbox this long after delivery (dead ones are kept).
     webhook_keep_delivered_s: float = 7 * 86400.0
+    # Held prompts a reviewer approved (gateway/prompt_worker.py): each server runs the worker that
+    # generates them when on, looking for due ones every `prompt_run_poll_interval_s`. A claimed run is
+    # left to its worker for `prompt_run_lease_s`; after that (its worker died) another takes it.
+    prompt_runs: bool = True
+    prompt_run_poll_interval_s: float = 1.0
+    prompt_run_lease_s: float = 120.0
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"
@@ -204,6 +210,8 @@ def _validate(s: Settings) -> None:
         ("webhook_retry_max_s", "positive"),
         ("webhook_give_up_s", "positive"),
         ("webhook_keep_delivered_s", "positive"),
+        ("prompt_run_poll_interval_s", "positive"),
+        ("prompt_run_lease_s", "positive"),
     ):
         value = getattr(s, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and least == "positive"):

@@ -48,6 +48,12 @@ WORK_SECONDS = Histogram(
     ["worker"],
     buckets=LATENCY_BUCKETS,
 )
+PROMPT_SCREENING = Counter(
+    "modgate_prompt_screening_total",
+    "Prompts screened before generation (policies with prompt_screening only), by policy and action: "
+    "release (generated as usual), hold or block.",
+    ["policy", "action"],
+)
 GENERATED_TOKENS = Counter("modgate_generated_tokens_total", "Tokens generated.")
 BATCH_SIZE = Histogram("modgate_batch_size", "Rows per generation batch.", buckets=(1, 2, 4, 8, 16, 32, 64))
 WEBHOOK_SENDS = Counter(

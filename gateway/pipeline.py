@@ -35,7 +35,8 @@ from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
 from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
-from gateway.recording import OutputRecord, Recorder, ReleasedPrefix, RequestHandle
+from gateway.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
+from gateway.screening import PromptScreen, screened_records
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -152,6 +153,7 @@ class GenerationPipeline:
         self._mod_worker = moderation_worker
         self._limiter = limiter
         self._default_limits = default_limits
+        self._screen = PromptScreen(moderator, moderation_worker)
 
     @property
     def model_id(self) -> str:
@@ -269,22 +271,42 @@ class GenerationPipeline:
         should_stop: Callable[[], bool],
         field: str = "input_string",
         end_user: str | None = None,
+        screen: bool = True,
+        then: OutcomeHook | None = None,
     ) -> Completed:
         """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
         the prompts' name in the client's request, for errors. `end_user`: the client's own id of the
-        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing."""
+        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing.
+        `screen=False`: no prompt screening (a reviewer approved the prompt; gateway/prompt_worker.py);
+        `then`: runs in the outcome's transaction (`Recorder.outcome`)."""
         async with self.admitted(
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:
-            generated: list[tuple[int, str, GeneratedSequence]] = []
-            per_prompt = await self._batcher.generate_many(
-                prompts, params, cancel=cancel, should_stop=should_stop, prompt_ids=admission.prompt_ids
+            verdicts = (
+                await self._screen.screen(prompts, policy=admission.call.policy, cancel=cancel)
+                if screen
+                else [None] * len(prompts)
             )
-            for index, (prompt, sequences) in enumerate(zip(prompts, per_prompt, strict=True)):
-                generated.extend((index, prompt, _storable_sequence(s)) for s in sequences)
+            kept = [i for i, v in enumerate(verdicts) if v is None or not v.screened_out]
+            generated: list[tuple[int, str, GeneratedSequence]] = []
+            per_prompt = (
+                await self._batcher.generate_many(
+                    [prompts[i] for i in kept],
+                    params,
+                    cancel=cancel,
+                    should_stop=should_stop,
+                    prompt_ids=[admission.prompt_ids[i] for i in kept],
+                )
+                if kept
+                else []
+            )
+            for index, sequences in zip(kept, per_prompt, strict=True):
+                generated.extend((index, prompts[index], _storable_sequence(s)) for s in sequences)
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             texts = [s.text for _, _, s in generated]
-            if self._mod_batcher is not None:
+            if not texts:
+                decisions = []
+            elif self._mod_batcher is not None:
                 decisions = await self._mod_batcher.moderate(texts, policy=admission.call.policy)
             else:
                 decisions = await self._mod_worker.run(
@@ -294,8 +316,18 @@ class GenerationPipeline:
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
                 for (i, p, s), d in zip(generated, decisions, strict=True)
             ]
-            tickets = await self._recorder.outcome(admission.handle, records)
-            observe_decisions(decisions, admission.generated_tokens)
+            for i, verdict in enumerate(verdicts):
+                if verdict is not None and verdict.screened_out:
+                    records += screened_records(
+                        prompt_index=i,
+                        prompt=prompts[i],
+                        verdict=verdict,
+                        sequences=params.num_return_sequences,
+                        prompt_tokens=len(admission.prompt_ids[i]),
+                    )
+            records.sort(key=lambda r: (r.prompt_index, r.sequence.sequence_index))
+            tickets = await self._recorder.outcome(admission.handle, records, then=then)
+            observe_decisions([r.decision for r in records], admission.generated_tokens)
         return Completed(
             request_id=request_id,
             model=self.served_model,
@@ -321,77 +353,90 @@ class GenerationPipeline:
             caller, request_id, params, [prompt], stream=True, end_user=end_user
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
-            moderator = self._moderator.stream(policy=admission.call.policy)
-            policy = self._moderator.policy(admission.call.policy)
-
-            def released_so_far() -> ReleasedPrefix:
-                return ReleasedPrefix(
+            (verdict,) = await self._screen.screen([prompt], policy=admission.call.policy, cancel=cancel)
+            if verdict is not None and verdict.screened_out:  # no generation: the prompt was withheld
+                (record,) = screened_records(
+                    prompt_index=0,
                     prompt=prompt,
-                    generated_text=moderator.text,
-                    released_text="".join(released),
-                    policy_name=policy.name,
-                    policy_version=policy.version,
+                    verdict=verdict,
+                    sequences=1,
                     prompt_tokens=len(admission.prompt_ids[0]),
                 )
+                (ticket,) = await self._recorder.outcome(admission.handle, [record])
+                observe_decisions([record.decision], 0)
+                rest = ""
+            else:
+                moderator = self._moderator.stream(policy=admission.call.policy)
+                policy = self._moderator.policy(admission.call.policy)
 
-            admission.released = released_so_far
-            deltas: asyncio.Queue[str] = asyncio.Queue()
-            loop = asyncio.get_running_loop()
+                def released_so_far() -> ReleasedPrefix:
+                    return ReleasedPrefix(
+                        prompt=prompt,
+                        generated_text=moderator.text,
+                        released_text="".join(released),
+                        policy_name=policy.name,
+                        policy_version=policy.version,
+                        prompt_tokens=len(admission.prompt_ids[0]),
+                    )
 
-            def on_text(delta: str) -> None:  # called on the batcher's thread
-                loop.call_soon_threadsafe(deltas.put_nowait, storable(delta))
+                admission.released = released_so_far
+                deltas: asyncio.Queue[str] = asyncio.Queue()
+                loop = asyncio.get_running_loop()
 
-            generation = asyncio.ensure_future(
-                self._batcher.generate_stream(
-                    prompt,
-                    params,
-                    cancel=cancel,
-                    should_stop=should_stop,
-                    on_text=on_text,
-                    prompt_ids=admission.prompt_ids[0],
+                def on_text(delta: str) -> None:  # called on the batcher's thread
+                    loop.call_soon_threadsafe(deltas.put_nowait, storable(delta))
+
+                generation = asyncio.ensure_future(
+                    self._batcher.generate_stream(
+                        prompt,
+                        params,
+                        cancel=cancel,
+                        should_stop=should_stop,
+                        on_text=on_text,
+                        prompt_ids=admission.prompt_ids[0],
+                    )
                 )
-            )
-            try:
-                while not (generation.done() and deltas.empty()):
-                    if deltas.empty():
-                        waiter = asyncio.ensure_future(deltas.get())
-                        await asyncio.wait({waiter, generation}, return_when=asyncio.FIRST_COMPLETED)
-                        if not waiter.done():
-                            waiter.cancel()
-                            continue
-                        delta = waiter.result()
-                    else:
-                        delta = ""
-                    # Text that arrived while the previous round was being scored goes into one
-                    # `feed`: one scoring call per round instead of one per word, so a moderator slower
-                    # than generation (detoxify on a CPU) falls behind by one round, not by O(words).
-                    while not deltas.empty():
-                        delta += deltas.get_nowait()
-                    chunk = await self._mod_worker.run(cancel, moderator.feed, delta)
-                    if chunk:
-                        released.append(chunk)
-                        yield chunk
-                sequence = _storable_sequence(generation.result())
-                admission.generated_tokens = sequence.generated_tokens
-            finally:
-                if not generation.done():
-                    cancel.set()
-                    generation.cancel()
-            rest, decision = await self._mod_worker.run(cancel, moderator.finish)
-            if rest:
-                released.append(rest)
-            record = OutputRecord(
-                prompt_index=0,
-                prompt=prompt,
-                sequence=sequence,
-                decision=decision,
-                streamed_text="".join(released),
-            )
-            # From here the outcome records the whole text: a failure while recording it must not also
-            # insert the prefix row (the outcome's transaction may still commit in its thread).
-            admission.released = lambda: None
-            (ticket,) = await self._recorder.outcome(admission.handle, [record])
-            observe_decisions([decision], admission.generated_tokens)
+                try:
+                    while not (generation.done() and deltas.empty()):
+                        if deltas.empty():
+                            waiter = asyncio.ensure_future(deltas.get())
+                            await asyncio.wait({waiter, generation}, return_when=asyncio.FIRST_COMPLETED)
+                            if not waiter.done():
+                                waiter.cancel()
+                                continue
+                            delta = waiter.result()
+                        else:
+                            delta = ""
+                        # Text that arrived while the previous round was being scored goes into one
+                        # `feed`: one scoring call per round instead of one per word, so a moderator slower
+                        # than generation (detoxify on a CPU) falls behind by one round, not by O(words).
+                        while not deltas.empty():
+                            delta += deltas.get_nowait()
+                        chunk = await self._mod_worker.run(cancel, moderator.feed, delta)
+                        if chunk:
+                            released.append(chunk)
+                            yield chunk
+                    sequence = _storable_sequence(generation.result())
+                    admission.generated_tokens = sequence.generated_tokens
+                finally:
+                    if not generation.done():
+                        cancel.set()
+                        generation.cancel()
+                rest, decision = await self._mod_worker.run(cancel, moderator.finish)
+                if rest:
+                    released.append(rest)
+                record = OutputRecord(
+                    prompt_index=0,
+                    prompt=prompt,
+                    sequence=sequence,
+                    decision=decision,
+                    streamed_text="".join(released),
+                )
+                # From here the outcome records the whole text: a failure while recording it must not also
+                # insert the prefix row (the outcome's transaction may still commit in its thread).
+                admission.released = lambda: None
+                (ticket,) = await self._recorder.outcome(admission.handle, [record])
+                observe_decisions([decision], admission.generated_tokens)
         if rest:
             yield rest
         yield StreamFinished(Outcome(record, ticket))

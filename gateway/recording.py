@@ -85,6 +85,9 @@ class RequestHandle:
     tenant: str
 
 
+OutcomeHook = Callable[[Session, RequestHandle, list[GenerationOutput]], None]
+
+
 class Recorder:
     def __init__(
         self,
@@ -150,13 +153,17 @@ class Recorder:
 
         return await self._in_transaction(work)
 
-    async def outcome(self, handle: RequestHandle, outputs: Sequence[OutputRecord]) -> list[str | None]:
+    async def outcome(
+        self, handle: RequestHandle, outputs: Sequence[OutputRecord], *, then: OutcomeHook | None = None
+    ) -> list[str | None]:
         """Stores every output with its decision; held ones get a review item and a ticket, blocked ones a
-        ticket to appeal with. Returns the tickets in order (None where released)."""
+        ticket to appeal with. Returns the tickets in order (None where released). `then` runs last in
+        the same transaction, with the stored rows (an approved prompt's run is marked done there)."""
 
         def work(session: Session) -> list[str | None]:
             request = session.get_one(GenerationRequest, handle.id)
             tickets: list[str | None] = []
+            rows: list[GenerationOutput] = []
             for o in outputs:
                 d = o.decision
                 stored = record_decision(d)
@@ -203,7 +210,10 @@ class Recorder:
                         state=row.status.value,
                     )
                 tickets.append(row.ticket)
+                rows.append(row)
             set_request_status(session=session, request=request, status=RequestStatus.COMPLETED)
+            if then is not None:
+                then(session, handle, rows)
             return tickets
 
         return await self._in_transaction(work)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,14 +23,17 @@ from gateway.audit import events
 from gateway.audit.chain import append
 from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
-from gateway.generation.generator import Generator
+from gateway.generation.generator import FinishReason, Generator
 from gateway.generation.params import SamplingParams
 from gateway.generation.worker import Worker
 from gateway.storage.models import GenerationOutput
 from gateway.storage.tx import in_transaction
 from moderation.moderator import Moderator
+from moderation.prompt_screening import screen_prompts, withheld_decision
 from moderation.replay import compare_decisions
+from moderation.types import Decision
 
+T = TypeVar("T")
 _PARAM_FIELDS = {f for f in SamplingParams.__dataclass_fields__}
 
 
@@ -47,6 +51,7 @@ class Recorded:
     model_revision: str | None
     parameters: dict[str, Any]
     decision: dict[str, Any]
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -95,6 +100,7 @@ async def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorde
                 "shadow": list(out.shadow or []),
                 "masked_text": out.released_text if out.action.value == "mask" else None,
             },
+            finish_reason=out.finish_reason,
         )
 
     return await in_transaction(sessions, work)
@@ -130,20 +136,20 @@ async def replay(
             f"recorded model {recorded.model_id}@{recorded.model_revision}, "
             f"loaded {loaded.model_id}@{loaded.revision}"
         )
-    sequences = await batcher.generate(
-        recorded.prompt, _params(recorded), cancel=threading.Event(), should_stop=lambda: False
-    )
-    text = sequences[recorded.sequence_index].text
     policy = recorded.decision["policy_name"]
     if policy not in moderator.policy_names:
         notes.append(f"policy {policy!r} is not configured now; replayed under the default policy")
         policy = None
-    if moderation_worker is not None:
-        (decision,) = await moderation_worker.run(
-            threading.Event(), moderator.moderate, [text], policy=policy
-        )
+    if recorded.finish_reason == FinishReason.PROMPT_SCREENED.value:
+        # Nothing was generated: the replay is the prompt's screening, and it generates nothing either.
+        text = recorded.generated_text
+        decision = await _run(moderation_worker, _rescreen, moderator, recorded.prompt, policy, notes)
     else:
-        (decision,) = await asyncio.to_thread(moderator.moderate, [text], policy=policy)
+        sequences = await batcher.generate(
+            recorded.prompt, _params(recorded), cancel=threading.Event(), should_stop=lambda: False
+        )
+        text = sequences[recorded.sequence_index].text
+        (decision,) = await _run(moderation_worker, moderator.moderate, [text], policy=policy)
     report = ReplayReport(
         ticket=ticket,
         text_identical=text == recorded.generated_text,
@@ -152,6 +158,28 @@ async def replay(
     )
     await in_transaction(sessions, lambda session: _audit(session, recorded, report, actor))
     return report
+
+
+async def _run(worker: Worker | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """On the server's moderation worker (the scorers' owner thread) when given, else a plain thread."""
+    if worker is not None:
+        return await worker.run(threading.Event(), fn, *args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _rescreen(moderator: Moderator, prompt: str, policy: str | None, notes: list[str]) -> Decision:
+    """The decision prompt screening gives the prompt now: the withheld decision when it is still
+    screened out, else the policy's evaluation of the prompt (which then differs from the record)."""
+    verdicts = screen_prompts(moderator, [prompt], policy=policy)
+    if verdicts is None:
+        notes.append("the policy screens no prompts now; compared with its evaluation of the prompt")
+        (evaluation,) = moderator.moderate([prompt], policy=policy, shadow=())
+        return evaluation
+    (verdict,) = verdicts
+    if not verdict.screened_out:
+        notes.append("the prompt is not screened out now; compared with the policy's evaluation of it")
+        return verdict.evaluation
+    return withheld_decision(verdict)
 
 
 def _audit(session: Session, recorded: Recorded, report: ReplayReport, actor: str) -> None:

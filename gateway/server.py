@@ -46,6 +46,7 @@ from gateway.metrics import BATCH_SIZE, WORK_SECONDS, MetricsInterceptor, serve_
 from gateway.moderation_batching import ModerationBatcher
 from gateway.moderation_setup import load_moderator
 from gateway.pipeline import GenerationPipeline
+from gateway.prompt_worker import PromptRunWorker
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
@@ -198,6 +199,7 @@ class GatewayServer:
         self._web_address = web_address
         self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
+        self._prompt_runs: asyncio.Task[None] | None = None  # gateway/prompt_worker.py
         self.batcher = Batcher(
             components.generator,
             max_batch_size=components.settings.max_batch_size,
@@ -296,6 +298,12 @@ class GatewayServer:
         log.info("gRPC server listening on %s:%d (%s)", host, self.port, scheme)
         if self._web_address is not None:
             await self._start_web(self._web_address)
+        if self._c.settings.prompt_runs:
+            worker = PromptRunWorker(
+                self._c.sessions, self.pipeline, lease_s=self._c.settings.prompt_run_lease_s
+            )
+            interval = self._c.settings.prompt_run_poll_interval_s
+            self._prompt_runs = asyncio.create_task(worker.run(interval_s=interval))
         return self.port
 
     def _api_routes(self) -> list[BaseRoute]:
@@ -352,6 +360,11 @@ class GatewayServer:
         grace = self._c.settings.grace_period_s if grace is None else grace
         log.info("shutting down: refusing new calls, %.0fs grace for calls in flight", grace)
         await self._health.enter_graceful_shutdown()
+        if self._prompt_runs is not None:
+            # A run in flight is abandoned: its row falls due again when the claim's lease ends.
+            self._prompt_runs.cancel()
+            await asyncio.gather(self._prompt_runs, return_exceptions=True)
+            self._prompt_runs = None
         if self.web is not None:
             await self.web.stop()
         await self._server.stop(grace)

@@ -31,9 +31,9 @@ from moderation.identity import (
 )
 from moderation.masking import Masker, MaskStyle
 from moderation.moderator import Moderator, UnknownPolicyError
-from moderation.policy import PRESETS, Policy, Thresholds
+from moderation.policy import PRESETS, PROMPT_SCREENING_ACTIONS, Policy, Thresholds
 from moderation.streaming import StreamSettings
-from moderation.types import Scorer
+from moderation.types import Action, Scorer
 
 __all__ = [
     "ModerationConfigError",
@@ -166,6 +166,7 @@ def build_policy(name: str, table: Any, *, known: Mapping[str, Policy]) -> Polic
             "unknown_span_action",
             "review_all",
             "description",
+            "prompt_screening",
         },
     )
     base_name = table.get("extends")
@@ -195,6 +196,9 @@ def build_policy(name: str, table: Any, *, known: Mapping[str, Policy]) -> Polic
         span_actions[category] = as_span_action(action, f"{here}.span_actions.{category}")
     if "profanity_action" in table:
         span_actions["profanity"] = as_span_action(table["profanity_action"], f"{here}.profanity_action")
+    screening = _prompt_screening(
+        table.get("prompt_screening", {}), base.prompt_screening, f"{here}.prompt_screening"
+    )
     return Policy(
         name=name,
         thresholds=thresholds,
@@ -204,7 +208,25 @@ def build_policy(name: str, table: Any, *, known: Mapping[str, Policy]) -> Polic
         else base.unknown_span_action,
         review_all=as_bool(table.get("review_all", base.review_all), f"{here}.review_all"),
         description=as_str(table.get("description", base.description), f"{here}.description"),
+        prompt_screening=screening,
     )
+
+
+def _prompt_screening(table: Any, inherited: Mapping[str, Action], where: str) -> dict[str, Action]:
+    """`prompt_screening`: category -> "off" | "hold" | "block", over what `extends` gave (`off` removes
+    one)."""
+    require_mapping(table, where)
+    screening = dict(inherited)
+    choices = {a.name.lower(): a for a in PROMPT_SCREENING_ACTIONS}
+    for category, value in table.items():
+        if value == "off":
+            screening.pop(category, None)
+        elif value in choices:
+            screening[category] = choices[value]
+        else:
+            allowed = ", ".join(repr(c) for c in ["off", *sorted(choices)])
+            raise ModerationConfigError(f"{where}.{category}: must be {allowed}, got {value!r}")
+    return screening
 
 
 # ---- identity-term check --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = [
     "NON_FINITE_SCORE",
     "PERMISSIVE",
     "PRESETS",
+    "PROMPT_SCREENING_ACTIONS",
     "STRICT",
     "Policy",
     "Thresholds",
@@ -33,6 +34,9 @@ EXCERPT_CHARS = 280
 MAX_SPAN_REASONS = 20
 # The reason category of a NaN or infinite score: the scorer is broken for this text, so a human decides.
 NON_FINITE_SCORE = "non_finite_score"
+# What a category named in `Policy.prompt_screening` does to a prompt it fires on
+# (moderation.prompt_screening).
+PROMPT_SCREENING_ACTIONS: frozenset[Action] = frozenset({Action.HOLD, Action.BLOCK})
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,22 @@ class Policy:
     unknown_span_action: Action = Action.HOLD
     review_all: bool = False
     description: str = ""
+    # Categories screened on the prompt before generation, and what firing does (see
+    # moderation.prompt_screening); a category not named is not screened.
+    prompt_screening: Mapping[str, Action] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for category, action in self.prompt_screening.items():
+            if Action(action) not in PROMPT_SCREENING_ACTIONS:
+                allowed = " or ".join(sorted(a.name.lower() for a in PROMPT_SCREENING_ACTIONS))
+                raise ValueError(
+                    f"prompt screening of {category!r} must be {allowed}, not {Action(action).name.lower()}"
+                )
+        object.__setattr__(
+            self,
+            "prompt_screening",
+            MappingProxyType({k: Action(v) for k, v in self.prompt_screening.items()}),
+        )
         for category, action in {**self.span_actions, "(unknown)": self.unknown_span_action}.items():
             if Action(action) is Action.RELEASE:
                 raise ValueError(f"span action for {category!r} must be mask, hold or block, not release")
@@ -81,13 +99,19 @@ class Policy:
         object.__setattr__(self, "unknown_span_action", Action(self.unknown_span_action))
 
     def canonical(self) -> dict[str, object]:
-        """The rules as plain sorted data (name and description excluded): what `version` hashes."""
-        return {
+        """The rules as plain sorted data (name and description excluded): what `version` hashes.
+
+        `prompt_screening` is included only when it screens something, so that a policy without it keeps
+        the version its recorded decisions carry."""
+        rules: dict[str, object] = {
             "thresholds": {c: {"hold": t.hold, "block": t.block} for c, t in sorted(self.thresholds.items())},
             "span_actions": {c: a.name.lower() for c, a in sorted(self.span_actions.items())},
             "unknown_span_action": self.unknown_span_action.name.lower(),
             "review_all": self.review_all,
         }
+        if self.prompt_screening:
+            rules["prompt_screening"] = {c: a.name.lower() for c, a in sorted(self.prompt_screening.items())}
+        return rules
 
     @property
     def version(self) -> str:

@@ -30,6 +30,7 @@ REVIEW_REJECTED = "review.rejected"
 RESULT_RELEASED = "result.released"
 RESULT_READ = "result.read"
 OUTPUT_REPLAYED = "output.replayed"
+PROMPT_GENERATED = "prompt.generated"  # an approved held prompt's generation was recorded (its ticket)
 KEY_CREATED = "key.created"
 KEY_REVOKED = "key.revoked"
 REVIEWER_CREATED = "reviewer.created"

@@ -39,6 +39,7 @@ from gateway.review.errors import (
     NotFound,
     StaleVersion,
 )
+from gateway.review.prompt_runs import is_prompt_output, settle_prompt
 from gateway.review.results import ResultState, ResultView, get_result
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
@@ -380,9 +381,10 @@ def decide(
 
     Only the claimant, with a live lease, deciding on the version they saw (``expected_version``, the
     item's version when claimed). approve releases the original text; edit releases ``edited_text``
-    and keeps the original in ``generated_text``; reject releases nothing. When ``consensus`` (policy ->
-    its `[review.consensus]` table) asks several verdicts of this item, this is one verdict: see
-    :func:`_give_verdict`.
+    and keeps the original in ``generated_text``; reject releases nothing. A prompt item (a held
+    prompt: nothing was generated) is approved or rejected only; approval queues its generation. When
+    ``consensus`` (policy -> its `[review.consensus]` table) asks several verdicts of this item, this is
+    one verdict: see :func:`_give_verdict`.
     """
     try:
         decision = Decision(decision)
@@ -401,6 +403,8 @@ def decide(
     _refuse_if_not_holder(item, reviewer, now)
     if item.version != expected_version:
         raise StaleVersion(f"review item {item_id} is at version {item.version}, not {expected_version}")
+    if decision is Decision.EDIT and is_prompt_output(item.output):
+        raise InvalidDecision("a held prompt is approved (which runs its generation) or rejected, not edited")
     wanted = cons.required(item, consensus or {})
     if wanted is not None:
         return _give_verdict(session, item, reviewer, decision, edited_text, reason, wanted, now)
@@ -415,7 +419,7 @@ def decide(
     if decided is None:  # lost a race after the checks above: explain it, or call it stale
         _refuse_if_not_holder(_load(session, item_id), reviewer, now)
         raise StaleVersion(f"review item {item_id} changed while deciding; reload it")
-    _finish(session, decided, decision, edited_text, reason, _actor(reviewer))
+    _finish(session, decided, decision, edited_text, reason, _actor(reviewer), now)
     return decided
 
 
@@ -440,12 +444,16 @@ def _finish(
     edited_text: str | None,
     reason: str | None,
     actor: str,
+    now: datetime,
 ) -> None:
     """The final decision's effects on the output, its audit events and the tenant's webhook."""
     _, output_status, event_type = _DECISION_EFFECT[decision]
     output = decided.output
     output.status = output_status
-    if decision is Decision.APPROVE:
+    prompt = is_prompt_output(output)
+    if prompt:  # nothing to release: an approval queues the generation (gateway/review/prompt_runs.py)
+        settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
+    elif decision is Decision.APPROVE:
         output.released_text = output.generated_text
     elif decision is Decision.EDIT:
         output.released_text = edited_text
@@ -459,7 +467,7 @@ def _finish(
         # text, and a hash of it would let an audit reader confirm a guess of it: never recorded.
         payload |= {"edited_sha256": _sha256(edited_text)}
     _audit(session, event_type, actor, decided, **payload)
-    if decision is not Decision.REJECT:
+    if decision is not Decision.REJECT and not prompt:
         _audit(session, events.RESULT_RELEASED, actor, decided)
     _webhook(
         session, decided, webhook_events.APPEAL_DECIDED if decided.appeal else webhook_events.REVIEW_DECIDED
@@ -530,7 +538,9 @@ def _give_verdict(
         rule=wanted.rule.value,
     )
     if final is not None:
-        _finish(session, changed, final, outcome.edited_text, changed.decision_reason, cons.CONSENSUS_ACTOR)
+        _finish(
+            session, changed, final, outcome.edited_text, changed.decision_reason, cons.CONSENSUS_ACTOR, now
+        )
     elif outcome.kind is cons.OutcomeKind.ESCALATE:
         _audit(session, events.REVIEW_ESCALATED, cons.CONSENSUS_ACTOR, changed, reason=outcome.summary)
     return changed
@@ -622,7 +632,10 @@ def _apply_deadline(session: Session, item_id: str, version: int, deadline: Dead
             return False
         output = item.output
         output.status = output_status
-        output.released_text = output.generated_text if decision is Decision.APPROVE else None
+        if is_prompt_output(output):
+            settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
+        else:
+            output.released_text = output.generated_text if decision is Decision.APPROVE else None
         session.flush()
     _audit(
         session,
@@ -632,7 +645,7 @@ def _apply_deadline(session: Session, item_id: str, version: int, deadline: Dead
         action=deadline.action.value,
         reason=reason,
     )
-    if deadline.action is DeadlineAction.APPROVE:
+    if deadline.action is DeadlineAction.APPROVE and not is_prompt_output(item.output):
         _audit(session, events.RESULT_RELEASED, DEADLINE_ACTOR, item)
     _webhook(session, item, webhook_events.REVIEW_DEADLINE_PASSED)
     return True

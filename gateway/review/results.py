@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.review.errors import NotFound
+from gateway.review.prompt_runs import generated_output, is_prompt_output
 from gateway.storage.models import GenerationOutput, OutputStatus, ReviewState
 
 
@@ -56,6 +57,8 @@ def get_result(*, session: Session, ticket: str, tenant: str | None = None) -> R
             sequence_index=output.sequence_index,
             decided_at=None,
         )
+    if item is not None and item.state == ReviewState.APPROVED and is_prompt_output(output):
+        return _approved_prompt(session, output, item.decided_at)
     review_state = item.state if item is not None else ReviewState.PENDING
     state = {
         ReviewState.APPROVED: ResultState.APPROVED,
@@ -71,4 +74,37 @@ def get_result(*, session: Session, ticket: str, tenant: str | None = None) -> R
         prompt_index=output.prompt_index,
         sequence_index=output.sequence_index,
         decided_at=item.decided_at if item is not None else None,
+    )
+
+
+_GENERATED_STATE = {
+    OutputStatus.RELEASED: ResultState.APPROVED,
+    OutputStatus.APPROVED: ResultState.APPROVED,
+    OutputStatus.EDITED: ResultState.EDITED,
+    OutputStatus.REJECTED: ResultState.REJECTED,
+    OutputStatus.BLOCKED: ResultState.BLOCKED,
+}
+
+
+def _approved_prompt(session: Session, output: GenerationOutput, approved_at: datetime | None) -> ResultView:
+    """A held prompt a reviewer approved: pending until its generation ran, then the outcome of the
+    generated output (released or masked: APPROVED with its text; held again: PENDING until that review;
+    blocked: BLOCKED), under the prompt's ticket and indexes."""
+    generated = generated_output(session=session, output=output)
+    state = ResultState.PENDING
+    if generated is not None:
+        state = _GENERATED_STATE.get(generated.status, ResultState.PENDING)
+    decided_at = approved_at
+    if generated is not None and generated.review_item is not None and generated.review_item.decided_at:
+        decided_at = generated.review_item.decided_at
+    return ResultView(
+        ticket=output.ticket or "",
+        state=state,
+        text=generated.released_text
+        if generated is not None and state in (ResultState.APPROVED, ResultState.EDITED)
+        else None,
+        request_id=output.request.request_id,
+        prompt_index=output.prompt_index,
+        sequence_index=output.sequence_index,
+        decided_at=decided_at,
     )

@@ -22,6 +22,7 @@ from gateway.auth import current_caller
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.review import consensus as cons
 from gateway.review import queue
+from gateway.review.prompt_runs import is_prompt_output
 from gateway.review.reviewers import usernames
 from gateway.storage.models import Reviewer, ReviewerVerdict, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
@@ -96,6 +97,7 @@ def item_to_pb(
         appeal_reason=item.appeal_reason or "",
         verdicts_required=verdicts_required,
         verdicts_given=verdicts_given,
+        prompt_item=is_prompt_output(output),
     )
     for name, verdict in verdicts:
         pb = rv_pb.ReviewVerdict(

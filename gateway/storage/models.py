@@ -367,3 +367,40 @@ class ReviewerVerdict(Base):
     edited_text: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PromptRunState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class PromptRun(Base):
+    """A held prompt a reviewer approved: its generation, to be run once by a gateway's prompt-run worker
+    (gateway/prompt_runs.py).
+
+    Written in the transaction of the approval, so an approval is never lost between "decided" and
+    "generated". ``next_attempt_at`` is both the retry time and, while a worker runs it, its lease: a
+    worker that dies mid-run leaves a row that falls due again. ``generation_request_id`` is the request
+    the run recorded (set in the transaction of that request's outcome, with ``state = done``).
+    """
+
+    __tablename__ = "prompt_runs"
+    __table_args__ = (Index("ix_prompt_runs_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    output_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("generation_outputs.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[PromptRunState] = mapped_column(
+        _enum(PromptRunState, "prompt_run_state"), default=PromptRunState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    generation_request_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("generation_requests.id", ondelete="SET NULL")
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.review import queue
 from gateway.review.deadlines import Deadline, DeadlineAction
+from gateway.review.prompt_runs import is_prompt_output
 from gateway.storage.base import utcnow
 from gateway.storage.models import GenerationOutput, Reviewer, ReviewItem, ReviewState
 from gateway.web import present
@@ -42,6 +43,7 @@ class QueueRow:
     reasons: list[present.ReasonView]
     top_scores: list[tuple[str, float]]
     due: str | None = None  # what the policy's review deadline will do, and when ("reject in 12m")
+    prompt: bool = False  # a held (or appealed blocked) prompt: nothing was generated
 
     @property
     def top_score(self) -> float:
@@ -155,6 +157,7 @@ def queue_view(
                 mine=item.claimed_by == reviewer.id and not lapsed,
                 escalated=item.escalated,
                 appeal=item.appeal,
+                prompt=is_prompt_output(output),
                 priority=item.priority,
                 reasons=present.reason_views(output.reasons),
                 top_scores=present.top_scores(output.scores),
@@ -182,6 +185,7 @@ class ItemView:
     escalated: bool
     appeal: bool
     appeal_reason: str | None  # the client's words: untrusted text like the prompt
+    prompt_item: bool  # a held (or appealed blocked) prompt: approve runs the generation; no edit
     ticket: str
     tenant: str
     request_id: str
@@ -246,6 +250,7 @@ def item_view(
         escalated=item.escalated,
         appeal=item.appeal,
         appeal_reason=item.appeal_reason,
+        prompt_item=is_prompt_output(output),
         ticket=output.ticket or "",
         tenant=request.tenant,
         request_id=request.request_id,

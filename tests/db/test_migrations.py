@@ -29,6 +29,7 @@ TABLES = {
     "webhook_endpoints",
     "webhook_deliveries",
     "review_verdicts",
+    "prompt_runs",
 }
 
 

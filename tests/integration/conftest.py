@@ -75,6 +75,9 @@ def gateway_components(
                 "model": generator.model_id,
                 "database_url": engine.url.render_as_string(hide_password=False),
                 "insecure_no_auth": True,
+                # Off unless a test asks: the session's gateways share one database, and one without the
+                # approved prompt's policy would take its run and put it off (gateway/prompt_worker.py).
+                "prompt_runs": False,
                 **settings,
             }  # type: ignore[arg-type]
         ),

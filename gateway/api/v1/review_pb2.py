@@ -26,7 +26,7 @@ from gateway.api.v1 import moderation_pb2 as gateway_dot_api_dot_v1_dot_moderati
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgateway/api/v1/review.proto\x12\nmodgate.v1\x1a\x1fgateway/api/v1/moderation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x0cReviewReason\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12,\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1c.modgate.v1.ModerationAction\x12\x0e\n\x06scorer\x18\x05 \x01(\t\x12\x0f\n\x07\x65xcerpt\x18\x06 \x01(\t\"\xfb\x05\n\nReviewItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.modgate.v1.ReviewState\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x11\n\tescalated\x18\x05 \x01(\x08\x12\x10\n\x08priority\x18\x06 \x01(\x02\x12\x0e\n\x06tenant\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x16\n\x0egenerated_text\x18\n \x01(\t\x12)\n\x07reasons\x18\x0b \x03(\x0b\x32\x18.modgate.v1.ReviewReason\x12\x32\n\x06scores\x18\x0c \x03(\x0b\x32\".modgate.v1.ReviewItem.ScoresEntry\x12\x0e\n\x06policy\x18\r \x01(\t\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x12\n\nclaimed_by\x18\x0f \x01(\t\x12\x34\n\x10lease_expires_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x12 \x01(\t\x12.\n\ndecided_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x14 \x01(\t\x12\x13\n\x0b\x65\x64ited_text\x18\x15 \x01(\t\x12\x0e\n\x06\x61ppeal\x18\x16 \x01(\x08\x12\x15\n\rappeal_reason\x18\x17 \x01(\t\x12\x19\n\x11verdicts_required\x18\x18 \x01(\r\x12\x16\n\x0everdicts_given\x18\x19 \x01(\r\x12+\n\x08verdicts\x18\x1a \x03(\x0b\x32\x19.modgate.v1.ReviewVerdict\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xa4\x01\n\rReviewVerdict\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12,\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1a.modgate.v1.ReviewDecision\x12\x13\n\x0b\x65\x64ited_text\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x10ListItemsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.modgate.v1.ReviewState\x12\r\n\x05limit\x18\x02 \x01(\r\":\n\x11ListItemsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.modgate.v1.ReviewItem\")\n\x10\x43laimNextRequest\x12\x15\n\rlease_seconds\x18\x01 \x01(\r\"G\n\x11\x43laimNextResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x16.modgate.v1.ReviewItemH\x00\x88\x01\x01\x42\x07\n\x05_item\";\n\x11RenewLeaseRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\r\"\x8d\x01\n\rDecideRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\r\x12,\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1a.modgate.v1.ReviewDecision\x12\x13\n\x0b\x65\x64ited_text\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t*\xae\x01\n\x0bReviewState\x12\x1c\n\x18REVIEW_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REVIEW_STATE_PENDING\x10\x01\x12\x18\n\x14REVIEW_STATE_CLAIMED\x10\x02\x12\x19\n\x15REVIEW_STATE_APPROVED\x10\x03\x12\x17\n\x13REVIEW_STATE_EDITED\x10\x04\x12\x19\n\x15REVIEW_STATE_REJECTED\x10\x05*\x84\x01\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVIEW_DECISION_APPROVE\x10\x01\x12\x18\n\x14REVIEW_DECISION_EDIT\x10\x02\x12\x1a\n\x16REVIEW_DECISION_REJECT\x10\x03\x32\xa5\x02\n\rReviewService\x12H\n\tListItems\x12\x1c.modgate.v1.ListItemsRequest\x1a\x1d.modgate.v1.ListItemsResponse\x12H\n\tClaimNext\x12\x1c.modgate.v1.ClaimNextRequest\x1a\x1d.modgate.v1.ClaimNextResponse\x12\x43\n\nRenewLease\x12\x1d.modgate.v1.RenewLeaseRequest\x1a\x16.modgate.v1.ReviewItem\x12;\n\x06\x44\x65\x63ide\x12\x19.modgate.v1.DecideRequest\x1a\x16.modgate.v1.ReviewItemb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgateway/api/v1/review.proto\x12\nmodgate.v1\x1a\x1fgateway/api/v1/moderation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x0cReviewReason\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12,\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1c.modgate.v1.ModerationAction\x12\x0e\n\x06scorer\x18\x05 \x01(\t\x12\x0f\n\x07\x65xcerpt\x18\x06 \x01(\t\"\x90\x06\n\nReviewItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.modgate.v1.ReviewState\x12\x0f\n\x07version\x18\x04 \x01(\r\x12\x11\n\tescalated\x18\x05 \x01(\x08\x12\x10\n\x08priority\x18\x06 \x01(\x02\x12\x0e\n\x06tenant\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x16\n\x0egenerated_text\x18\n \x01(\t\x12)\n\x07reasons\x18\x0b \x03(\x0b\x32\x18.modgate.v1.ReviewReason\x12\x32\n\x06scores\x18\x0c \x03(\x0b\x32\".modgate.v1.ReviewItem.ScoresEntry\x12\x0e\n\x06policy\x18\r \x01(\t\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x12\n\nclaimed_by\x18\x0f \x01(\t\x12\x34\n\x10lease_expires_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x12 \x01(\t\x12.\n\ndecided_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x14 \x01(\t\x12\x13\n\x0b\x65\x64ited_text\x18\x15 \x01(\t\x12\x0e\n\x06\x61ppeal\x18\x16 \x01(\x08\x12\x15\n\rappeal_reason\x18\x17 \x01(\t\x12\x19\n\x11verdicts_required\x18\x18 \x01(\r\x12\x16\n\x0everdicts_given\x18\x19 \x01(\r\x12+\n\x08verdicts\x18\x1a \x03(\x0b\x32\x19.modgate.v1.ReviewVerdict\x12\x13\n\x0bprompt_item\x18\x1b \x01(\x08\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\xa4\x01\n\rReviewVerdict\x12\x10\n\x08reviewer\x18\x01 \x01(\t\x12,\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1a.modgate.v1.ReviewDecision\x12\x13\n\x0b\x65\x64ited_text\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x10ListItemsRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.modgate.v1.ReviewState\x12\r\n\x05limit\x18\x02 \x01(\r\":\n\x11ListItemsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.modgate.v1.ReviewItem\")\n\x10\x43laimNextRequest\x12\x15\n\rlease_seconds\x18\x01 \x01(\r\"G\n\x11\x43laimNextResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x16.modgate.v1.ReviewItemH\x00\x88\x01\x01\x42\x07\n\x05_item\";\n\x11RenewLeaseRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x15\n\rlease_seconds\x18\x02 \x01(\r\"\x8d\x01\n\rDecideRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\r\x12,\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1a.modgate.v1.ReviewDecision\x12\x13\n\x0b\x65\x64ited_text\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t*\xae\x01\n\x0bReviewState\x12\x1c\n\x18REVIEW_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REVIEW_STATE_PENDING\x10\x01\x12\x18\n\x14REVIEW_STATE_CLAIMED\x10\x02\x12\x19\n\x15REVIEW_STATE_APPROVED\x10\x03\x12\x17\n\x13REVIEW_STATE_EDITED\x10\x04\x12\x19\n\x15REVIEW_STATE_REJECTED\x10\x05*\x84\x01\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVIEW_DECISION_APPROVE\x10\x01\x12\x18\n\x14REVIEW_DECISION_EDIT\x10\x02\x12\x1a\n\x16REVIEW_DECISION_REJECT\x10\x03\x32\xa5\x02\n\rReviewService\x12H\n\tListItems\x12\x1c.modgate.v1.ListItemsRequest\x1a\x1d.modgate.v1.ListItemsResponse\x12H\n\tClaimNext\x12\x1c.modgate.v1.ClaimNextRequest\x1a\x1d.modgate.v1.ClaimNextResponse\x12\x43\n\nRenewLease\x12\x1d.modgate.v1.RenewLeaseRequest\x1a\x16.modgate.v1.ReviewItem\x12;\n\x06\x44\x65\x63ide\x12\x19.modgate.v1.DecideRequest\x1a\x16.modgate.v1.ReviewItemb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REVIEWITEM_SCORESENTRY']._loaded_options = None
   _globals['_REVIEWITEM_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_REVIEWSTATE']._serialized_start=1648
-  _globals['_REVIEWSTATE']._serialized_end=1822
-  _globals['_REVIEWDECISION']._serialized_start=1825
-  _globals['_REVIEWDECISION']._serialized_end=1957
+  _globals['_REVIEWSTATE']._serialized_start=1669
+  _globals['_REVIEWSTATE']._serialized_end=1843
+  _globals['_REVIEWDECISION']._serialized_start=1846
+  _globals['_REVIEWDECISION']._serialized_end=1978
   _globals['_REVIEWREASON']._serialized_start=110
   _globals['_REVIEWREASON']._serialized_end=255
   _globals['_REVIEWITEM']._serialized_start=258
-  _globals['_REVIEWITEM']._serialized_end=1021
-  _globals['_REVIEWITEM_SCORESENTRY']._serialized_start=976
-  _globals['_REVIEWITEM_SCORESENTRY']._serialized_end=1021
-  _globals['_REVIEWVERDICT']._serialized_start=1024
-  _globals['_REVIEWVERDICT']._serialized_end=1188
-  _globals['_LISTITEMSREQUEST']._serialized_start=1190
-  _globals['_LISTITEMSREQUEST']._serialized_end=1264
-  _globals['_LISTITEMSRESPONSE']._serialized_start=1266
-  _globals['_LISTITEMSRESPONSE']._serialized_end=1324
-  _globals['_CLAIMNEXTREQUEST']._serialized_start=1326
-  _globals['_CLAIMNEXTREQUEST']._serialized_end=1367
-  _globals['_CLAIMNEXTRESPONSE']._serialized_start=1369
-  _globals['_CLAIMNEXTRESPONSE']._serialized_end=1440
-  _globals['_RENEWLEASEREQUEST']._serialized_start=1442
-  _globals['_RENEWLEASEREQUEST']._serialized_end=1501
-  _globals['_DECIDEREQUEST']._serialized_start=1504
-  _globals['_DECIDEREQUEST']._serialized_end=1645
-  _globals['_REVIEWSERVICE']._serialized_start=1960
-  _globals['_REVIEWSERVICE']._serialized_end=2253
+  _globals['_REVIEWITEM']._serialized_end=1042
+  _globals['_REVIEWITEM_SCORESENTRY']._serialized_start=997
+  _globals['_REVIEWITEM_SCORESENTRY']._serialized_end=1042
+  _globals['_REVIEWVERDICT']._serialized_start=1045
+  _globals['_REVIEWVERDICT']._serialized_end=1209
+  _globals['_LISTITEMSREQUEST']._serialized_start=1211
+  _globals['_LISTITEMSREQUEST']._serialized_end=1285
+  _globals['_LISTITEMSRESPONSE']._serialized_start=1287
+  _globals['_LISTITEMSRESPONSE']._serialized_end=1345
+  _globals['_CLAIMNEXTREQUEST']._serialized_start=1347
+  _globals['_CLAIMNEXTREQUEST']._serialized_end=1388
+  _globals['_CLAIMNEXTRESPONSE']._serialized_start=1390
+  _globals['_CLAIMNEXTRESPONSE']._serialized_end=1461
+  _globals['_RENEWLEASEREQUEST']._serialized_start=1463
+  _globals['_RENEWLEASEREQUEST']._serialized_end=1522
+  _globals['_DECIDEREQUEST']._serialized_start=1525
+  _globals['_DECIDEREQUEST']._serialized_end=1666
+  _globals['_REVIEWSERVICE']._serialized_start=1981
+  _globals['_REVIEWSERVICE']._serialized_end=2274
 # @@protoc_insertion_point(module_scope)

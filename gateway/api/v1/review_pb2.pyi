@@ -54,7 +54,7 @@ class ReviewReason(_message.Message):
     def __init__(self, category: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., action: _Optional[_Union[_moderation_pb2.ModerationAction, str]] = ..., scorer: _Optional[str] = ..., excerpt: _Optional[str] = ...) -> None: ...
 
 class ReviewItem(_message.Message):
-    __slots__ = ("id", "ticket", "state", "version", "escalated", "priority", "tenant", "request_id", "prompt", "generated_text", "reasons", "scores", "policy", "policy_version", "claimed_by", "lease_expires_at", "created_at", "decided_by", "decided_at", "decision_reason", "edited_text", "appeal", "appeal_reason", "verdicts_required", "verdicts_given", "verdicts")
+    __slots__ = ("id", "ticket", "state", "version", "escalated", "priority", "tenant", "request_id", "prompt", "generated_text", "reasons", "scores", "policy", "policy_version", "claimed_by", "lease_expires_at", "created_at", "decided_by", "decided_at", "decision_reason", "edited_text", "appeal", "appeal_reason", "verdicts_required", "verdicts_given", "verdicts", "prompt_item")
     class ScoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class ReviewItem(_message.Message):
     VERDICTS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     VERDICTS_GIVEN_FIELD_NUMBER: _ClassVar[int]
     VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_ITEM_FIELD_NUMBER: _ClassVar[int]
     id: str
     ticket: str
     state: ReviewState
@@ -114,7 +115,8 @@ class ReviewItem(_message.Message):
     verdicts_required: int
     verdicts_given: int
     verdicts: _containers.RepeatedCompositeFieldContainer[ReviewVerdict]
-    def __init__(self, id: _Optional[str] = ..., ticket: _Optional[str] = ..., state: _Optional[_Union[ReviewState, str]] = ..., version: _Optional[int] = ..., escalated: _Optional[bool] = ..., priority: _Optional[float] = ..., tenant: _Optional[str] = ..., request_id: _Optional[str] = ..., prompt: _Optional[str] = ..., generated_text: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[ReviewReason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., policy: _Optional[str] = ..., policy_version: _Optional[str] = ..., claimed_by: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_reason: _Optional[str] = ..., edited_text: _Optional[str] = ..., appeal: _Optional[bool] = ..., appeal_reason: _Optional[str] = ..., verdicts_required: _Optional[int] = ..., verdicts_given: _Optional[int] = ..., verdicts: _Optional[_Iterable[_Union[ReviewVerdict, _Mapping]]] = ...) -> None: ...
+    prompt_item: bool
+    def __init__(self, id: _Optional[str] = ..., ticket: _Optional[str] = ..., state: _Optional[_Union[ReviewState, str]] = ..., version: _Optional[int] = ..., escalated: _Optional[bool] = ..., priority: _Optional[float] = ..., tenant: _Optional[str] = ..., request_id: _Optional[str] = ..., prompt: _Optional[str] = ..., generated_text: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[ReviewReason, _Mapping]]] = ..., scores: _Optional[_Mapping[str, float]] = ..., policy: _Optional[str] = ..., policy_version: _Optional[str] = ..., claimed_by: _Optional[str] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision_reason: _Optional[str] = ..., edited_text: _Optional[str] = ..., appeal: _Optional[bool] = ..., appeal_reason: _Optional[str] = ..., verdicts_required: _Optional[int] = ..., verdicts_given: _Optional[int] = ..., verdicts: _Optional[_Iterable[_Union[ReviewVerdict, _Mapping]]] = ..., prompt_item: _Optional[bool] = ...) -> None: ...
 
 class ReviewVerdict(_message.Message):
     __slots__ = ("reviewer", "decision", "edited_text", "reason", "created_at")
