@@ -110,7 +110,8 @@ class Settings:
     moderation: Mapping[str, Any] = field(default_factory=dict)
     offline_moderation: bool = False
     # The `[review]` table, kept whole: `[review.deadlines.POLICY] after_s = 3600, action = "escalate"`
-    # (gateway/review/deadlines.py; applied by the maintenance sweep).
+    # (gateway/review/deadlines.py; applied by the maintenance sweep), and `[review.qa.POLICY]
+    # sample_rate = 0.02`: the share of released outputs drawn for QA labels (gateway/review/qa.py).
     review: Mapping[str, Any] = field(default_factory=dict)
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
@@ -239,14 +240,16 @@ def _validate(s: Settings) -> None:
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):
         raise SettingsError("moderation must be a table")
-    if not isinstance(s.review, Mapping) or set(s.review) - {"deadlines"}:
-        raise SettingsError("review must be a table with one key, deadlines")
+    if not isinstance(s.review, Mapping) or set(s.review) - {"deadlines", "qa"}:
+        raise SettingsError("review must be a table with the keys deadlines and qa")
     if s.review:  # imported only when configured: the review package brings SQLAlchemy with it
         from gateway.review.deadlines import DeadlineConfigError, parse_deadlines
+        from gateway.review.qa import QaConfigError, parse_qa
 
         try:
             parse_deadlines(s.review.get("deadlines", {}))
-        except DeadlineConfigError as exc:
+            parse_qa(s.review.get("qa", {}))
+        except (DeadlineConfigError, QaConfigError) as exc:
             raise SettingsError(str(exc)) from None
     if s.insecure_no_auth:
         exposed = [a for a in _listening(s) if not is_loopback(a.rpartition(":")[0])]

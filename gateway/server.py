@@ -51,6 +51,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
 from gateway.replay import replay
 from gateway.review.deadlines import Deadline, parse_deadlines
+from gateway.review.qa import parse_qa
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
 from gateway.services.results import ResultReader, Watches
@@ -169,7 +170,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         moderator=moderator,
         engine=engine,
         sessions=sessions,
-        recorder=Recorder(sessions),
+        recorder=Recorder(sessions, qa_rates=qa_sample_rates(settings, moderator)),
         anchors=anchors,
     )
 
@@ -376,6 +377,21 @@ def review_deadlines(settings: Settings, moderator: Moderator) -> dict[str, Dead
             deadline.after.total_seconds(),
         )
     return deadlines
+
+
+def qa_sample_rates(settings: Settings, moderator: Moderator) -> dict[str, float]:
+    """The configured QA sampling rates; one for a policy this gateway does not have is refused at
+    start (it would silently sample nothing)."""
+    rates = parse_qa(settings.review.get("qa", {}))
+    unknown = sorted(set(rates) - set(moderator.policy_names))
+    if unknown:
+        raise StartupError(
+            f"review.qa names policies this gateway does not have: {', '.join(unknown)} "
+            f"(policies: {', '.join(sorted(moderator.policy_names))})"
+        )
+    for policy, rate in rates.items():
+        log.info("QA sample of %s: %g of released outputs", policy, rate)
+    return rates
 
 
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:

@@ -1,7 +1,8 @@
 """Reviewer verdicts as the policy report's input (`moderation.report.ReviewedOutput`).
 
 Every decided review item is a labelled example of whether the automatic decision was right; outputs
-nobody reviewed still count in the shadow policies' "would have held / released" summary.
+nobody reviewed still count in the shadow policies' "would have held / released" summary. Labelled QA
+samples (`qa_labels`) are the released side: the miss rate and the suggestions' released outputs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from gateway.storage.models import GenerationOutput, GenerationRequest, ReviewItem, ReviewState
+from gateway.storage.models import (
+    GenerationOutput,
+    GenerationRequest,
+    QaSample,
+    QaState,
+    ReviewItem,
+    ReviewState,
+)
+from moderation.miss_rate import QaLabel
 from moderation.report import ReviewedOutput
 
 VERDICT_OF_STATE = {
@@ -72,4 +81,37 @@ def reviewed_outputs(
             policy=policy,
             verdict=VERDICT_OF_STATE.get(state) if state is not None else None,
             shadow_actions={s["policy_name"]: s["action"] for s in shadow or []},
+        )
+
+
+def qa_labels(
+    *,
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> Iterator[QaLabel]:
+    """Labelled QA samples of outputs created in [since, until) (optionally one tenant's): the miss
+    rate's and the suggestion's unbiased view of released text. Scores and labels only, never texts."""
+    stmt = (
+        select(
+            GenerationOutput.scores,
+            QaSample.policy_name,
+            QaSample.state,
+            QaSample.categories,
+            QaSample.sample_rate,
+        )
+        .join(GenerationOutput, QaSample.output_id == GenerationOutput.id)
+        .join(GenerationRequest, GenerationOutput.generation_request_id == GenerationRequest.id)
+        .where(QaSample.state != QaState.PENDING)
+        .order_by(GenerationOutput.created_at)
+        .execution_options(yield_per=1000)
+    )
+    stmt = in_window(stmt, since=since, until=until, tenant=tenant)
+    for scores, policy, state, categories, rate in session.execute(stmt):
+        yield QaLabel(
+            policy=policy,
+            category_scores=_scores(scores),
+            harmful_categories=tuple(categories or ()) if state == QaState.HARMFUL else (),
+            sample_rate=float(rate),
         )

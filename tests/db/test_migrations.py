@@ -28,6 +28,7 @@ TABLES = {
     "rate_buckets",
     "webhook_endpoints",
     "webhook_deliveries",
+    "qa_samples",
 }
 
 

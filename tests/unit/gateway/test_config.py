@@ -162,7 +162,7 @@ def test_review_deadlines_are_checked_with_the_settings(tmp_path: Path) -> None:
     for text, message in [
         ("[review.deadlines.default]\nafter_s = 0\n", "review.deadlines.default.after_s"),
         ('[review.deadlines.default]\nafter_s = 9\naction = "ignore"\n', "review.deadlines.default.action"),
-        ("[review]\ndeadline = 3\n", "review must be a table with one key, deadlines"),
+        ("[review]\ndeadline = 3\n", "review must be a table with the keys deadlines and qa"),
     ]:
         with pytest.raises(SettingsError, match=message):
             load_settings(write(tmp_path, text), env={})
