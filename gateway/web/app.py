@@ -29,6 +29,7 @@ from gateway.audit.keeper import AnchorKeeper
 from gateway.config import Settings
 from gateway.review.deadlines import parse_deadlines
 from gateway.review.passwords import password_params
+from gateway.review.qa import parse_qa
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
 from gateway.web.base import ReplayFn, WebContext
 from gateway.web.errors import install_handlers
@@ -180,6 +181,7 @@ def create_app(
         identity_terms=known_identity_terms(identity_terms),
         anchors=anchors,
         deadlines=parse_deadlines(settings.review.get("deadlines", {})),
+        qa_rates=parse_qa(settings.review.get("qa", {})),
     )
     install_handlers(app, templates)
     return app

@@ -74,6 +74,8 @@ class WebContext:
     anchors: AnchorKeeper | None = None
     # policy name -> its review deadline (settings [review.deadlines]): the queue shows the time left
     deadlines: Mapping[str, Deadline] = field(default_factory=dict)
+    # policy name -> QA sample rate (settings [review.qa]): the report shows their miss rates, n = 0 too
+    qa_rates: Mapping[str, float] = field(default_factory=dict)
 
 
 class BaseView(HTTPEndpoint):
