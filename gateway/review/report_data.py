@@ -101,6 +101,7 @@ def qa_labels(
             QaSample.categories,
             QaSample.sample_rate,
         )
+        .select_from(QaSample)
         .join(GenerationOutput, QaSample.output_id == GenerationOutput.id)
         .join(GenerationRequest, GenerationOutput.generation_request_id == GenerationRequest.id)
         .where(QaSample.state != QaState.PENDING)

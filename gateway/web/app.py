@@ -38,7 +38,7 @@ from gateway.web.security import LoginThrottle, SecurityHeadersMiddleware, Sessi
 from gateway.web.views.audit import AuditCsv, AuditPage, AuditVerify
 from gateway.web.views.auth import LoginView, LogoutView
 from gateway.web.views.backtest import PolicyBacktestPage
-from gateway.web.views.qa import QaLabel, QaNext, QaQueuePage, QaSamplePage
+from gateway.web.views.qa import LabelSample, QaNext, QaQueuePage, QaSamplePage
 from gateway.web.views.queue import ClaimNext, QueuePage, QueueRows
 from gateway.web.views.replay import ReplayItem
 from gateway.web.views.report import PolicyReportPage, PolicyReportSvg
@@ -147,7 +147,7 @@ def create_app(
         Route("/qa", QaQueuePage, name="qa"),
         Route("/qa/next", QaNext, name="qa_next"),
         Route("/qa/{sample_id}", QaSamplePage, name="qa_sample"),
-        Route("/qa/{sample_id}/label", QaLabel, name="qa_label"),
+        Route("/qa/{sample_id}/label", LabelSample, name="qa_label"),
         Route("/audit", AuditPage, name="audit"),
         Route("/audit.csv", AuditCsv, name="audit_csv"),
         Route("/api/audit/verify", AuditVerify, name="audit_verify"),

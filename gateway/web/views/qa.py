@@ -145,7 +145,7 @@ class QaSamplePage(BaseView):
         return self.render(request, "qa_sample.html", {"sample": view})
 
 
-class QaLabel(BaseView):
+class LabelSample(BaseView):
     """POST /qa/{id}/label: `label` harmful|fine, `categories` (repeated) for harmful."""
 
     async def post(self, request: Request) -> Response:

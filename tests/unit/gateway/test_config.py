@@ -168,6 +168,20 @@ def test_review_deadlines_are_checked_with_the_settings(tmp_path: Path) -> None:
             load_settings(write(tmp_path, text), env={})
 
 
+def test_qa_sample_rates_are_checked_with_the_settings(tmp_path: Path) -> None:
+    good = write(tmp_path, "[review.qa.default]\nsample_rate = 0.02\n")
+    assert load_settings(good, env={}).review == {"qa": {"default": {"sample_rate": 0.02}}}
+    for text, message in [
+        ("[review.qa.default]\nsample_rate = 0\n", r"review\.qa\.default\.sample_rate: .* got 0"),
+        ("[review.qa.default]\nsample_rate = 1.5\n", r"review\.qa\.default\.sample_rate"),
+        ('[review.qa.default]\nsample_rate = "2%"\n', r"review\.qa\.default\.sample_rate"),
+        ("[review.qa.default]\nrate = 0.1\n", "review.qa.default: a table with one key, sample_rate"),
+        ("[review]\nqa = 3\n", "review.qa must be a table of policies"),
+    ]:
+        with pytest.raises(SettingsError, match=message):
+            load_settings(write(tmp_path, text), env={})
+
+
 def test_a_deadline_for_an_unknown_policy_stops_serve() -> None:
     from gateway.server import StartupError, review_deadlines
     from moderation.config import build_moderator, offline_demo_config
