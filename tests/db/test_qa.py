@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import events
 from gateway.audit.chain import verify
 from gateway.errors import InvalidArgument, NotFound
+from gateway.metrics import QaSampleCollector
 from gateway.review import qa
 from gateway.review.errors import AlreadyDecided
 from gateway.review.report_data import qa_labels
@@ -177,3 +178,16 @@ def test_the_report_reads_labels_in_the_window(
         assert list(qa_labels(session=s, since=utcnow() + timedelta(minutes=1))) == []
         assert qa.state_counts(session=s) == {"pending": 2, "harmful": 1, "fine": 1}
         assert [p.id for p in qa.pending(session=s)] == [ids[2], pending]
+
+
+def test_the_metrics_count_samples_by_state(
+    db: sessionmaker[Session], add_reviewer: Callable[..., Reviewer]
+) -> None:
+    rita = add_reviewer(username="rita")
+    first, _ = sample_of(db), sample_of(db)
+    with db() as s, s.begin():
+        fine = qa.Label(harmful=False, categories=())
+        qa.label_sample(session=s, sample_id=first, reviewer=s.get_one(Reviewer, rita.id), label=fine)
+    (family,) = QaSampleCollector(db, min_interval_s=0).collect()
+    assert family.name == "modgate_qa_samples"
+    assert {s.labels["state"]: s.value for s in family.samples} == {"pending": 1, "harmful": 0, "fine": 1}
