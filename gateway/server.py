@@ -26,6 +26,8 @@ from gateway.api.v1 import (
     audit_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
+    qa_pb2,
+    qa_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
     webhooks_pb2,
@@ -54,6 +56,7 @@ from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.review.qa import parse_qa
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
+from gateway.services.qa import QaServicer
 from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.services.webhooks import WebhookServicer
@@ -73,7 +76,8 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE)
+QA_SERVICE = qa_pb2.DESCRIPTOR.services_by_name["QaService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, QA_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -272,6 +276,7 @@ class GatewayServer:
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(sessions=self._c.sessions), self._server
         )
+        qa_pb2_grpc.add_QaServiceServicer_to_server(QaServicer(sessions=self._c.sessions), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
