@@ -99,6 +99,7 @@ def test_readme_example_config_loads(tmp_path: Path) -> None:
     assert s.model == "EleutherAI/gpt-neo-125M" and s.model_revision == "main"
     assert s.max_queue == 64 and s.log_format == "text"
     assert s.moderation == {"default_policy": "default"}
+    assert s.review["qa"] == {"default": {"sample_rate": 0.02}}
 
 
 def test_maintenance_intervals_must_be_positive() -> None:
