@@ -34,6 +34,7 @@ AUDIT_ALL = "audit:all"
 SCOPE_FOR_SERVICE = {
     "modgate.v1.GenerationService": "generate",
     "modgate.v1.ReviewService": "review",
+    "modgate.v1.QaService": "review",  # QA labels of released outputs, by a reviewer-bound key
     "modgate.v1.AuditService": "audit",
     # A tenant manages its own webhook endpoints with the key it generates with.
     "modgate.v1.WebhookService": "generate",

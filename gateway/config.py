@@ -111,7 +111,9 @@ class Settings:
     offline_moderation: bool = False
     # The `[review]` table, kept whole: `[review.deadlines.POLICY] after_s = 3600, action = "escalate"`
     # (gateway/review/deadlines.py; applied by the maintenance sweep) and `[review.consensus.POLICY]
-    # verdicts = 2, rule = "unanimous"` (gateway/review/consensus.py; several reviewers per item).
+    # verdicts = 2, rule = "unanimous"` (gateway/review/consensus.py; several reviewers per item), and
+    # `[review.qa.POLICY] sample_rate = 0.02`: the share of released outputs drawn for QA labels
+    # (gateway/review/qa.py).
     review: Mapping[str, Any] = field(default_factory=dict)
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
@@ -248,16 +250,18 @@ def _validate(s: Settings) -> None:
         raise SettingsError("model must name a hub id or a local directory")
     if not isinstance(s.moderation, Mapping):
         raise SettingsError("moderation must be a table")
-    if not isinstance(s.review, Mapping) or set(s.review) - {"deadlines", "consensus"}:
-        raise SettingsError("review must be a table with the keys deadlines and consensus")
+    if not isinstance(s.review, Mapping) or set(s.review) - {"deadlines", "consensus", "qa"}:
+        raise SettingsError("review must be a table with the keys deadlines, consensus and qa")
     if s.review:  # imported only when configured: the review package brings SQLAlchemy with it
         from gateway.review.consensus import ConsensusConfigError, parse_consensus
         from gateway.review.deadlines import DeadlineConfigError, parse_deadlines
+        from gateway.review.qa import QaConfigError, parse_qa
 
         try:
             parse_deadlines(s.review.get("deadlines", {}))
             parse_consensus(s.review.get("consensus", {}))
-        except (DeadlineConfigError, ConsensusConfigError) as exc:
+            parse_qa(s.review.get("qa", {}))
+        except (DeadlineConfigError, ConsensusConfigError, QaConfigError) as exc:
             raise SettingsError(str(exc)) from None
     if s.insecure_no_auth:
         exposed = [a for a in _listening(s) if not is_loopback(a.rpartition(":")[0])]

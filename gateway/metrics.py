@@ -165,11 +165,46 @@ class ReviewQueueCollector(Collector):
         )
 
 
+class QaSampleCollector(Collector):
+    """QA samples of released outputs by state (pending: the labelling backlog; harmful, fine), read at
+    scrape time like the review queue, at most every `min_interval_s`."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, min_interval_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._min_interval = min_interval_s
+        self._cached: tuple[float, dict[str, int]] | None = None
+
+    def _read(self) -> dict[str, int]:
+        from gateway.review.qa import state_counts
+
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] < self._min_interval:
+            return self._cached[1]
+        with self._sessions() as s:
+            counts = state_counts(session=s)
+        self._cached = (now, counts)
+        return counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = self._read()
+        except Exception:  # as for the review queue: a gap, not a failed scrape
+            log.warning("metrics: could not read the QA samples", exc_info=True)
+            return
+        family = GaugeMetricFamily(
+            "modgate_qa_samples", "QA samples of released outputs by state.", labels=["state"]
+        )
+        for state, n in sorted(counts.items()):
+            family.add_metric([state], n)
+        yield family
+
+
 def serve_metrics(
     address: str, sessions: sessionmaker[Session], registry: CollectorRegistry = REGISTRY
 ) -> int:
     """Starts the /metrics HTTP endpoint on HOST:PORT (port 0: any free port); returns the port."""
     registry.register(ReviewQueueCollector(sessions))
+    registry.register(QaSampleCollector(sessions))
     host, _, port = address.rpartition(":")
     server, _thread = start_http_server(int(port), addr=host, registry=registry)
     bound = int(server.server_port)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from gateway.audit.chain import append
 from gateway.errors import Cancelled
 from gateway.generation.generator import GeneratedSequence
 from gateway.generation.params import SamplingParams
+from gateway.review import qa
 from gateway.review.queue import create_review_item, new_ticket
 from gateway.storage.models import (
     GenerationOutput,
@@ -94,9 +95,13 @@ class Recorder:
         session_factory: sessionmaker[Session],
         *,
         escalate_categories: Sequence[str] = DEFAULT_ESCALATE,
+        qa_rates: Mapping[str, float] | None = None,
     ) -> None:
+        """`qa_rates`: policy -> share of its released outputs drawn into the QA sample
+        (gateway/review/qa.py), in the outcome's transaction."""
         self._sessions = session_factory
         self._escalate = frozenset(escalate_categories)
+        self._qa_rates = dict(qa_rates or {})
 
     async def _in_transaction(self, work: Callable[[Session], T]) -> T:
         return await in_transaction(self._sessions, work)
@@ -193,6 +198,8 @@ class Recorder:
                     # Held: the handle for the reviewed result. Blocked: the handle for an appeal.
                     row.ticket = new_ticket()  # before the audit events, which name it
                 self._audit_output(session, handle, row, o)
+                if self._qa_rates and d.releasable:
+                    qa.draw(session=session, output=row, rates=self._qa_rates)
                 if d.action == Action.HOLD:
                     create_review_item(
                         session=session,

@@ -26,6 +26,8 @@ from gateway.api.v1 import (
     audit_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
+    qa_pb2,
+    qa_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
     webhooks_pb2,
@@ -53,8 +55,10 @@ from gateway.recording import Recorder
 from gateway.replay import replay
 from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import Deadline, parse_deadlines
+from gateway.review.qa import parse_qa
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
+from gateway.services.qa import QaServicer
 from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.services.webhooks import WebhookServicer
@@ -74,7 +78,8 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE)
+QA_SERVICE = qa_pb2.DESCRIPTOR.services_by_name["QaService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, QA_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -171,7 +176,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         moderator=moderator,
         engine=engine,
         sessions=sessions,
-        recorder=Recorder(sessions),
+        recorder=Recorder(sessions, qa_rates=qa_sample_rates(settings, moderator)),
         anchors=anchors,
     )
 
@@ -278,6 +283,7 @@ class GatewayServer:
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(sessions=self._c.sessions), self._server
         )
+        qa_pb2_grpc.add_QaServiceServicer_to_server(QaServicer(sessions=self._c.sessions), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -408,6 +414,21 @@ def review_consensus(settings: Settings, moderator: Moderator) -> None:
         )
     for policy, wanted in consensus.items():
         log.info("review consensus for %s: %d verdicts, %s", policy, wanted.verdicts, wanted.rule.value)
+
+
+def qa_sample_rates(settings: Settings, moderator: Moderator) -> dict[str, float]:
+    """The configured QA sampling rates; one for a policy this gateway does not have is refused at
+    start (it would silently sample nothing)."""
+    rates = parse_qa(settings.review.get("qa", {}))
+    unknown = sorted(set(rates) - set(moderator.policy_names))
+    if unknown:
+        raise StartupError(
+            f"review.qa names policies this gateway does not have: {', '.join(unknown)} "
+            f"(policies: {', '.join(sorted(moderator.policy_names))})"
+        )
+    for policy, rate in rates.items():
+        log.info("QA sample of %s: %g of released outputs", policy, rate)
+    return rates
 
 
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:

@@ -7,13 +7,17 @@ outputs; a suggested hold threshold (see `suggest_hold_threshold` for the exact 
 shadow policy what it would have released or held. The gateway reads the records from its database and
 `moderation.report_render` turns the result into a table (CLI) or an SVG (web page).
 
-Caveat, repeated in docs/moderation.md: reviewers only see what was held, so the data says little about
-the text the live policy released. Run `strict` in shadow and sample released outputs for review.
+Caveat, repeated in docs/moderation.md: reviewers only see what was held, so the verdicts say little
+about the text the live policy released. QA labels of released outputs (`moderation.miss_rate.QaLabel`,
+a uniform sample of what was released) fill that gap: where they exist they join the suggestion's
+observations, each weighted by the inverse of its sampling rate, and the report carries the miss rate
+(`moderation.miss_rate.miss_rates`).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import statistics
 from bisect import bisect_right
 from collections import Counter, defaultdict
@@ -23,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from moderation.agreement import AgreementRow, RatedItem, agreement_rows
+from moderation.miss_rate import DEFAULT_CONFIDENCE, MissRate, QaLabel, miss_rates
 
 if TYPE_CHECKING:
     from moderation.policy import Policy
@@ -105,6 +110,8 @@ class CategoryReport:
     suggested_hold: float | None = None
     released_at_suggestion: int = 0  # reviewed outputs scoring below the suggestion
     rejected_at_suggestion: int = 0  # ... of which reviewers rejected (counted as bad)
+    qa_labelled: int = 0  # QA-labelled released outputs with a score in the category (in the suggestion)
+    qa_harmful: int = 0  # ... of which labelled harmful in this category
 
     def share(self, count: int) -> float | None:
         """`count` as a share of the held outputs (None when nothing was held)."""
@@ -141,6 +148,8 @@ class PolicyReport:
     edited_counts_as_rejected: bool = False
     # Agreement between reviewers on the items several reviewed (moderation/agreement.py).
     agreement: tuple[AgreementRow, ...] = ()
+    miss_rates: tuple[MissRate, ...] = ()  # from the QA sample of released outputs
+    qa_labelled: int = 0
 
 
 def histogram(scores: Iterable[float], edges: Sequence[float]) -> tuple[int, ...]:
@@ -152,13 +161,18 @@ def histogram(scores: Iterable[float], edges: Sequence[float]) -> tuple[int, ...
     return tuple(counts)
 
 
-def suggest_hold_threshold(observations: Iterable[tuple[float, bool]], *, target_rate: float) -> float | None:
+Observation = tuple[float, bool] | tuple[float, bool, float]
+
+
+def suggest_hold_threshold(observations: Iterable[Observation], *, target_rate: float) -> float | None:
     """The highest hold threshold that keeps the rejected share of released outputs within target.
 
-    `observations` are `(score, bad)` pairs of reviewed outputs (bad = rejected). A threshold `t` holds
-    scores `>= t` (as `Thresholds` does) and releases scores `< t`. With
+    `observations` are `(score, bad)` pairs of reviewed outputs (bad = rejected), or `(score, bad,
+    weight)` triples: a weight is how many outputs the observation stands for (1 for a reviewed held
+    output; 1/rate for a QA sample drawn at `rate`). A threshold `t` holds scores `>= t` (as
+    `Thresholds` does) and releases scores `< t`. With sums of weights
 
-        released(t) = #{score < t}        bad_released(t) = #{score < t and bad}
+        released(t) = Σw {score < t}        bad_released(t) = Σw {score < t and bad}
         rate(t)     = bad_released(t) / released(t)    (0 when released(t) = 0)
 
     the suggestion is the largest `t` among the observed scores and 1.0 with `rate(t) <= target_rate`;
@@ -174,21 +188,23 @@ def suggest_hold_threshold(observations: Iterable[tuple[float, bool]], *, target
     """
     if not 0.0 <= target_rate <= 1.0:
         raise ValueError(f"target_rate must be within [0, 1], got {target_rate!r}")
-    points = sorted((float(s), bool(b)) for s, b in observations)
+    points = sorted((float(o[0]), bool(o[1]), float(o[2]) if len(o) > 2 else 1.0) for o in observations)
     if not points:
         return None
     best: float | None = None
-    released = bad = 0
+    released = bad = 0.0
     i = 0
-    if not all(0.0 <= s <= 1.0 for s, _ in points):  # NaN fails this too
+    if not all(0.0 <= s <= 1.0 for s, _, _ in points):  # NaN fails this too
         raise ValueError("scores must be within [0, 1]")
-    candidates = sorted({s for s, _ in points} | {1.0})
+    if not all(w > 0.0 and math.isfinite(w) for _, _, w in points):
+        raise ValueError("weights must be positive and finite")
+    candidates = sorted({s for s, _, _ in points} | {1.0})
     for t in candidates:
         while i < len(points) and points[i][0] < t:
-            released += 1
-            bad += points[i][1]
+            released += points[i][2]
+            bad += points[i][2] if points[i][1] else 0.0
             i += 1
-        if bad <= target_rate * released + _EPSILON:
+        if bad <= target_rate * released + _EPSILON * max(released, 1.0):
             best = t
     return best
 
@@ -201,11 +217,20 @@ def build_report(
     policies: Mapping[str, Policy] | None = None,
     edited_counts_as_rejected: bool = False,
     rated: Iterable[RatedItem] = (),
+    qa_labels: Iterable[QaLabel] = (),
+    qa_policies: Iterable[str] = (),
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> PolicyReport:
     """Aggregate the outputs into a `PolicyReport`. `policies` (name -> Policy) fills in the current
     thresholds; `edited_counts_as_rejected` treats an edit as "should not have been released as is"
     when suggesting thresholds (by default only rejections count); `rated` (the reviewers' verdicts on
-    items that several reviewed) gives the agreement rows."""
+    items that several reviewed) gives the agreement rows.
+
+    `qa_labels`: labelled QA samples of released outputs. They give the miss rates (with `qa_policies`,
+    the QA-sampled policies, shown with n = 0 when unlabelled) and join each (policy, category)'s
+    suggestion as `(score, harmful in this category, 1/sample_rate)`: the released side of the
+    threshold, which held verdicts cannot see, measured on an unbiased sample and weighted back to the
+    number of released outputs it stands for."""
     if bins < 1:
         raise ValueError("bins must be >= 1")
     edges = tuple(i / bins for i in range(bins + 1))
@@ -213,10 +238,14 @@ def build_report(
     reviewed = [o for o in items if o.verdict is not None]
     bad = {ReviewVerdict.REJECTED} | ({ReviewVerdict.EDITED} if edited_counts_as_rejected else set())
 
+    labels = list(qa_labels)
     keys: dict[tuple[str, str], None] = {}
     for o in reviewed:
         for category in (*o.held_by, *o.category_scores):
             keys.setdefault((o.policy, category), None)
+    for label in labels:
+        for category in label.category_scores:
+            keys.setdefault((label.policy, category), None)
     rows = []
     for policy_name, category in sorted(keys):
         mine = [o for o in reviewed if o.policy == policy_name]
@@ -227,7 +256,13 @@ def build_report(
         rule = (
             policies[policy_name].thresholds.get(category) if policies and policy_name in policies else None
         )
-        suggestion = suggest_hold_threshold(((s, v in bad) for s, v in scored), target_rate=target_rate)
+        qa = [
+            (float(q.category_scores[category]), category in q.harmful_categories, 1.0 / q.sample_rate)
+            for q in labels
+            if q.policy == policy_name and category in q.category_scores
+        ]
+        observations: list[Observation] = [(s, v in bad) for s, v in scored]
+        suggestion = suggest_hold_threshold([*observations, *qa], target_rate=target_rate)
         below = [v for s, v in scored if suggestion is not None and s < suggestion]
         rows.append(
             CategoryReport(
@@ -246,6 +281,8 @@ def build_report(
                 suggested_hold=suggestion,
                 released_at_suggestion=len(below),
                 rejected_at_suggestion=sum(v in bad for v in below),
+                qa_labelled=len(qa),
+                qa_harmful=sum(harmful for _, harmful, _ in qa),
             )
         )
     return PolicyReport(
@@ -257,6 +294,8 @@ def build_report(
         shadows=_shadow_reports(items),
         edited_counts_as_rejected=edited_counts_as_rejected,
         agreement=agreement_rows(rated),
+        miss_rates=miss_rates(labels, policies=qa_policies, confidence=confidence),
+        qa_labelled=len(labels),
     )
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from moderation.miss_rate import MissRate
 from moderation.report import UNREVIEWED, CategoryReport, PolicyReport, ReviewVerdict
 
-__all__ = ["format_table", "render_svg"]
+__all__ = ["format_miss_rate", "format_table", "render_svg"]
 
 WIDTH = 640
 PANEL_HEIGHT = 190
@@ -74,6 +75,19 @@ def format_table(report: PolicyReport) -> str:
         )
     if not report.categories:
         lines.append("(no reviewed outputs)")
+    qa_rows = [r for r in report.categories if r.qa_labelled]
+    if qa_rows:
+        lines += ["", "suggestions above include QA-labelled released outputs (weighted 1/sample rate): "
+                  "policy/category harmful-in-category of labelled"]  # fmt: skip
+        lines += [f"  {r.policy}/{r.category}: {r.qa_harmful} of {r.qa_labelled}" for r in qa_rows]
+    if report.miss_rates:
+        confidence = report.miss_rates[0].confidence
+        lines += [
+            "",
+            f"miss rate: share of released outputs that QA reviewers labelled harmful "
+            f"(Wilson {100 * confidence:g}% interval)",
+        ]
+        lines += [f"  {format_miss_rate(m)}" for m in report.miss_rates]
     if report.shadows:
         lines += ["", "shadow policies: would release / hold / block (of which rejected by reviewers)"]
         for s in report.shadows:
@@ -110,6 +124,18 @@ def _agreement_lines(report: PolicyReport) -> list[str]:
             f"{_pct(row.raw_agreement):>6} {_num(row.cohen_kappa):>6} {_num(row.krippendorff_alpha):>6}"
         )
     return lines
+
+
+def format_miss_rate(m: MissRate) -> str:
+    """One miss-rate line: the estimate with its interval and the sample it rests on; n = 0 is said."""
+    where = f"{m.policy[:14]:<14} {m.category[:18]:<18}"
+    if m.sampled == 0 or m.estimate is None or m.low is None or m.high is None:
+        return f"{where} no labelled QA samples (n = 0): no estimate"
+    rates = ", ".join(f"{r:g}" for r in m.sample_rates)
+    return (
+        f"{where} {_pct(m.estimate):>6} [{_pct(m.low)}, {_pct(m.high)}]  "
+        f"{m.harmful} harmful of n = {m.sampled} labelled (sample rate {rates})"
+    )
 
 
 def _text(

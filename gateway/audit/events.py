@@ -42,6 +42,7 @@ REVIEWER_PASSWORD_CHANGED = "reviewer.password_changed"
 WEBHOOK_CREATED = "webhook.created"
 WEBHOOK_REMOVED = "webhook.removed"
 WEBHOOK_REDELIVERED = "webhook.redelivered"
+QA_LABELLED = "qa.labelled"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

@@ -62,9 +62,11 @@ def report(
     as_json: bool,
 ) -> None:
     """Per policy and category: how many outputs were held, the share reviewers approved unchanged
-    (false holds), edited or rejected, the score distributions, and a suggested hold threshold."""
+    (false holds), edited or rejected, the score distributions, and a suggested hold threshold; and
+    from the QA sample of released outputs, the miss rate (share judged harmful, Wilson interval)."""
     from gateway.commands.settings import command_settings
-    from gateway.review.report_data import rated_items, reviewed_outputs
+    from gateway.review.qa import QaConfigError, parse_qa
+    from gateway.review.report_data import qa_labels, rated_items, reviewed_outputs
     from moderation.config import ModerationConfigError, build_policies
     from moderation.report import build_report
     from moderation.report_render import format_table, render_svg
@@ -72,17 +74,21 @@ def report(
     settings = command_settings(ctx)
     try:
         policies = build_policies(dict(settings.moderation).get("policies", {}))
-    except ModerationConfigError as exc:
+        qa_rates = parse_qa(dict(settings.review).get("qa", {}))
+    except (ModerationConfigError, QaConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     window_since, window_until = _when(since, "--since"), _when(until, "--until")
     with open_session(ctx) as session:
         outputs = reviewed_outputs(session=session, since=window_since, until=window_until, tenant=tenant)
+        labels = qa_labels(session=session, since=window_since, until=window_until, tenant=tenant)
         result = build_report(
             list(outputs),
             target_rate=target_rate,
             policies=policies,
             edited_counts_as_rejected=edited_counts_as_rejected,
             rated=rated_items(session=session, since=window_since, until=window_until, tenant=tenant),
+            qa_labels=list(labels),
+            qa_policies=qa_rates,
         )
     if svg_file:
         Path(svg_file).write_text(render_svg(result), encoding="utf-8")

@@ -1,7 +1,8 @@
 """Reviewer verdicts as the policy report's input (`moderation.report.ReviewedOutput`).
 
 Every decided review item is a labelled example of whether the automatic decision was right; outputs
-nobody reviewed still count in the shadow policies' "would have held / released" summary.
+nobody reviewed still count in the shadow policies' "would have held / released" summary. Labelled QA
+samples (`qa_labels`) are the released side: the miss rate and the suggestions' released outputs.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from sqlalchemy.orm import Session
 from gateway.storage.models import (
     GenerationOutput,
     GenerationRequest,
+    QaSample,
+    QaState,
     ReviewerVerdict,
     ReviewItem,
     ReviewState,
 )
 from moderation.agreement import RatedItem
+from moderation.miss_rate import QaLabel
 from moderation.report import ReviewedOutput
 
 VERDICT_OF_STATE = {
@@ -119,3 +123,37 @@ def rated_items(
             items[item_id] = (policy, held_by, [])
         items[item_id][2].append((reviewer_id, decision))
     return [RatedItem(policy, held_by, tuple(verdicts)) for policy, held_by, verdicts in items.values()]
+
+
+def qa_labels(
+    *,
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> Iterator[QaLabel]:
+    """Labelled QA samples of outputs created in [since, until) (optionally one tenant's): the miss
+    rate's and the suggestion's unbiased view of released text. Scores and labels only, never texts."""
+    stmt = (
+        select(
+            GenerationOutput.scores,
+            QaSample.policy_name,
+            QaSample.state,
+            QaSample.categories,
+            QaSample.sample_rate,
+        )
+        .select_from(QaSample)
+        .join(GenerationOutput, QaSample.output_id == GenerationOutput.id)
+        .join(GenerationRequest, GenerationOutput.generation_request_id == GenerationRequest.id)
+        .where(QaSample.state != QaState.PENDING)
+        .order_by(GenerationOutput.created_at)
+        .execution_options(yield_per=1000)
+    )
+    stmt = in_window(stmt, since=since, until=until, tenant=tenant)
+    for scores, policy, state, categories, rate in session.execute(stmt):
+        yield QaLabel(
+            policy=policy,
+            category_scores=_scores(scores),
+            harmful_categories=tuple(categories or ()) if state == QaState.HARMFUL else (),
+            sample_rate=float(rate),
+        )

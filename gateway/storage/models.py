@@ -404,3 +404,34 @@ class PromptRun(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+class QaState(enum.StrEnum):
+    PENDING = "pending"
+    HARMFUL = "harmful"
+    FINE = "fine"
+
+
+class QaSample(Base):
+    """A released (or masked) output drawn into the QA sample, and the label a reviewer gave it.
+
+    Written in the transaction that records the output (gateway/review/qa.py decides, from the output id
+    and the policy's `sample_rate`, which is kept here: the report weights each label by 1/rate). The
+    client already has the text: a label changes nothing for it, it only measures the policy. A label
+    is set once, by a conditional UPDATE from pending, so two reviewers can never both label a sample.
+    """
+
+    __tablename__ = "qa_samples"
+    __table_args__ = (Index("ix_qa_samples_queue", "state", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    output_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("generation_outputs.id", ondelete="CASCADE"), unique=True
+    )
+    policy_name: Mapped[str] = mapped_column(String(128))
+    sample_rate: Mapped[float] = mapped_column(Float)
+    state: Mapped[QaState] = mapped_column(_enum(QaState, "qa_state"), default=QaState.PENDING)
+    categories: Mapped[list[str]] = mapped_column(json_type(), default=list)  # harmful in these
+    labelled_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("reviewers.id"))
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    output: Mapped[GenerationOutput] = relationship()

@@ -1,7 +1,7 @@
 """``create_app``: the reviewer web queue as an ASGI app that tests can build without a server.
 
 One view module per page family (``views/auth.py``, ``views/queue.py``, ``views/review.py``,
-``views/replay.py``, ``views/audit.py``, ``views/report.py``, ``views/backtest.py``) on
+``views/replay.py``, ``views/audit.py``, ``views/report.py``, ``views/backtest.py``, ``views/qa.py``) on
 :class:`gateway.web.base.BaseView`;
 templates and assets are served by the app itself (no CDN: the CSP allows nothing but this origin).
 """
@@ -30,6 +30,7 @@ from gateway.config import Settings
 from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import parse_deadlines
 from gateway.review.passwords import password_params
+from gateway.review.qa import parse_qa
 from gateway.review.queue import DEFAULT_LEASE_SECONDS
 from gateway.web.base import ReplayFn, WebContext
 from gateway.web.errors import install_handlers
@@ -38,6 +39,7 @@ from gateway.web.security import LoginThrottle, SecurityHeadersMiddleware, Sessi
 from gateway.web.views.audit import AuditCsv, AuditPage, AuditVerify
 from gateway.web.views.auth import LoginView, LogoutView
 from gateway.web.views.backtest import PolicyBacktestPage
+from gateway.web.views.qa import LabelSample, QaNext, QaQueuePage, QaSamplePage
 from gateway.web.views.queue import ClaimNext, QueuePage, QueueRows
 from gateway.web.views.replay import ReplayItem
 from gateway.web.views.report import PolicyReportPage, PolicyReportSvg
@@ -143,6 +145,10 @@ def create_app(
         Route("/items/{item_id}/escalate", Escalate, name="escalate"),
         Route("/items/{item_id}/replay", ReplayItem, name="replay"),
         Route("/api/items/{item_id}/lease", LeaseHeartbeat, name="lease"),
+        Route("/qa", QaQueuePage, name="qa"),
+        Route("/qa/next", QaNext, name="qa_next"),
+        Route("/qa/{sample_id}", QaSamplePage, name="qa_sample"),
+        Route("/qa/{sample_id}/label", LabelSample, name="qa_label"),
         Route("/audit", AuditPage, name="audit"),
         Route("/audit.csv", AuditCsv, name="audit_csv"),
         Route("/api/audit/verify", AuditVerify, name="audit_verify"),
@@ -177,6 +183,7 @@ def create_app(
         anchors=anchors,
         deadlines=parse_deadlines(settings.review.get("deadlines", {})),
         consensus=parse_consensus(settings.review.get("consensus", {})),
+        qa_rates=parse_qa(settings.review.get("qa", {})),
     )
     install_handlers(app, templates)
     return app

@@ -77,6 +77,8 @@ class WebContext:
     deadlines: Mapping[str, Deadline] = field(default_factory=dict)
     # policy name -> how many verdicts its items need and how they combine (settings [review.consensus])
     consensus: Mapping[str, Consensus] = field(default_factory=dict)
+    # policy name -> QA sample rate (settings [review.qa]): the report shows their miss rates, n = 0 too
+    qa_rates: Mapping[str, float] = field(default_factory=dict)
 
 
 class BaseView(HTTPEndpoint):

@@ -30,6 +30,7 @@ TABLES = {
     "webhook_deliveries",
     "review_verdicts",
     "prompt_runs",
+    "qa_samples",
 }
 
 

@@ -20,7 +20,7 @@ from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits, RawParams, resolve
 from gateway.recording import Recorder
-from gateway.server import Components
+from gateway.server import Components, qa_sample_rates
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
 from moderation.masking import Masker
@@ -69,23 +69,24 @@ def gateway_components(
     """What `build_components` would give, around an already loaded model and a test's own moderator;
     auth is off unless `insecure_no_auth=False` is passed."""
     sessions = make_session_factory(engine)
+    built = Settings(
+        **{
+            "model": generator.model_id,
+            "database_url": engine.url.render_as_string(hide_password=False),
+            "insecure_no_auth": True,
+            # Off unless a test asks: the session's gateways share one database, and one without the
+            # approved prompt's policy would take its run and put it off (gateway/prompt_worker.py).
+            "prompt_runs": False,
+            **settings,
+        }  # type: ignore[arg-type]
+    )
     return Components(
-        settings=Settings(
-            **{
-                "model": generator.model_id,
-                "database_url": engine.url.render_as_string(hide_password=False),
-                "insecure_no_auth": True,
-                # Off unless a test asks: the session's gateways share one database, and one without the
-                # approved prompt's policy would take its run and put it off (gateway/prompt_worker.py).
-                "prompt_runs": False,
-                **settings,
-            }  # type: ignore[arg-type]
-        ),
+        settings=built,
         generator=generator,
         moderator=moderator,
         engine=engine,
         sessions=sessions,
-        recorder=Recorder(sessions),
+        recorder=Recorder(sessions, qa_rates=qa_sample_rates(built, moderator)),
     )
 
 

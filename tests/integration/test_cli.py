@@ -86,6 +86,7 @@ def test_serve_process_answers_and_stops_cleanly_on_sigterm(demo_model_dir: Path
             'modgate_outputs_total{action="mask",policy="default"}' in metrics
         )
         assert 'modgate_review_queue_items{state="pending"} 0.0' in metrics
+        assert 'modgate_qa_samples{state="pending"} 0.0' in metrics  # no [review.qa] here
         assert "modgate_generated_tokens_total 10.0" in metrics
         assert 'modgate_work_seconds_count{worker="generation"} 1.0' in metrics
         proc.send_signal(signal.SIGTERM)

@@ -158,6 +158,7 @@ def test_the_table_matches_the_verdicts(web: WebHarness) -> None:
         # t=0.95 releases 0.82, 0.85, 0.90 (none rejected: 0 <= 1%); t=1.0 releases a rejection (25%).
         "suggested": "0.95",
         "released": "3 / 0",
+        "qa": "0 / 0",  # no QA sample in this database
     }
     evil = rows[(EVIL_POLICY, "insult")]
     assert (evil["held"], evil["rejected"], evil["hold"], evil["suggested"]) == (

@@ -1,6 +1,7 @@
 """The policy report page (admins only): what reviewers' verdicts say about the policies' thresholds.
 
-The numbers are ``moderation.report.build_report`` over ``gateway.review.report_data.reviewed_outputs``,
+The numbers are ``moderation.report.build_report`` over ``gateway.review.report_data.reviewed_outputs``
+and ``qa_labels`` (the miss rate of the QA-sampled policies, ``[review.qa]``),
 exactly what ``modgate policy report`` prints, with the thresholds of the policies this gateway runs. The
 plot is ``render_svg`` served at its own URL (``/admin/policy-report.svg`` with the same filters) and
 shown with ``<img>``: the SVG is a standalone document the page never inlines, so no markup built from
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidArgument
-from gateway.review.report_data import rated_items, reviewed_outputs
+from gateway.review.report_data import qa_labels, rated_items, reviewed_outputs
 from gateway.storage.models import Reviewer
 from gateway.timewindow import check_window
 from gateway.web.base import BaseView
@@ -90,20 +91,20 @@ class _ReportView(BaseView):
 
     async def report(self, request: Request) -> tuple[ReportFilters, PolicyReport]:
         filters = parse_filters(request)
-        policies = self.ctx.policies
+        policies, qa_policies = self.ctx.policies, tuple(self.ctx.qa_rates)
 
         def work(session: Session, reviewer: Reviewer) -> PolicyReport:
-            outputs = reviewed_outputs(
-                session=session, since=filters.since, until=filters.until, tenant=filters.tenant
-            )
+            since, until, tenant = filters.since, filters.until, filters.tenant
+            outputs = reviewed_outputs(session=session, since=since, until=until, tenant=tenant)
+            labels = qa_labels(session=session, since=since, until=until, tenant=tenant)
             return build_report(
                 outputs,
                 target_rate=filters.target_rate,
                 policies=policies,
                 edited_counts_as_rejected=filters.edited_counts_as_rejected,
-                rated=rated_items(
-                    session=session, since=filters.since, until=filters.until, tenant=filters.tenant
-                ),
+                rated=rated_items(session=session, since=since, until=until, tenant=tenant),
+                qa_labels=labels,
+                qa_policies=qa_policies,
             )
 
         return filters, await self.db(request, work)

@@ -99,6 +99,7 @@ def test_readme_example_config_loads(tmp_path: Path) -> None:
     assert s.model == "EleutherAI/gpt-neo-125M" and s.model_revision == "main"
     assert s.max_queue == 64 and s.log_format == "text"
     assert s.moderation == {"default_policy": "default"}
+    assert s.review["qa"] == {"default": {"sample_rate": 0.02}}
 
 
 def test_maintenance_intervals_must_be_positive() -> None:
@@ -162,7 +163,21 @@ def test_review_deadlines_are_checked_with_the_settings(tmp_path: Path) -> None:
     for text, message in [
         ("[review.deadlines.default]\nafter_s = 0\n", "review.deadlines.default.after_s"),
         ('[review.deadlines.default]\nafter_s = 9\naction = "ignore"\n', "review.deadlines.default.action"),
-        ("[review]\ndeadline = 3\n", "review must be a table with the keys deadlines and consensus"),
+        ("[review]\ndeadline = 3\n", "review must be a table with the keys deadlines, consensus and qa"),
+    ]:
+        with pytest.raises(SettingsError, match=message):
+            load_settings(write(tmp_path, text), env={})
+
+
+def test_qa_sample_rates_are_checked_with_the_settings(tmp_path: Path) -> None:
+    good = write(tmp_path, "[review.qa.default]\nsample_rate = 0.02\n")
+    assert load_settings(good, env={}).review == {"qa": {"default": {"sample_rate": 0.02}}}
+    for text, message in [
+        ("[review.qa.default]\nsample_rate = 0\n", r"review\.qa\.default\.sample_rate: .* got 0"),
+        ("[review.qa.default]\nsample_rate = 1.5\n", r"review\.qa\.default\.sample_rate"),
+        ('[review.qa.default]\nsample_rate = "2%"\n', r"review\.qa\.default\.sample_rate"),
+        ("[review.qa.default]\nrate = 0.1\n", "review.qa.default: a table with one key, sample_rate"),
+        ("[review]\nqa = 3\n", "review.qa must be a table of policies"),
     ]:
         with pytest.raises(SettingsError, match=message):
             load_settings(write(tmp_path, text), env={})
