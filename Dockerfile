@@ -67,7 +67,7 @@ WORKDIR /home/modgate
 EXPOSE 50051 8080 9464
 # The gRPC health service: SERVING once the model is loaded, NOT_SERVING while the replica drains.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=180s --retries=3 \
-    CMD ["python", "-m", "gateway.healthcheck"]
+    CMD ["python", "-m", "gateway.ops.healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["modgate"]
 CMD ["serve"]

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.generation.generator import FinishReason, GeneratedSequence
-from gateway.recording import OutputRecord, Recorder, RequestHandle
+from gateway.pipeline.recording import OutputRecord, Recorder, RequestHandle
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.records import record_request

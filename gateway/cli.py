@@ -77,11 +77,11 @@ def cli() -> None:
 def serve(ctx: click.Context, migrate: bool, **overrides: Any) -> None:
     """Run the gateway until SIGTERM/SIGINT (then shut down gracefully)."""
     settings = command_settings(ctx, **overrides)
-    from gateway.logs import configure_logging
+    from gateway.ops.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     from gateway.generation.model import ModelLoadError
-    from gateway.moderation_setup import ModerationLoadError
+    from gateway.pipeline.moderation_setup import ModerationLoadError
     from gateway.server import StartupError
     from gateway.server import serve as run
 

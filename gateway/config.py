@@ -141,7 +141,7 @@ class Settings:
     webhook_give_up_s: float = 3 * 86400.0
     # Delivered events are deleted from the outbox this long after delivery (dead ones are kept).
     webhook_keep_delivered_s: float = 7 * 86400.0
-    # Held prompts a reviewer approved (gateway/prompt_worker.py): each server runs the worker that
+    # Held prompts a reviewer approved (gateway/pipeline/prompt_worker.py): each server runs the worker that
     # generates them when on, looking for due ones every `prompt_run_poll_interval_s`. A claimed run is
     # left to its worker for `prompt_run_lease_s`; after that (its worker died) another takes it.
     prompt_runs: bool = True

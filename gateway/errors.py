@@ -1,7 +1,7 @@
 """Domain errors, each carrying the status it maps to at the edges (gRPC and HTTP).
 
 Their messages are written for the client and never carry generated text. The gRPC edge
-(`gateway/interceptors.py`) and the web edge translate by `grpc_status` / `http_status`, so the
+(`gateway/rpc/interceptors.py`) and the web edge translate by `grpc_status` / `http_status`, so the
 subsystems that raise them never import grpc or a web framework.
 """
 

@@ -35,33 +35,35 @@ from gateway.api.v1 import (
 )
 from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
 from gateway.audit.keeper import run_periodically as run_anchoring
-from gateway.auth import AuthInterceptor, KeyAuthenticator
 from gateway.config import Settings, SettingsError, served_model_name
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits
 from gateway.generation.worker import Worker
-from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
-from gateway.maintenance import run_periodically
-from gateway.metrics import BATCH_SIZE, WORK_SECONDS, MetricsInterceptor, serve_metrics
-from gateway.moderation_batching import ModerationBatcher
-from gateway.moderation_setup import load_moderator
-from gateway.pipeline import GenerationPipeline
-from gateway.prompt_worker import PromptRunWorker
-from gateway.ratelimit import Limits as RateLimits
-from gateway.ratelimit import RateLimiter
-from gateway.recording import Recorder
-from gateway.replay import replay
+from gateway.ops.maintenance import run_periodically
+from gateway.ops.metrics import BATCH_SIZE, WORK_SECONDS, serve_metrics
+from gateway.pipeline.callers import KeyAuthenticator
+from gateway.pipeline.core import GenerationPipeline
+from gateway.pipeline.moderation_batching import ModerationBatcher
+from gateway.pipeline.moderation_setup import load_moderator
+from gateway.pipeline.prompt_worker import PromptRunWorker
+from gateway.pipeline.ratelimit import Limits as RateLimits
+from gateway.pipeline.ratelimit import RateLimiter
+from gateway.pipeline.recording import Recorder
+from gateway.pipeline.replay import replay
 from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.review.qa import parse_qa
-from gateway.services.audit import AuditServicer
-from gateway.services.generation import GenerationServicer
-from gateway.services.qa import QaServicer
-from gateway.services.results import ResultReader, Watches
-from gateway.services.review import ReviewServicer
-from gateway.services.webhooks import WebhookServicer
+from gateway.rpc.auth import AuthInterceptor
+from gateway.rpc.interceptors import ErrorInterceptor, RequestIdInterceptor
+from gateway.rpc.metrics_interceptor import MetricsInterceptor
+from gateway.rpc.services.audit import AuditServicer
+from gateway.rpc.services.generation import GenerationServicer
+from gateway.rpc.services.qa import QaServicer
+from gateway.rpc.services.results import ResultReader, Watches
+from gateway.rpc.services.review import ReviewServicer
+from gateway.rpc.services.webhooks import WebhookServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, normalize_url, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
@@ -204,7 +206,7 @@ class GatewayServer:
         self._web_address = web_address
         self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
-        self._prompt_runs: asyncio.Task[None] | None = None  # gateway/prompt_worker.py
+        self._prompt_runs: asyncio.Task[None] | None = None  # gateway/pipeline/prompt_worker.py
         self.batcher = Batcher(
             components.generator,
             max_batch_size=components.settings.max_batch_size,

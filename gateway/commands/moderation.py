@@ -30,7 +30,7 @@ def eval_(
 
     An output counts as flagged when the policy does anything but release it (mask, hold or block)."""
     from gateway.commands.settings import command_settings
-    from gateway.moderation_setup import ModerationLoadError, load_moderator
+    from gateway.pipeline.moderation_setup import ModerationLoadError, load_moderator
     from moderation.evaluation import evaluate_file, format_report
     from moderation.moderator import UnknownPolicyError
 

@@ -30,8 +30,8 @@ def replay_command(ctx: click.Context, ticket: str, **overrides: Any) -> None:
     from gateway.errors import GatewayError
     from gateway.generation.batcher import Batcher
     from gateway.generation.model import ModelLoadError
-    from gateway.moderation_setup import ModerationLoadError
-    from gateway.replay import replay
+    from gateway.pipeline.moderation_setup import ModerationLoadError
+    from gateway.pipeline.replay import replay
     from gateway.server import StartupError, build_components
 
     settings = command_settings(ctx, **overrides)

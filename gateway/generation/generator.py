@@ -27,7 +27,7 @@ class FinishReason(enum.Enum):
     LENGTH = "length"
     END_OF_TEXT = "end_of_text"
     STOP_SEQUENCE = "stop_sequence"
-    # Nothing was generated: prompt screening withheld the prompt (gateway/pipeline.py). Never released,
+    # Nothing was generated: prompt screening withheld the prompt (gateway/pipeline/core.py). Never released,
     # so no edge maps it to a client-visible finish reason.
     PROMPT_SCREENED = "prompt_screened"
 

@@ -41,7 +41,7 @@ def recorded_outputs(*, session: Session, window: Window) -> Iterator[RecordedOu
     """The window's outputs that a moderation decision covers, with their verdicts where decided.
 
     Only outputs of completed requests: a stream cut short (cancelled, failed) records what it had sent
-    with no decision over the whole text (`gateway.recording.ReleasedPrefix`), so there is nothing to
+    with no decision over the whole text (`gateway.pipeline.recording.ReleasedPrefix`), so there is nothing to
     re-evaluate; `undecided_count` counts those."""
     stmt = (
         select(

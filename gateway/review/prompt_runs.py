@@ -1,5 +1,5 @@
 """Held prompts in the review queue, and the runs of the approved ones (the rows the worker in
-`gateway/prompt_worker.py` claims).
+`gateway/pipeline/prompt_worker.py` claims).
 
 A review item is a *prompt item* when its output is a screened prompt's output slot (finish reason
 `prompt_screened`: nothing was generated). A reviewer approves or rejects it (an edit is refused: there is

@@ -404,6 +404,8 @@ class PromptRun(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class QaState(enum.StrEnum):
     PENDING = "pending"
     HARMFUL = "harmful"

@@ -1,6 +1,6 @@
 """The shared rate limiter: token buckets in the database, so that every gateway replica on the same
-database enforces one limit per key (the in-process `gateway.ratelimit.RateLimiter` gives each replica
-its own).
+database enforces one limit per key (the in-process `gateway.pipeline.ratelimit.RateLimiter` gives
+each replica its own).
 
 One admission is one short transaction: create the key's bucket rows if missing (INSERT ... ON CONFLICT
 DO NOTHING, so two replicas meeting a new key do not collide), lock them (SELECT ... FOR UPDATE on
@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.ratelimit import TOKENS, Limits, Want, check, refilled, wants
+from gateway.pipeline.ratelimit import TOKENS, Limits, Want, check, refilled, wants
 from gateway.storage.models import RateBucket
 from gateway.storage.tx import run_in_transaction
 
@@ -71,8 +71,8 @@ def give_back(session: Session, key: str, kind: str, per_minute: int, amount: fl
 
 
 class DatabaseRateLimiter:
-    """`gateway.ratelimit.Limiter` on the database. Stamps are wall-clock seconds (`time.time`), shared
-    by the replicas: keep their clocks in sync (NTP); a replica whose clock is behind the stored stamp
+    """`gateway.pipeline.ratelimit.Limiter` on the database. Stamps are wall-clock seconds (`time.time`),
+    shared by the replicas: keep their clocks in sync (NTP); a replica whose clock is behind the stored stamp
     refills nothing until it catches up, it never drains a bucket."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:

@@ -121,7 +121,7 @@ def create_app(
 
     ``policies`` (name -> ``moderation.policy.Policy``) lets the review page draw a threshold for every
     category of an output judged by the same policy version, not only for those that fired, and gives
-    the policy report the current thresholds. ``replay`` (``async (ticket) -> gateway.replay.
+    the policy report the current thresholds. ``replay`` (``async (ticket) -> gateway.pipeline.replay.
     ReplayReport``, built by the server from its running generator, batcher and moderator) enables the
     admins' Replay button; without it the button is not shown. ``identity_terms`` (the moderator's
     ``moderation.identity.IdentityTerms``) lets the review page name each replaced term's substitute.

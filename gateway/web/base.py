@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# ``async (ticket) -> gateway.replay.ReplayReport``; typed loosely so that importing the web app does not
-# import the generation stack (torch) behind ``gateway.replay``.
-ReplayFn = Callable[..., Awaitable[Any]]  # (ticket, *, actor) -> gateway.replay.ReplayReport
+# ``async (ticket) -> gateway.pipeline.replay.ReplayReport``; typed loosely so that importing the web app
+# does not import the generation stack (torch) behind ``gateway.pipeline.replay``.
+ReplayFn = Callable[..., Awaitable[Any]]  # (ticket, *, actor) -> gateway.pipeline.replay.ReplayReport
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.auth import HTTP_KEY_HINT, Authenticate, Caller, bearer_token, resolve_caller
 from gateway.errors import GatewayError, InvalidArgument
-from gateway.request_ids import accept_request_id
+from gateway.pipeline.callers import HTTP_KEY_HINT, Authenticate, Caller, bearer_token, resolve_caller
+from gateway.pipeline.request_ids import accept_request_id
 
 MAX_BODY_BYTES = 1 << 20  # 16 prompts of 32,000 characters, JSON-escaped, fit with room to spare
 # A route's `max_body_size` for these endpoints: they count their own body (`read_body`, the same limit)
@@ -33,7 +33,7 @@ def request_id_for(request: Request) -> str:
 
 
 async def caller_for(request: Request, authenticate: Authenticate | None, scope: str) -> Caller:
-    """The caller of `Authorization: Bearer <key>` (see `gateway.auth.resolve_caller`)."""
+    """The caller of `Authorization: Bearer <key>` (see `gateway.pipeline.callers.resolve_caller`)."""
     secret = bearer_token([("authorization", request.headers.get("authorization", ""))])
     return await resolve_caller(authenticate, secret, scope, send=HTTP_KEY_HINT)
 

@@ -266,7 +266,7 @@ def shadow_views(shadow: Any) -> list[ShadowView]:
 
 @dataclass(frozen=True)
 class ReplayView:
-    """A replay's outcome for the page (``gateway.replay.ReplayReport``; it never holds the text)."""
+    """A replay's outcome for the page (``gateway.pipeline.replay.ReplayReport``; it never holds the text)."""
 
     ticket: str
     identical: bool

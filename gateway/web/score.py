@@ -19,10 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import Authenticate
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.generation.params import PARAMETER_NAMES, SCALAR_PARAMS, RawParams
-from gateway.pipeline import GenerationPipeline, Outcome
+from gateway.pipeline.callers import Authenticate
+from gateway.pipeline.core import GenerationPipeline, Outcome
 from gateway.web.edge import caller_for, error_headers, json_value, parse_json, read_body, request_id_for
 
 _PARAMS = "input_data.parameters"

@@ -29,7 +29,7 @@ import httpx
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from gateway.metrics import WEBHOOK_SENDS
+from gateway.ops.metrics import WEBHOOK_SENDS
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import DeliveryState, WebhookDelivery, WebhookEndpoint

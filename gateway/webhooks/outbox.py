@@ -1,9 +1,10 @@
 """The outbox: webhook events written in the same transaction as the change they report.
 
-`enqueue` is called beside the audit append of each change (gateway/recording.py, gateway/review/queue.py),
-so an event exists if and only if its change committed: a crash between commit and delivery loses
-nothing, the delivery worker (gateway/webhooks/delivery.py) finds the row after a restart. It writes one
-row per subscribed endpoint of the tenant; a tenant with none costs one indexed SELECT.
+`enqueue` is called beside the audit append of each change (gateway/pipeline/recording.py,
+gateway/review/queue.py), so an event exists if and only if its change committed: a crash between commit
+and delivery loses nothing, the delivery worker (gateway/webhooks/delivery.py) finds the row after a
+restart. It writes one row per subscribed endpoint of the tenant; a tenant with none costs one indexed
+SELECT.
 
 The body is fixed here, once: event id, type, tenant, ticket, request id, state and time. Never text of
 any kind (generated, masked, edited, a reason): a client fetches an approved text with its key through

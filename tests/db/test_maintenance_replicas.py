@@ -35,7 +35,7 @@ REPLICAS = 4
 SWEEPER = """
 import sys, time
 from datetime import timedelta
-from gateway.maintenance import sweep
+from gateway.ops.maintenance import sweep
 from gateway.storage import make_engine, make_session_factory
 url, start = sys.argv[1], float(sys.argv[2])
 engine = make_engine(url)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import events
 from gateway.audit.chain import verify
 from gateway.errors import InvalidArgument, NotFound
-from gateway.metrics import QaSampleCollector
+from gateway.ops.metrics import QaSampleCollector
 from gateway.review import qa
 from gateway.review.errors import AlreadyDecided
 from gateway.review.report_data import qa_labels

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.ratelimit import Limiter, Limits, RateLimited
+from gateway.pipeline.ratelimit import Limiter, Limits, RateLimited
 from gateway.storage import make_engine, make_session_factory
 from gateway.storage.models import RateBucket
 from gateway.storage.rate_buckets import DatabaseRateLimiter

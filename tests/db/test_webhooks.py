@@ -428,7 +428,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
 def test_a_dead_event_stops_holding_back_its_ticket_and_is_counted(
     db: sessionmaker[Session], add_held: Callable[..., ReviewItem], add_reviewer: Callable[..., Reviewer]
 ) -> None:
-    from gateway.metrics import WEBHOOK_SENDS
+    from gateway.ops.metrics import WEBHOOK_SENDS
 
     def count(outcome: str) -> float:
         return float(WEBHOOK_SENDS.labels(outcome)._value.get())

@@ -65,5 +65,5 @@ def test_multi_stage_locked_install_and_unprivileged_runtime() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert any(i.startswith("COPY --from=build /opt/modgate") for i in runtime)
     healthcheck = [i for i in runtime if i.startswith("HEALTHCHECK")]
-    assert len(healthcheck) == 1 and "gateway.healthcheck" in healthcheck[0]
+    assert len(healthcheck) == 1 and "gateway.ops.healthcheck" in healthcheck[0]
     assert "ARG BASE_IMAGE=" in DOCKERFILE.read_text()

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.client import NO_RETRY, GatewayClient, action_name
-from gateway.maintenance import INTERRUPTED
+from gateway.ops.maintenance import INTERRUPTED
 from gateway.storage import make_engine, migrate
 from gateway.storage.models import GenerationRequest, ModerationAction, RequestStatus, ReviewState
 from tests.deploy.cluster import MODGATE, Replica, create_key, make_replicas, wait_until, write_config

@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits, RawParams, resolve
-from gateway.recording import Recorder
+from gateway.pipeline.recording import Recorder
 from gateway.server import Components, qa_sample_rates
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory
@@ -75,7 +75,7 @@ def gateway_components(
             "database_url": engine.url.render_as_string(hide_password=False),
             "insecure_no_auth": True,
             # Off unless a test asks: the session's gateways share one database, and one without the
-            # approved prompt's policy would take its run and put it off (gateway/prompt_worker.py).
+            # approved prompt's policy would take its run and put it off (gateway/pipeline/prompt_worker.py).
             "prompt_runs": False,
             **settings,
         }  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import pytest
 from gateway.client import GatewayClient
 from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.recording import Recorder
+from gateway.pipeline.recording import Recorder
 from gateway.server import Components
 from gateway.storage import migrate
 from gateway.storage.apikeys import create_key

@@ -1,4 +1,4 @@
-"""`python -m gateway.healthcheck`, the container health check, against a real gateway."""
+"""`python -m gateway.ops.healthcheck`, the container health check, against a real gateway."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import os
 import subprocess
 import sys
 
-from gateway.healthcheck import probe_address
+from gateway.ops.healthcheck import probe_address
 from tests.integration.gateway_harness import ServerThread
 from tests.support.serve_process import free_ports
 
 
 def _healthcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.healthcheck", *args],
+        [sys.executable, "-m", "gateway.ops.healthcheck", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway.audit import events, query
-from gateway.maintenance import INTERRUPTED, fail_stale_requests, sweep
+from gateway.ops.maintenance import INTERRUPTED, fail_stale_requests, sweep
 from gateway.storage.base import utcnow
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationRequest, RequestStatus

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gateway.client import GatewayClient
 from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.recording import Recorder
+from gateway.pipeline.recording import Recorder
 from gateway.server import Components
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory

@@ -17,8 +17,8 @@ from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.audit import events
 from gateway.client import GatewayClient, action_name
 from gateway.generation.generator import Generator
-from gateway.metrics import PROMPT_SCREENING
-from gateway.replay import ReplayReport, replay
+from gateway.ops.metrics import PROMPT_SCREENING
+from gateway.pipeline.replay import ReplayReport, replay
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest, ReviewItem
 from moderation.masking import Masker

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.client import GatewayClient, sampling_parameters
-from gateway.ratelimit import Limits as RateLimits
+from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.storage.apikeys import create_key
 from gateway.storage.engine import make_engine
 from moderation.types import Action
@@ -137,7 +137,7 @@ def test_a_failed_refund_never_replaces_the_answer(
         with GatewayClient(server.address, api_key=keys["default"], timeout=60) as client:
             full = client.generate("The garden", max_new_tokens=20, seed=8).outputs[0].text
             stop = full[len(full) // 2 : len(full) // 2 + 3]
-            with caplog.at_level("WARNING", logger="gateway.pipeline"):
+            with caplog.at_level("WARNING", logger="gateway.pipeline.core"):
                 out = client.generate("The garden", max_new_tokens=20, seed=8, stop=[stop]).outputs[0]
     finally:
         pipeline._limiter = real

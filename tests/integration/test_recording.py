@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import events
 from gateway.audit.chain import verify
-from gateway.auth import INSECURE_CALLER
 from gateway.client import GatewayClient
 from gateway.generation.params import RawParams
-from gateway.pipeline import StreamStarted
+from gateway.pipeline.callers import INSECURE_CALLER
+from gateway.pipeline.core import StreamStarted
 from gateway.storage.engine import make_engine
 from gateway.storage.models import (
     OutputStatus,

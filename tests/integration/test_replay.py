@@ -19,7 +19,7 @@ from gateway.commands.replay import EXIT_DIFFERENT
 from gateway.config import load_settings
 from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
-from gateway.replay import replay
+from gateway.pipeline.replay import replay
 from gateway.server import build_components
 from moderation.masking import Masker
 from moderation.moderator import Moderator

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.generation.generator import Generator
-from gateway.recording import Recorder
+from gateway.pipeline.recording import Recorder
 from gateway.server import Components, GatewayServer, StartupError
 from gateway.storage.engine import make_engine, make_session_factory
 from moderation.masking import Masker

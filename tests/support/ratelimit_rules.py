@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.errors import InvalidArgument
-from gateway.ratelimit import Limiter, Limits, RateLimited
+from gateway.pipeline.ratelimit import Limiter, Limits, RateLimited
 
 
 class Clock:

@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.auth import Authenticate, Caller
 from gateway.errors import GatewayError, InvalidArgument, NotFound
 from gateway.generation.params import SamplingParams
-from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
-from gateway.services.results import ResultReader
+from gateway.pipeline.callers import Authenticate, Caller
+from gateway.pipeline.core import GenerationPipeline, StreamFinished, StreamStarted
+from gateway.rpc.services.results import ResultReader
 from gateway.web.edge import OWN_BODY_LIMIT, caller_for, error_headers, read_json, request_id_for
 from gateway.web.openai import responses as shape
 from gateway.web.openai.chat import ChatTemplate

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.generation.generator import FinishReason
-from gateway.pipeline import Outcome
+from gateway.pipeline.core import Outcome
 
 FINISH = {FinishReason.LENGTH: "length", FinishReason.END_OF_TEXT: "stop", FinishReason.STOP_SEQUENCE: "stop"}
 ACTION = {"RELEASE": "released", "MASK": "masked", "HOLD": "held", "BLOCK": "blocked"}

@@ -1,12 +1,11 @@
 """The admins' Replay button: regenerate an item's output and re-moderate it, in the server process.
 
 ``POST /items/{id}/replay`` runs the ``replay`` callable the server handed to ``create_app``
-(``gateway.replay.replay`` bound to the running generator, batcher and moderator). It is awaited on the
-event loop: the generation is queued on the batcher's thread like any client request, so other pages keep
-being served while it runs. The page is then rendered with the outcome (identical, or DIFFERENT with the
-listed differences and notes). The outcome never quotes the replayed text, and the page shows none: a
-replay must not become a way around the review.
-"""
+(``gateway.pipeline.replay.replay`` bound to the running generator, batcher and moderator). It is awaited
+on the event loop: the generation is queued on the batcher's thread like any client request, so other
+pages keep being served while it runs. The page is then rendered with the outcome (identical, or
+DIFFERENT with the listed differences and notes). The outcome never quotes the replayed text, and the
+page shows none: a replay must not become a way around the review."""
 
 from __future__ import annotations
 

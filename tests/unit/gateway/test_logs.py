@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from gateway.logs import configure_logging
-from gateway.request_ids import request_id_var
+from gateway.ops.logs import configure_logging
+from gateway.pipeline.request_ids import request_id_var
 
 
 def test_json_logs_carry_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:

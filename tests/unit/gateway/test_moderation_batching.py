@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from gateway.generation.worker import Worker
-from gateway.moderation_batching import ModerationBatcher
+from gateway.pipeline.moderation_batching import ModerationBatcher
 from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.policy import PRESETS

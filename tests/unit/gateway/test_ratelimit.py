@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.ratelimit import Limiter, RateLimiter
+from gateway.pipeline.ratelimit import Limiter, RateLimiter
 from tests.support.ratelimit_rules import RULES, Clock
 
 

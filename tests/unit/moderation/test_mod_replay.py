@@ -31,7 +31,8 @@ def make(profanity: ProfanityScorer, *, policies=PRESETS, hit: float = 0.95) -> 
 
 
 def gateway_record(d: Decision) -> dict:
-    """The shape the gateway stores (gateway/recording.py), written out by hand, not by record_decision."""
+    """The shape the gateway stores (gateway/pipeline/recording.py), written out by hand, not by
+    record_decision."""
     return {
         "action": d.action.name.lower(),
         "scores": dict(d.scores),

@@ -1,7 +1,7 @@
 """The generation pipeline, independent of the transport: validate, admit, record, generate, moderate,
 record the outcome, and only then hand back what may be released.
 
-Every front door uses it: the gRPC servicer (`gateway/services/generation.py`), the HTTP `/score`
+Every front door uses it: the gRPC servicer (`gateway/rpc/services/generation.py`), the HTTP `/score`
 endpoint (`gateway/web/score.py`) and the OpenAI-compatible `/v1` (`gateway/web/openai/`), so that the
 invariant, the rate limits and the audit trail are the same whichever way a client comes in. What an
 edge sends is decided by `Decision.releasable` and nothing else.
@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from gateway.auth import Caller
 from gateway.errors import FailedPrecondition, InvalidArgument
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import GeneratedSequence, Generator
@@ -31,12 +30,13 @@ from gateway.generation.params import (
     validate_prompts,
 )
 from gateway.generation.worker import Worker
-from gateway.metrics import observe_decisions
-from gateway.moderation_batching import ModerationBatcher
-from gateway.ratelimit import Limiter
-from gateway.ratelimit import Limits as RateLimits
-from gateway.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
-from gateway.screening import PromptScreen, screened_records
+from gateway.ops.metrics import observe_decisions
+from gateway.pipeline.callers import Caller
+from gateway.pipeline.moderation_batching import ModerationBatcher
+from gateway.pipeline.ratelimit import Limiter
+from gateway.pipeline.ratelimit import Limits as RateLimits
+from gateway.pipeline.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
+from gateway.pipeline.screening import PromptScreen, screened_records
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -277,8 +277,8 @@ class GenerationPipeline:
         """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
         the prompts' name in the client's request, for errors. `end_user`: the client's own id of the
         person behind the call (OpenAI's `user`), recorded with the request for abuse tracing.
-        `screen=False`: no prompt screening (a reviewer approved the prompt; gateway/prompt_worker.py);
-        `then`: runs in the outcome's transaction (`Recorder.outcome`)."""
+        `screen=False`: no prompt screening (a reviewer approved the prompt;
+        gateway/pipeline/prompt_worker.py); `then`: runs in the outcome's transaction (`Recorder.outcome`)."""
         async with self.admitted(
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from gateway.request_ids import request_id_var
+from gateway.pipeline.request_ids import request_id_var
 
 
 class _RequestIdFilter(logging.Filter):

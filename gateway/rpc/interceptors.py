@@ -18,7 +18,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from grpc_status import rpc_status
 
 from gateway import errors
-from gateway.request_ids import accept_request_id, request_id_var
+from gateway.pipeline.request_ids import accept_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from gateway.api.v1 import qa_pb2 as qa_pb
 from gateway.api.v1 import qa_pb2_grpc as qa_grpc
 from gateway.errors import InvalidArgument, NotFound
 from gateway.review import qa
-from gateway.services.review import ReviewServicer
+from gateway.rpc.services.review import ReviewServicer
 from gateway.storage.models import ModerationAction, QaSample, QaState, Reviewer
 from gateway.storage.tx import in_transaction
 

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.api.v1 import moderation_pb2 as mod_pb
 from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.api.v1 import review_pb2_grpc as rv_grpc
-from gateway.auth import current_caller
 from gateway.errors import Forbidden, InvalidArgument
+from gateway.pipeline.callers import current_caller
 from gateway.review import consensus as cons
 from gateway.review import queue
 from gateway.review.prompt_runs import is_prompt_output

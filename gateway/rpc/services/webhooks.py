@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import webhooks_pb2 as wh_pb
 from gateway.api.v1 import webhooks_pb2_grpc as wh_grpc
-from gateway.auth import Caller, current_caller
 from gateway.errors import InvalidArgument
+from gateway.pipeline.callers import Caller, current_caller
 from gateway.storage.models import WebhookEndpoint
 from gateway.storage.tx import in_read_only, in_transaction
 from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_endpoint

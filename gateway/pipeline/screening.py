@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from gateway.generation.generator import FinishReason, GeneratedSequence
 from gateway.generation.worker import Worker
-from gateway.metrics import PROMPT_SCREENING
-from gateway.recording import OutputRecord
+from gateway.ops.metrics import PROMPT_SCREENING
+from gateway.pipeline.recording import OutputRecord
 from moderation.moderator import Moderator
 from moderation.prompt_screening import PromptVerdict, screen_prompts, withheld_decision
 

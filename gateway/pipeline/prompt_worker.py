@@ -24,10 +24,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.auth import Caller
 from gateway.generation.params import SamplingParams
-from gateway.pipeline import GenerationPipeline
-from gateway.recording import RequestHandle
+from gateway.pipeline.callers import Caller
+from gateway.pipeline.core import GenerationPipeline
+from gateway.pipeline.recording import RequestHandle
 from gateway.review.prompt_runs import AlreadyRun, ClaimedRun, claim_due, mark_done, retry_later
 from gateway.storage.base import utcnow
 from gateway.storage.models import GenerationOutput

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import append, events
-from gateway.metrics import REVIEW_DEADLINES
+from gateway.ops.metrics import REVIEW_DEADLINES
 from gateway.review.deadlines import Deadline
 from gateway.review.queue import apply_deadlines, release_expired
 from gateway.storage.base import utcnow

@@ -1,4 +1,4 @@
-"""`python -m gateway.healthcheck [HOST:PORT]`: exit 0 when the gateway's gRPC health service answers
+"""`python -m gateway.ops.healthcheck [HOST:PORT]`: exit 0 when the gateway's gRPC health service answers
 SERVING, 1 otherwise, with one line saying why.
 
 For container health checks (the Dockerfile's HEALTHCHECK, deploy/compose.yaml), which need a command
@@ -43,7 +43,7 @@ def check(address: str, *, timeout: float = 3.0) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        print("usage: python -m gateway.healthcheck [HOST:PORT]  (default: $MODGATE_GRPC_ADDRESS)")
+        print("usage: python -m gateway.ops.healthcheck [HOST:PORT]  (default: $MODGATE_GRPC_ADDRESS)")
         return 2
     listening = args[0] if args else os.environ.get("MODGATE_GRPC_ADDRESS", DEFAULT_ADDRESS)
     serving, said = check(probe_address(listening))

@@ -1,6 +1,6 @@
 """The GenerationService servicer: proto in, pipeline call, proto out.
 
-All the work (validation, admission, recording, generation, moderation) is in `gateway/pipeline.py`,
+All the work (validation, admission, recording, generation, moderation) is in `gateway/pipeline/core.py`,
 shared with the HTTP edge; this module only translates and turns a gRPC deadline or cancellation into
 the `should_stop` the generation loop checks.
 """
@@ -15,11 +15,11 @@ import grpc
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
-from gateway.auth import current_caller
-from gateway.pipeline import GenerationPipeline, StreamFinished, StreamStarted
-from gateway.request_ids import request_id_var
-from gateway.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
-from gateway.services.results import ResultReader
+from gateway.pipeline.callers import current_caller
+from gateway.pipeline.core import GenerationPipeline, StreamFinished, StreamStarted
+from gateway.pipeline.request_ids import request_id_var
+from gateway.rpc.services.convert import output_to_pb, raw_params_from_pb, result_to_pb
+from gateway.rpc.services.results import ResultReader
 
 
 def _should_stop(cancel: threading.Event, context: grpc.aio.ServicerContext) -> Callable[[], bool]:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.audit import MAX_LIMIT, query, verify
-from gateway.auth import AUDIT_ALL, current_caller
 from gateway.errors import Forbidden, InvalidArgument
+from gateway.pipeline.callers import AUDIT_ALL, current_caller
 from gateway.storage.models import AuditEvent
 from gateway.storage.tx import in_transaction
 from gateway.timewindow import check_window

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import append, events
-from gateway.auth import Caller
 from gateway.errors import GatewayError, InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
-from gateway.ratelimit import Limiter, RateLimiter
-from gateway.ratelimit import Limits as RateLimits
+from gateway.pipeline.callers import Caller
+from gateway.pipeline.ratelimit import Limiter, RateLimiter
+from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.review import appeals
 from gateway.review.queue import ResultState, ResultView, get_result
 from gateway.storage.apikeys import get_key

@@ -8,54 +8,71 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.interceptors import status_for, wrap_handler
 from gateway.storage.base import utcnow
 from gateway.storage.models import ReviewItem, ReviewState
 from moderation.types import Decision
 
 log = logging.getLogger(__name__)
 
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
 
 GRPC_REQUESTS = Counter(
     "modgate_grpc_requests_total", "gRPC calls by method and status code.", ["method", "code"]
 )
+
+
 GRPC_SECONDS = Histogram("modgate_grpc_seconds", "gRPC call latency.", ["method"], buckets=LATENCY_BUCKETS)
+
+
 REVIEW_DEADLINES = Counter(
     "modgate_review_deadlines_total",
     "Held outputs whose review deadline passed, by policy and the action applied.",
     ["policy", "action"],
 )
+
+
 OUTPUTS = Counter("modgate_outputs_total", "Moderated outputs by policy and action.", ["policy", "action"])
+
+
 REASONS = Counter(
     "modgate_moderation_reasons_total",
     "Rules that fired, by policy, category and action.",
     ["policy", "category", "action"],
 )
+
+
 WORK_SECONDS = Histogram(
     "modgate_work_seconds",
     "Time in a worker (queue wait + run), by worker.",
     ["worker"],
     buckets=LATENCY_BUCKETS,
 )
+
+
 PROMPT_SCREENING = Counter(
     "modgate_prompt_screening_total",
     "Prompts screened before generation (policies with prompt_screening only), by policy and action: "
     "release (generated as usual), hold or block.",
     ["policy", "action"],
 )
+
+
 GENERATED_TOKENS = Counter("modgate_generated_tokens_total", "Tokens generated.")
+
+
 BATCH_SIZE = Histogram("modgate_batch_size", "Rows per generation batch.", buckets=(1, 2, 4, 8, 16, 32, 64))
+
+
 WEBHOOK_SENDS = Counter(
     "modgate_webhook_sends_total",
     "Webhook POSTs by outcome: delivered, retry (to be tried again) or dead (given up).",
@@ -70,59 +87,6 @@ def observe_decisions(decisions: Sequence[Decision], generated_tokens: int) -> N
         for r in d.reasons:
             REASONS.labels(d.policy_name, r.category, r.action.name.lower()).inc()
     GENERATED_TOKENS.inc(generated_tokens)
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts every call by method and final status code, and times it."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        method = details.method or "unknown"
-
-        def record(started: float, code: str) -> None:
-            GRPC_REQUESTS.labels(method, code).inc()
-            GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
-
-        def code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
-            if not isinstance(exc, Exception):  # asyncio.CancelledError: the client went away
-                return "CANCELLED"
-            if isinstance(exc, grpc.aio.AbortError):
-                code = context.code()
-                return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-            known = status_for(exc)
-            return known.name if known else "INTERNAL"
-
-        def unary(behavior: Any) -> Any:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    result = await behavior(request, context)
-                except BaseException as exc:
-                    record(started, code_of(exc, context))
-                    raise
-                record(started, "OK")
-                return result
-
-            return wrapped
-
-        def stream(behavior: Any) -> Any:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except BaseException as exc:
-                    record(started, code_of(exc, context))
-                    raise
-                record(started, "OK")
-
-            return wrapped
-
-        return wrap_handler(handler, unary, stream)
 
 
 class ReviewQueueCollector(Collector):

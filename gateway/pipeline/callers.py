@@ -1,13 +1,13 @@
-"""Client authentication: an API key in `authorization: Bearer ...` metadata, and the scope per service.
+"""Who is calling: an API key -> `Caller`, the one decision every front door takes.
 
 The key decides who the caller is (its tenant), what it may call (scopes), which moderation policy its
-outputs get, and for reviewers which account acts. Health checking and reflection need no key.
+outputs get, and for reviewers which account acts. `resolve_caller` is used by the gRPC edge
+(gateway/rpc/auth.py), `POST /score` and the `/v1` API alike, so they cannot differ on who gets in.
 Turning auth off takes the explicit `--insecure-no-auth` flag (on a loopback address only); every call
 then acts as tenant "default", without the audit scopes.
 
 The key lookup runs through `run_in_transaction`, so a database outage is the same clear UNAVAILABLE an
-authenticated call would get (the server puts the ErrorInterceptor outside this one), never the
-driver's message.
+authenticated call would get, never the driver's message.
 """
 
 from __future__ import annotations
@@ -19,26 +19,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import Forbidden, Unauthenticated
-from gateway.interceptors import with_prelude
 from gateway.storage.apikeys import SCOPES, authenticate_key
 from gateway.storage.tx import run_in_transaction
 
 log = logging.getLogger(__name__)
 
+
 ALL_SCOPES = frozenset(SCOPES)
+
+
 AUDIT_ALL = "audit:all"
-SCOPE_FOR_SERVICE = {
-    "modgate.v1.GenerationService": "generate",
-    "modgate.v1.ReviewService": "review",
-    "modgate.v1.QaService": "review",  # QA labels of released outputs, by a reviewer-bound key
-    "modgate.v1.AuditService": "audit",
-    # A tenant manages its own webhook endpoints with the key it generates with.
-    "modgate.v1.WebhookService": "generate",
-}
+
+
 INSECURE_TENANT = "default"
 
 
@@ -69,6 +64,7 @@ class Caller:
 
 
 caller_var: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
 
 # Auth off is for trials on loopback: generation and review, but no reading of the audit log.
 INSECURE_CALLER = Caller(tenant=INSECURE_TENANT, scopes=frozenset({"generate", "review"}))
@@ -120,7 +116,8 @@ class KeyAuthenticator:
 
 
 Authenticate = Callable[[str], Awaitable[Caller | None]]
-GRPC_KEY_HINT = "send metadata 'authorization: Bearer <key>'"
+
+
 HTTP_KEY_HINT = "send 'Authorization: Bearer <key>'"
 
 
@@ -141,32 +138,3 @@ async def resolve_caller(
     if not caller.has_scope(scope):
         raise Forbidden(f"this API key lacks the {scope!r} scope")
     return caller
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """UNAUTHENTICATED for a missing, unknown or revoked key; PERMISSION_DENIED outside its scopes."""
-
-    def __init__(self, authenticate: Authenticate | None) -> None:
-        self._authenticate = authenticate
-        if authenticate is None:
-            log.warning(
-                "AUTHENTICATION IS OFF (--insecure-no-auth): every call acts as tenant %r", INSECURE_TENANT
-            )
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        scope = SCOPE_FOR_SERVICE.get(details.method.split("/")[1] if details.method else "")
-        if scope is None:
-            return handler
-        metadata = details.invocation_metadata
-
-        async def prelude(context: grpc.aio.ServicerContext) -> None:
-            # Refusals are domain errors: the ErrorInterceptor, outside this one, maps them.
-            secret = bearer_token(metadata)
-            caller_var.set(await resolve_caller(self._authenticate, secret, scope, send=GRPC_KEY_HINT))
-
-        return with_prelude(handler, prelude)

@@ -1,0 +1,1 @@
+"""Operations: logging set-up, Prometheus metrics, the maintenance sweep, the health check."""
