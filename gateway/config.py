@@ -112,6 +112,9 @@ class Settings:
     # The `[review]` table, kept whole: `[review.deadlines.POLICY] after_s = 3600, action = "escalate"`
     # (gateway/review/deadlines.py; applied by the maintenance sweep).
     review: Mapping[str, Any] = field(default_factory=dict)
+    # Policies live in the database once seeded from `[moderation.policies]` (gateway/policies/); each
+    # replica checks the stored revision this often and swaps in a rebuilt moderator when it moved.
+    policy_refresh_s: float = 2.0
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
     # A request still open this long after its last update was interrupted (crash): marked failed.
@@ -191,6 +194,7 @@ def _validate(s: Settings) -> None:
         ("grace_period_s", "non-negative"),
         ("stale_request_s", "positive"),
         ("maintenance_interval_s", "positive"),
+        ("policy_refresh_s", "positive"),
         ("session_lifetime_s", "positive"),
         ("session_idle_s", "positive"),
         ("audit_anchor_interval_s", "positive"),

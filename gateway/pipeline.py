@@ -33,6 +33,7 @@ from gateway.generation.params import (
 from gateway.generation.worker import Worker
 from gateway.metrics import observe_decisions
 from gateway.moderation_batching import ModerationBatcher
+from gateway.policies.live import LiveModerator, current_moderator
 from gateway.ratelimit import Limiter
 from gateway.ratelimit import Limits as RateLimits
 from gateway.recording import OutputRecord, Recorder, ReleasedPrefix, RequestHandle
@@ -129,7 +130,7 @@ class GenerationPipeline:
         self,
         *,
         generator: Generator,
-        moderator: Moderator,
+        moderator: Moderator | LiveModerator,
         recorder: Recorder,
         limits: Limits,
         batcher: Batcher,
@@ -141,7 +142,8 @@ class GenerationPipeline:
     ) -> None:
         """`moderation_batcher`: moderate unary outputs of concurrent calls together (the server's).
         `served_model`: the model's name in answers (default the loaded model's id, which for a local
-        model is its directory path: records keep that one)."""
+        model is its directory path: records keep that one). `moderator`: a LiveModerator when policies
+        can change at runtime; each call takes its current moderator once and keeps it to the end."""
         self.served_model = served_model or generator.model_id
         self._mod_batcher = moderation_batcher
         self._generator = generator
@@ -179,7 +181,7 @@ class GenerationPipeline:
     ) -> CallContext:
         """Checks the key's policy and rate limits, which reserve the most tokens the request can
         generate (`admitted` gives back what was not used)."""
-        if caller.policy is not None and caller.policy not in self._moderator.policy_names:
+        if caller.policy is not None and caller.policy not in current_moderator(self._moderator).policy_names:
             raise FailedPrecondition(
                 f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
             )
@@ -277,6 +279,7 @@ class GenerationPipeline:
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:
             generated: list[tuple[int, str, GeneratedSequence]] = []
+            pinned = current_moderator(self._moderator)  # a policy change never lands mid-call
             per_prompt = await self._batcher.generate_many(
                 prompts, params, cancel=cancel, should_stop=should_stop, prompt_ids=admission.prompt_ids
             )
@@ -285,10 +288,12 @@ class GenerationPipeline:
                 admission.generated_tokens += sum(s.generated_tokens for s in sequences)
             texts = [s.text for _, _, s in generated]
             if self._mod_batcher is not None:
-                decisions = await self._mod_batcher.moderate(texts, policy=admission.call.policy)
+                decisions = await self._mod_batcher.moderate(
+                    texts, policy=admission.call.policy, moderator=pinned
+                )
             else:
                 decisions = await self._mod_worker.run(
-                    cancel, self._moderator.moderate, texts, policy=admission.call.policy
+                    cancel, pinned.moderate, texts, policy=admission.call.policy
                 )
             records = [
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
@@ -321,8 +326,9 @@ class GenerationPipeline:
             caller, request_id, params, [prompt], stream=True, end_user=end_user
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
-            moderator = self._moderator.stream(policy=admission.call.policy)
-            policy = self._moderator.policy(admission.call.policy)
+            pinned = current_moderator(self._moderator)  # the stream ends on the rules it started with
+            moderator = pinned.stream(policy=admission.call.policy)
+            policy = pinned.policy(admission.call.policy)
 
             def released_so_far() -> ReleasedPrefix:
                 return ReleasedPrefix(

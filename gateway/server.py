@@ -44,8 +44,11 @@ from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
 from gateway.metrics import BATCH_SIZE, WORK_SECONDS, MetricsInterceptor, serve_metrics
 from gateway.moderation_batching import ModerationBatcher
-from gateway.moderation_setup import load_moderator
+from gateway.moderation_setup import load_moderator, moderation_config
 from gateway.pipeline import GenerationPipeline
+from gateway.policies.live import LiveModerator, LivePolicies
+from gateway.policies.startup import stored_moderator
+from gateway.policies.watcher import PolicyWatcher
 from gateway.ratelimit import Limits as RateLimits
 from gateway.ratelimit import RateLimiter
 from gateway.recording import Recorder
@@ -91,6 +94,8 @@ class Components:
     recorder: Recorder
     # The audit anchors this process makes and keeps (None: no anchor key configured).
     anchors: AnchorKeeper | None = None
+    # The moderator under the stored policies, swapped when they change (None: `moderator` is fixed).
+    live: LiveModerator | None = None
 
     def limits(self) -> Limits:
         s = self.settings
@@ -157,8 +162,10 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         dtype=settings.dtype,
         prepack=settings.cpu_prepack,
     )
-    moderator = load_moderator(settings)
     sessions = make_session_factory(engine)
+    live = stored_moderator(
+        load_moderator(settings), sessions, moderation_config(settings).get("policies", {})
+    )
     try:
         anchors = anchor_keeper(settings)
     except SettingsError as exc:
@@ -166,11 +173,12 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     return Components(
         settings=settings,
         generator=Generator(loaded),
-        moderator=moderator,
+        moderator=live.current,
         engine=engine,
         sessions=sessions,
         recorder=Recorder(sessions),
         anchors=anchors,
+        live=live,
     )
 
 
@@ -197,6 +205,7 @@ class GatewayServer:
         self._web_address = web_address
         self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
+        self.live = components.live or LiveModerator(components.moderator)
         self.batcher = Batcher(
             components.generator,
             max_batch_size=components.settings.max_batch_size,
@@ -211,7 +220,7 @@ class GatewayServer:
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
         )
-        self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
+        self.moderation_batcher = ModerationBatcher(self.live, self._mod_worker)
         settings = components.settings
         # One limiter for generation and result calls: a key's requests per minute count them all.
         limiter = (
@@ -225,7 +234,7 @@ class GatewayServer:
         )
         self.pipeline = GenerationPipeline(
             generator=components.generator,
-            moderator=components.moderator,
+            moderator=self.live,
             recorder=components.recorder,
             limits=components.limits(),
             batcher=self.batcher,
@@ -314,19 +323,19 @@ class GatewayServer:
         return [Route("/score", score, methods=["POST"], max_body_size=OWN_BODY_LIMIT), *openai.routes()]
 
     async def _start_web(self, address: str) -> None:
-        moderator = self._c.moderator
-        identity = moderator.identity_check
+        # Policies can change at runtime; scorers and the identity terms cannot (they come from the file).
+        identity = self.live.current.identity_check
         app = create_app(
             sessions=self._c.sessions,
             settings=self._c.settings,
-            policies={name: moderator.policy(name) for name in moderator.policy_names},
+            policies=LivePolicies(self.live),
             # The admins' Replay button: regenerates through this server's own batcher and moderator.
             replay=functools.partial(
                 replay,
                 sessions=self._c.sessions,
                 generator=self._c.generator,
                 batcher=self.batcher,
-                moderator=moderator,
+                moderator=self.live,
                 moderation_worker=self._mod_worker,
             ),
             identity_terms=identity.terms if identity is not None else None,
@@ -405,6 +414,13 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
         if webhooks is not None
         else None
     )
+    watching = (
+        asyncio.create_task(
+            PolicyWatcher(components.live, components.sessions).run(interval_s=settings.policy_refresh_s)
+        )
+        if components.live is not None
+        else None
+    )
     anchors = components.anchors
     anchoring = (
         asyncio.create_task(
@@ -419,6 +435,8 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     housekeeping.cancel()
+    if watching is not None:
+        watching.cancel()
     if anchoring is not None:
         anchoring.cancel()
     if delivering is not None and webhooks is not None:

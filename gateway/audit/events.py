@@ -39,6 +39,9 @@ REVIEWER_PASSWORD_CHANGED = "reviewer.password_changed"
 WEBHOOK_CREATED = "webhook.created"
 WEBHOOK_REMOVED = "webhook.removed"
 WEBHOOK_REDELIVERED = "webhook.redelivered"
+POLICY_SEEDED = "policy.seeded"
+POLICY_VERSION_CREATED = "policy.version_created"
+POLICY_ACTIVATED = "policy.activated"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

@@ -28,7 +28,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 @database_url_option
 @click.pass_context
 def policy_group(ctx: click.Context, database_url: str | None) -> None:
-    """Moderation policies measured against reviewer verdicts."""
+    """Moderation policies: versions stored in the database (show, set, history, diff, activate, seed),
+    and measured against reviewer verdicts (report, backtest)."""
     store_database_url(ctx, database_url)
 
 

@@ -28,6 +28,10 @@ TABLES = {
     "rate_buckets",
     "webhook_endpoints",
     "webhook_deliveries",
+    "policy_versions",
+    "moderation_revisions",
+    "policy_activations",
+    "policy_rules",
 }
 
 
