@@ -26,6 +26,8 @@ from gateway.api.v1 import (
     audit_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
     review_pb2,
     review_pb2_grpc,
     webhooks_pb2,
@@ -56,6 +58,7 @@ from gateway.replay import replay
 from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.services.audit import AuditServicer
 from gateway.services.generation import GenerationServicer
+from gateway.services.policy import PolicyServicer
 from gateway.services.results import ResultReader, Watches
 from gateway.services.review import ReviewServicer
 from gateway.services.webhooks import WebhookServicer
@@ -75,7 +78,8 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE)
+POLICY_SERVICE = policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, POLICY_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -279,6 +283,9 @@ class GatewayServer:
         )
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(sessions=self._c.sessions), self._server
+        )
+        policy_pb2_grpc.add_PolicyServiceServicer_to_server(
+            PolicyServicer(sessions=self._c.sessions), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

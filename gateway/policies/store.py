@@ -88,7 +88,7 @@ def active_set(*, session: Session, at_revision: int | None = None) -> ActiveSet
     revision = latest_revision(session=session) if at_revision is None else at_revision
     versions = _activations(session, revision)
     query = select(PolicyVersion.id, PolicyVersion.body).where(PolicyVersion.id.in_(versions.values()))
-    bodies: dict[int, dict[str, Any]] = {vid: body for vid, body in session.execute(query).tuples()}
+    bodies: dict[int, dict[str, Any]] = {vid: body for vid, body in session.execute(query)}
     return ActiveSet(
         revision=revision,
         versions=dict(sorted(versions.items())),
@@ -233,7 +233,7 @@ def _last_activations(session: Session) -> dict[int, tuple[int, str, datetime | 
         )
         .join(ModerationRevision, ModerationRevision.id == PolicyActivation.revision)
         .order_by(ModerationRevision.id)
-    ).tuples()
+    )
     return {version_id: (revision, actor, at) for version_id, revision, actor, at in rows}
 
 
