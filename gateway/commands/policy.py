@@ -65,18 +65,19 @@ def report(
     """Per policy and category: how many outputs were held, the share reviewers approved unchanged
     (false holds), edited or rejected, the score distributions, and a suggested hold threshold."""
     from gateway.commands.settings import command_settings
+    from gateway.policies.store import served_policies
     from gateway.review.report_data import reviewed_outputs
-    from moderation.config import ModerationConfigError, build_policies
+    from moderation.config import ModerationConfigError
     from moderation.report import build_report
     from moderation.report_render import format_table, render_svg
 
     settings = command_settings(ctx)
-    try:
-        policies = build_policies(dict(settings.moderation).get("policies", {}))
-    except ModerationConfigError as exc:
-        raise click.UsageError(str(exc)) from None
     window_since, window_until = _when(since, "--since"), _when(until, "--until")
     with open_session(ctx) as session:
+        try:  # the stored policies once the database holds them (docs/moderation.md)
+            policies = served_policies(session=session, tables=dict(settings.moderation).get("policies", {}))
+        except ModerationConfigError as exc:
+            raise click.UsageError(str(exc)) from None
         outputs = reviewed_outputs(session=session, since=window_since, until=window_until, tenant=tenant)
         result = build_report(
             list(outputs),

@@ -34,6 +34,7 @@ __all__ = [
     "latest_revision",
     "recorded_policy",
     "seed",
+    "served_policies",
     "set_version",
 ]
 
@@ -264,3 +265,12 @@ def recorded_policy(*, session: Session, name: str, version: str) -> Policy | No
         return None
     policy = Policy.from_canonical(name, rules)
     return policy if policy.version == version else None
+
+
+def served_policies(*, session: Session, tables: Mapping[str, Mapping[str, Any]]) -> dict[str, Policy]:
+    """The policies a gateway on this database serves: the stored ones once seeded, else the config
+    file's `tables` (what the first `serve` will seed). For commands that judge or report on policies
+    (`policy report`, `policy backtest`) without running a server. Raises ModerationConfigError."""
+    if latest_revision(session=session):
+        return active_set(session=session).policies()
+    return resolve(tables)

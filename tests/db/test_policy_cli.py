@@ -89,3 +89,20 @@ def test_refusals_are_clean(tmp_path: Path, db_url: str) -> None:
     assert "no policy version 9" in _refused(_run(tmp_path, db_url, "diff", "1", "9"))
     assert "no stored policy 'nope'" in _refused(_run(tmp_path, db_url, "show", "nope"))
     assert _refused(_run(tmp_path, db_url, "activate", "one"))
+
+
+def test_backtest_and_report_use_the_stored_policies(tmp_path: Path, db_url: str) -> None:
+    """Once seeded, `extends` in a backtest proposal and the report's thresholds come from the stored
+    policies, not the config file: a policy stored only in the database is known to them."""
+    proposal = tmp_path / "proposal.toml"
+    proposal.write_text('extends = "stored-only"\n', encoding="utf-8")
+    since = ["--since", "2026-01-01"]
+    before = _run(tmp_path, db_url, "backtest", str(proposal), *since)
+    assert "unknown policy 'stored-only'" in _refused(before)
+    _run(tmp_path, db_url, "seed")
+    (tmp_path / "stored.toml").write_text("review_all = true\n", encoding="utf-8")
+    assert _run(tmp_path, db_url, "set", "stored-only", str(tmp_path / "stored.toml")).exit_code == 0
+    assert _run(tmp_path, db_url, "activate", "2").exit_code == 0
+    after = _run(tmp_path, db_url, "backtest", str(proposal), *since)
+    assert after.exit_code == 0, after.output
+    assert _run(tmp_path, db_url, "report", "--json").exit_code == 0
