@@ -141,6 +141,8 @@ def seed(*, session: Session, tables: Mapping[str, Mapping[str, Any]], actor: st
         session.flush()
         session.add(PolicyActivation(revision=revision, name=name, version_id=version.id))
     _keep_rules(session, policies)
+    if not tables:  # nothing stored, nothing served differently: the revision only marks "seeded"
+        return revision
     append(
         session=session,
         event_type=events.POLICY_SEEDED,

@@ -181,3 +181,12 @@ def test_rules_of_every_served_version_are_kept_for_replay(db: sessionmaker[Sess
         assert recorded_policy(session=s, name="child", version="0" * 12) is None
     assert old is not None and old.version == before.version
     assert old.thresholds == before.thresholds and old.review_all == before.review_all
+
+
+def test_an_empty_seed_marks_the_database_seeded_without_an_audit_event(db: sessionmaker[Session]) -> None:
+    with db() as s, s.begin():
+        assert seed(session=s, tables={}, actor="config:seed") == 1
+    with db() as s, s.begin():
+        assert seed(session=s, tables=SEEDED, actor="config:seed") is None  # the file is not read again
+        assert active_set(session=s).versions == {}
+    assert _events(db, events.POLICY_SEEDED) == []
