@@ -135,6 +135,30 @@ def test_an_activation_on_one_replica_is_served_by_the_other_and_old_decisions_r
         assert _generate(cluster["b"], keys["app"], seed=6)[2] == v1_hash
         activated = stub.ActivatePolicyVersion(pol_pb.ActivatePolicyVersionRequest(version=2), metadata=auth)
         assert activated.revision == 2 and activated.policy.active
+        got = stub.GetPolicyVersion(pol_pb.GetPolicyVersionRequest(version=1), metadata=auth)
+        assert got.name == "custom" and not got.active and got.created_by == "config:seed"
+        assert got.activated_revision == 1 and "review_all = true" in got.policy_toml
+        versions = stub.ListPolicyVersions(pol_pb.ListPolicyVersionsRequest(name="custom"), metadata=auth)
+        assert [(v.version, v.active) for v in versions.versions] == [(1, False), (2, True)]
+        assert versions.versions[1].activated_by.startswith("key:")
+        refusals = [
+            (stub.GetPolicyVersion, pol_pb.GetPolicyVersionRequest(version=9), grpc.StatusCode.NOT_FOUND),
+            (stub.GetPolicyVersion, pol_pb.GetPolicyVersionRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                stub.ActivatePolicyVersion,
+                pol_pb.ActivatePolicyVersionRequest(version=2),
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ),
+            (
+                stub.SetPolicy,
+                pol_pb.SetPolicyRequest(name="a.b", policy_toml=""),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+        ]
+        for method, request, code in refusals:
+            with pytest.raises(grpc.RpcError) as refused:
+                method(request, metadata=auth)
+            assert refused.value.code() == code, (request, refused.value.details())
 
     # B picks the activation up on its own (no restart, no call to B's PolicyService).
     deadline = time.monotonic() + 60
