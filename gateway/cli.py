@@ -199,11 +199,14 @@ def _register_groups() -> None:
     from gateway.commands.moderation import moderation_group
     from gateway.commands.policy import policy_group
     from gateway.commands.policy_backtest import backtest_command
+    from gateway.commands.policy_versions import COMMANDS as POLICY_VERSION_COMMANDS
     from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
     from gateway.commands.webhooks import webhooks_group
 
     policy_group.add_command(backtest_command)
+    for command in POLICY_VERSION_COMMANDS:
+        policy_group.add_command(command)
     groups = (
         db_group,
         audit_group,

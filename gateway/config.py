@@ -115,6 +115,9 @@ class Settings:
     # `[review.qa.POLICY] sample_rate = 0.02`: the share of released outputs drawn for QA labels
     # (gateway/review/qa.py).
     review: Mapping[str, Any] = field(default_factory=dict)
+    # Policies live in the database once seeded from `[moderation.policies]` (gateway/policies/); each
+    # replica checks the stored revision this often and swaps in a rebuilt moderator when it moved.
+    policy_refresh_s: float = 2.0
     # Storage
     database_url: str = "sqlite:///var/modgate.db"
     # A request still open this long after its last update was interrupted (crash): marked failed.
@@ -200,6 +203,7 @@ def _validate(s: Settings) -> None:
         ("grace_period_s", "non-negative"),
         ("stale_request_s", "positive"),
         ("maintenance_interval_s", "positive"),
+        ("policy_refresh_s", "positive"),
         ("session_lifetime_s", "positive"),
         ("session_idle_s", "positive"),
         ("audit_anchor_interval_s", "positive"),

@@ -26,6 +26,8 @@ from gateway.api.v1 import (
     audit_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
+    policy_pb2,
+    policy_pb2_grpc,
     qa_pb2,
     qa_pb2_grpc,
     review_pb2,
@@ -46,12 +48,15 @@ from gateway.ops.metrics import BATCH_SIZE, WORK_SECONDS, serve_metrics
 from gateway.pipeline.callers import KeyAuthenticator
 from gateway.pipeline.core import GenerationPipeline
 from gateway.pipeline.moderation_batching import ModerationBatcher
-from gateway.pipeline.moderation_setup import load_moderator
+from gateway.pipeline.moderation_setup import load_moderator, moderation_config
 from gateway.pipeline.prompt_worker import PromptRunWorker
 from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.pipeline.ratelimit import RateLimiter
 from gateway.pipeline.recording import Recorder
 from gateway.pipeline.replay import replay
+from gateway.policies.live import LiveModerator, LivePolicies
+from gateway.policies.startup import stored_moderator
+from gateway.policies.watcher import PolicyWatcher
 from gateway.review.consensus import parse_consensus
 from gateway.review.deadlines import Deadline, parse_deadlines
 from gateway.review.qa import parse_qa
@@ -60,6 +65,7 @@ from gateway.rpc.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.rpc.metrics_interceptor import MetricsInterceptor
 from gateway.rpc.services.audit import AuditServicer
 from gateway.rpc.services.generation import GenerationServicer
+from gateway.rpc.services.policy import PolicyServicer
 from gateway.rpc.services.qa import QaServicer
 from gateway.rpc.services.results import ResultReader, Watches
 from gateway.rpc.services.review import ReviewServicer
@@ -81,7 +87,8 @@ REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_na
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
 QA_SERVICE = qa_pb2.DESCRIPTOR.services_by_name["QaService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, QA_SERVICE)
+POLICY_SERVICE = policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
+SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, QA_SERVICE, POLICY_SERVICE)
 
 
 class StartupError(RuntimeError):
@@ -100,6 +107,8 @@ class Components:
     recorder: Recorder
     # The audit anchors this process makes and keeps (None: no anchor key configured).
     anchors: AnchorKeeper | None = None
+    # The moderator under the stored policies, swapped when they change (None: `moderator` is fixed).
+    live: LiveModerator | None = None
 
     def limits(self) -> Limits:
         s = self.settings
@@ -166,8 +175,10 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         dtype=settings.dtype,
         prepack=settings.cpu_prepack,
     )
-    moderator = load_moderator(settings)
     sessions = make_session_factory(engine)
+    live = stored_moderator(
+        load_moderator(settings), sessions, moderation_config(settings).get("policies", {})
+    )
     try:
         anchors = anchor_keeper(settings)
     except SettingsError as exc:
@@ -175,11 +186,12 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
     return Components(
         settings=settings,
         generator=Generator(loaded),
-        moderator=moderator,
+        moderator=live.current,
         engine=engine,
         sessions=sessions,
-        recorder=Recorder(sessions, qa_rates=qa_sample_rates(settings, moderator)),
+        recorder=Recorder(sessions, qa_rates=qa_sample_rates(settings, live.current)),
         anchors=anchors,
+        live=live,
     )
 
 
@@ -207,6 +219,7 @@ class GatewayServer:
         self.web: WebServer | None = None
         self._health = health.aio.HealthServicer()
         self._prompt_runs: asyncio.Task[None] | None = None  # gateway/pipeline/prompt_worker.py
+        self.live = components.live or LiveModerator(components.moderator)
         self.batcher = Batcher(
             components.generator,
             max_batch_size=components.settings.max_batch_size,
@@ -221,7 +234,7 @@ class GatewayServer:
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
         )
-        self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
+        self.moderation_batcher = ModerationBatcher(self.live, self._mod_worker)
         settings = components.settings
         # One limiter for generation and result calls: a key's requests per minute count them all.
         limiter = (
@@ -235,7 +248,7 @@ class GatewayServer:
         )
         self.pipeline = GenerationPipeline(
             generator=components.generator,
-            moderator=components.moderator,
+            moderator=self.live,
             recorder=components.recorder,
             limits=components.limits(),
             batcher=self.batcher,
@@ -286,6 +299,9 @@ class GatewayServer:
             WebhookServicer(sessions=self._c.sessions), self._server
         )
         qa_pb2_grpc.add_QaServiceServicer_to_server(QaServicer(sessions=self._c.sessions), self._server)
+        policy_pb2_grpc.add_PolicyServiceServicer_to_server(
+            PolicyServicer(sessions=self._c.sessions), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -335,19 +351,19 @@ class GatewayServer:
         return [Route("/score", score, methods=["POST"], max_body_size=OWN_BODY_LIMIT), *openai.routes()]
 
     async def _start_web(self, address: str) -> None:
-        moderator = self._c.moderator
-        identity = moderator.identity_check
+        # Policies can change at runtime; scorers and the identity terms cannot (they come from the file).
+        identity = self.live.current.identity_check
         app = create_app(
             sessions=self._c.sessions,
             settings=self._c.settings,
-            policies={name: moderator.policy(name) for name in moderator.policy_names},
+            policies=LivePolicies(self.live),
             # The admins' Replay button: regenerates through this server's own batcher and moderator.
             replay=functools.partial(
                 replay,
                 sessions=self._c.sessions,
                 generator=self._c.generator,
                 batcher=self.batcher,
-                moderator=moderator,
+                moderator=self.live,
                 moderation_worker=self._mod_worker,
             ),
             identity_terms=identity.terms if identity is not None else None,
@@ -461,6 +477,13 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
         if webhooks is not None
         else None
     )
+    watching = (
+        asyncio.create_task(
+            PolicyWatcher(components.live, components.sessions).run(interval_s=settings.policy_refresh_s)
+        )
+        if components.live is not None
+        else None
+    )
     anchors = components.anchors
     anchoring = (
         asyncio.create_task(
@@ -475,6 +498,8 @@ async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     housekeeping.cancel()
+    if watching is not None:
+        watching.cancel()
     if anchoring is not None:
         anchoring.cancel()
     if delivering is not None and webhooks is not None:

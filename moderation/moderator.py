@@ -17,6 +17,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from moderation.identity import IdentityCheckSettings, NeutralScores, NeutralText
 from moderation.masking import Masker
@@ -121,6 +122,27 @@ class Moderator:
             ),
             default=0,
         )
+
+    def with_policies(self, policies: Mapping[str, Policy]) -> Moderator:
+        """A moderator with the same scorers (not reloaded), masking, streaming, identity check, default
+        and shadow policies, deciding under `policies` instead: how a gateway applies a policy change at
+        runtime without reloading models. Raises UnknownPolicyError when the default or a shadow policy
+        is missing from `policies`."""
+        return Moderator(
+            self._scorers,
+            policies,
+            default_policy=self._default_policy,
+            masker=self._masker,
+            masked_scorers=self._masked_scorers,
+            stream_settings=self._stream_settings,
+            identity_check=self._identity,
+            shadow_policies=self._shadow_names,
+        )
+
+    @property
+    def policies(self) -> Mapping[str, Policy]:
+        """Every policy by name (a read-only view)."""
+        return MappingProxyType(self._policies)
 
     def policy(self, name: str | None = None) -> Policy:
         """The named policy (the default one for None); UnknownPolicyError for a name not configured."""

@@ -113,6 +113,29 @@ class Policy:
             rules["prompt_screening"] = {c: a.name.lower() for c, a in sorted(self.prompt_screening.items())}
         return rules
 
+    @classmethod
+    def from_canonical(cls, name: str, rules: Mapping[str, object], *, description: str = "") -> Policy:
+        """The policy whose `canonical()` is `rules`: how a decision recorded under an older version of a
+        policy is replayed under exactly that version (the gateway keeps every served version's rules).
+        Raises ValueError for rules that are not a `canonical()` document."""
+        try:
+            thresholds = rules["thresholds"]
+            span_actions = rules["span_actions"]
+            if not isinstance(thresholds, Mapping) or not isinstance(span_actions, Mapping):
+                raise TypeError("thresholds and span_actions must be tables")
+            return cls(
+                name=name,
+                thresholds={
+                    str(c): Thresholds(hold=t["hold"], block=t["block"]) for c, t in thresholds.items()
+                },
+                span_actions={str(c): Action[str(a).upper()] for c, a in span_actions.items()},
+                unknown_span_action=Action[str(rules["unknown_span_action"]).upper()],
+                review_all=bool(rules["review_all"]),
+                description=description,
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not the canonical rules of a policy: {exc}") from None
+
     @property
     def version(self) -> str:
         """Short hash of the rules, stored with every decision so it can be traced to exact settings."""

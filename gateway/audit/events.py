@@ -43,6 +43,9 @@ WEBHOOK_CREATED = "webhook.created"
 WEBHOOK_REMOVED = "webhook.removed"
 WEBHOOK_REDELIVERED = "webhook.redelivered"
 QA_LABELLED = "qa.labelled"
+POLICY_SEEDED = "policy.seeded"
+POLICY_VERSION_CREATED = "policy.version_created"
+POLICY_ACTIVATED = "policy.activated"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

@@ -28,7 +28,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 @database_url_option
 @click.pass_context
 def policy_group(ctx: click.Context, database_url: str | None) -> None:
-    """Moderation policies measured against reviewer verdicts."""
+    """Moderation policies: versions stored in the database (show, set, history, diff, activate, seed),
+    and measured against reviewer verdicts (report, backtest)."""
     store_database_url(ctx, database_url)
 
 
@@ -65,20 +66,24 @@ def report(
     (false holds), edited or rejected, the score distributions, and a suggested hold threshold; and
     from the QA sample of released outputs, the miss rate (share judged harmful, Wilson interval)."""
     from gateway.commands.settings import command_settings
+    from gateway.policies.store import served_policies
     from gateway.review.qa import QaConfigError, parse_qa
     from gateway.review.report_data import qa_labels, rated_items, reviewed_outputs
-    from moderation.config import ModerationConfigError, build_policies
+    from moderation.config import ModerationConfigError
     from moderation.report import build_report
     from moderation.report_render import format_table, render_svg
 
     settings = command_settings(ctx)
     try:
-        policies = build_policies(dict(settings.moderation).get("policies", {}))
         qa_rates = parse_qa(dict(settings.review).get("qa", {}))
-    except (ModerationConfigError, QaConfigError) as exc:
+    except QaConfigError as exc:
         raise click.UsageError(str(exc)) from None
     window_since, window_until = _when(since, "--since"), _when(until, "--until")
     with open_session(ctx) as session:
+        try:  # the stored policies once the database holds them (docs/moderation.md)
+            policies = served_policies(session=session, tables=dict(settings.moderation).get("policies", {}))
+        except ModerationConfigError as exc:
+            raise click.UsageError(str(exc)) from None
         outputs = reviewed_outputs(session=session, since=window_since, until=window_until, tenant=tenant)
         labels = qa_labels(session=session, since=window_since, until=window_until, tenant=tenant)
         result = build_report(

@@ -35,9 +35,10 @@ def backtest_command(
     FILE holds the keys of one [moderation.policies.NAME] table (extends, thresholds, ...). With NAME,
     the proposal is a new version of policy NAME and only outputs decided under NAME are read; without
     it, every output in the window. Definitions: docs/moderation.md, "Backtest"."""
+    from gateway.policies.store import served_policies
     from gateway.review.backtest_data import Window, recorded_outputs, undecided_count
     from moderation.backtest import backtest, format_backtest, proposal_from_toml
-    from moderation.config import ModerationConfigError, build_policies
+    from moderation.config import ModerationConfigError
 
     if len(args) not in (1, 2):
         raise click.UsageError("expected [NAME] FILE: a policy name (optional) and the policy file")
@@ -48,10 +49,11 @@ def backtest_command(
     except (OSError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read the policy file {file}: {exc}") from None
     settings = command_settings(ctx)
-    try:
-        known = build_policies(dict(settings.moderation).get("policies", {}))
-    except ModerationConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    with open_session(ctx) as session:
+        try:  # `extends` resolves against the stored policies once the database holds them
+            known = served_policies(session=session, tables=dict(settings.moderation).get("policies", {}))
+        except ModerationConfigError as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         proposal = proposal_from_toml(text, name=name or "proposal", known=known)
     except ModerationConfigError as exc:

@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 
 ALL_SCOPES = frozenset(SCOPES)
-
-
 AUDIT_ALL = "audit:all"
 
 

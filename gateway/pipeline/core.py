@@ -37,6 +37,7 @@ from gateway.pipeline.ratelimit import Limiter
 from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.pipeline.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
 from gateway.pipeline.screening import PromptScreen, screened_records
+from gateway.policies.live import LiveModerator, current_moderator
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -130,7 +131,7 @@ class GenerationPipeline:
         self,
         *,
         generator: Generator,
-        moderator: Moderator,
+        moderator: Moderator | LiveModerator,
         recorder: Recorder,
         limits: Limits,
         batcher: Batcher,
@@ -142,7 +143,8 @@ class GenerationPipeline:
     ) -> None:
         """`moderation_batcher`: moderate unary outputs of concurrent calls together (the server's).
         `served_model`: the model's name in answers (default the loaded model's id, which for a local
-        model is its directory path: records keep that one)."""
+        model is its directory path: records keep that one). `moderator`: a LiveModerator when policies
+        can change at runtime; each call takes its current moderator once and keeps it to the end."""
         self.served_model = served_model or generator.model_id
         self._mod_batcher = moderation_batcher
         self._generator = generator
@@ -153,7 +155,7 @@ class GenerationPipeline:
         self._mod_worker = moderation_worker
         self._limiter = limiter
         self._default_limits = default_limits
-        self._screen = PromptScreen(moderator, moderation_worker)
+        self._screen = PromptScreen(moderation_worker)
 
     @property
     def model_id(self) -> str:
@@ -181,7 +183,7 @@ class GenerationPipeline:
     ) -> CallContext:
         """Checks the key's policy and rate limits, which reserve the most tokens the request can
         generate (`admitted` gives back what was not used)."""
-        if caller.policy is not None and caller.policy not in self._moderator.policy_names:
+        if caller.policy is not None and caller.policy not in current_moderator(self._moderator).policy_names:
             raise FailedPrecondition(
                 f"this API key's moderation policy {caller.policy!r} is not configured on this gateway"
             )
@@ -282,8 +284,11 @@ class GenerationPipeline:
         async with self.admitted(
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:
+            pinned = current_moderator(self._moderator)  # a policy change never lands mid-call
             verdicts = (
-                await self._screen.screen(prompts, policy=admission.call.policy, cancel=cancel)
+                await self._screen.screen(
+                    prompts, moderator=pinned, policy=admission.call.policy, cancel=cancel
+                )
                 if screen
                 else [None] * len(prompts)
             )
@@ -307,10 +312,12 @@ class GenerationPipeline:
             if not texts:
                 decisions = []
             elif self._mod_batcher is not None:
-                decisions = await self._mod_batcher.moderate(texts, policy=admission.call.policy)
+                decisions = await self._mod_batcher.moderate(
+                    texts, policy=admission.call.policy, moderator=pinned
+                )
             else:
                 decisions = await self._mod_worker.run(
-                    cancel, self._moderator.moderate, texts, policy=admission.call.policy
+                    cancel, pinned.moderate, texts, policy=admission.call.policy
                 )
             records = [
                 OutputRecord(prompt_index=i, prompt=p, sequence=s, decision=d)
@@ -353,7 +360,10 @@ class GenerationPipeline:
             caller, request_id, params, [prompt], stream=True, end_user=end_user
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
-            (verdict,) = await self._screen.screen([prompt], policy=admission.call.policy, cancel=cancel)
+            pinned = current_moderator(self._moderator)  # the stream ends on the rules it started with
+            (verdict,) = await self._screen.screen(
+                [prompt], moderator=pinned, policy=admission.call.policy, cancel=cancel
+            )
             if verdict is not None and verdict.screened_out:  # no generation: the prompt was withheld
                 (record,) = screened_records(
                     prompt_index=0,
@@ -366,8 +376,8 @@ class GenerationPipeline:
                 observe_decisions([record.decision], 0)
                 rest = ""
             else:
-                moderator = self._moderator.stream(policy=admission.call.policy)
-                policy = self._moderator.policy(admission.call.policy)
+                moderator = pinned.stream(policy=admission.call.policy)
+                policy = pinned.policy(admission.call.policy)
 
                 def released_so_far() -> ReleasedPrefix:
                     return ReleasedPrefix(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.generation.worker import Worker
+from gateway.policies.live import LiveModerator, current_moderator
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -29,10 +30,11 @@ class _Waiting:
     texts: list[str]
     policy: str | None
     future: asyncio.Future[list[Decision]]
+    moderator: Moderator
 
 
 class ModerationBatcher:
-    def __init__(self, moderator: Moderator, worker: Worker, *, max_texts: int = 64) -> None:
+    def __init__(self, moderator: Moderator | LiveModerator, worker: Worker, *, max_texts: int = 64) -> None:
         """`worker` runs the blocking `moderate` calls (the server's moderation worker); a round takes at
         most `max_texts` texts (more wait for the next round)."""
         self._moderator = moderator
@@ -43,15 +45,19 @@ class ModerationBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rounds = 0  # moderate() calls made (tests and benchmarks compare it with requests)
 
-    async def moderate(self, texts: Sequence[str], *, policy: str | None) -> list[Decision]:
-        """The decisions for `texts` under `policy`, as `Moderator.moderate` gives them."""
+    async def moderate(
+        self, texts: Sequence[str], *, policy: str | None, moderator: Moderator | None = None
+    ) -> list[Decision]:
+        """The decisions for `texts` under `policy`, as `Moderator.moderate` gives them. `moderator`: the
+        one the call pinned (default: the current one); calls pinned to different ones share no round."""
+        chosen = moderator if moderator is not None else current_moderator(self._moderator)
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
         if loop is not self._loop or not texts:  # another event loop: no sharing across loops
-            return await self._worker.run(threading.Event(), self._moderator.moderate, texts, policy=policy)
+            return await self._worker.run(threading.Event(), chosen.moderate, texts, policy=policy)
         future: asyncio.Future[list[Decision]] = loop.create_future()
-        self._waiting.append(_Waiting(list(texts), policy, future))
+        self._waiting.append(_Waiting(list(texts), policy, future, chosen))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
         return await future
@@ -66,19 +72,17 @@ class ModerationBatcher:
                 if not item.future.done():  # a caller cancelled while waiting needs nothing
                     taken.append(item)
                     size += len(item.texts)
-            by_policy: dict[str | None, list[_Waiting]] = {}
+            by_policy: dict[tuple[Moderator, str | None], list[_Waiting]] = {}
             for item in taken:
-                by_policy.setdefault(item.policy, []).append(item)
-            for policy, items in by_policy.items():
-                await self._round(policy, items)
+                by_policy.setdefault((item.moderator, item.policy), []).append(item)
+            for (moderator, policy), items in by_policy.items():
+                await self._round(moderator, policy, items)
 
-    async def _round(self, policy: str | None, items: list[_Waiting]) -> None:
+    async def _round(self, moderator: Moderator, policy: str | None, items: list[_Waiting]) -> None:
         texts = [t for item in items for t in item.texts]
         self.rounds += 1
         try:
-            decisions = await self._worker.run(
-                threading.Event(), self._moderator.moderate, texts, policy=policy
-            )
+            decisions = await self._worker.run(threading.Event(), moderator.moderate, texts, policy=policy)
         except Exception as exc:
             for item in items:
                 if not item.future.done():

@@ -26,6 +26,8 @@ from gateway.generation.batcher import Batcher
 from gateway.generation.generator import FinishReason, Generator
 from gateway.generation.params import SamplingParams
 from gateway.generation.worker import Worker
+from gateway.policies.live import LiveModerator, current_moderator
+from gateway.policies.store import recorded_policy
 from gateway.storage.models import GenerationOutput
 from gateway.storage.tx import in_transaction
 from moderation.moderator import Moderator
@@ -119,7 +121,7 @@ async def replay(
     sessions: sessionmaker[Session],
     generator: Generator,
     batcher: Batcher,
-    moderator: Moderator,
+    moderator: Moderator | LiveModerator,
     moderation_worker: Worker | None = None,
 ) -> ReplayReport:
     """Regenerates the ticket's output with its recorded parameters and seed, re-moderates it under its
@@ -127,7 +129,9 @@ async def replay(
     recorded (the comparison is then expected to differ). In a running server, pass its
     `moderation_worker`: the scorers then run on the thread that owns them, off the event loop.
     `actor` is who asked (`reviewer:NAME` from the web queue, `cli:USER` from `modgate replay`): the
-    replay is written to the audit log under that name."""
+    replay is written to the audit log under that name. A decision made under an older version of its
+    policy is re-moderated under that version (its rules are kept in the database by their hash), not
+    the one served now."""
     recorded = await load_recorded(sessions, ticket)
     notes: list[str] = []
     loaded = generator.loaded
@@ -136,10 +140,8 @@ async def replay(
             f"recorded model {recorded.model_id}@{recorded.model_revision}, "
             f"loaded {loaded.model_id}@{loaded.revision}"
         )
-    policy = recorded.decision["policy_name"]
-    if policy not in moderator.policy_names:
-        notes.append(f"policy {policy!r} is not configured now; replayed under the default policy")
-        policy = None
+    serving = current_moderator(moderator)
+    moderator, policy = await _at_recorded_version(sessions, serving, recorded, notes)
     if recorded.finish_reason == FinishReason.PROMPT_SCREENED.value:
         # Nothing was generated: the replay is the prompt's screening, and it generates nothing either.
         text = recorded.generated_text
@@ -158,6 +160,30 @@ async def replay(
     )
     await in_transaction(sessions, lambda session: _audit(session, recorded, report, actor))
     return report
+
+
+async def _at_recorded_version(
+    sessions: sessionmaker[Session], serving: Moderator, recorded: Recorded, notes: list[str]
+) -> tuple[Moderator, str | None]:
+    """The moderator and policy name to replay with: `serving` when it has the recorded version of the
+    policy; else `serving`'s scorers under that version rebuilt from the stored rules; else (never
+    stored, e.g. the config file changed before policies were stored) the served policy, with a note."""
+    name: str = recorded.decision["policy_name"]
+    version: str = recorded.decision["policy_version"]
+    if name in serving.policy_names and serving.policy(name).version == version:
+        return serving, name
+    older = await in_transaction(sessions, lambda s: recorded_policy(session=s, name=name, version=version))
+    if older is not None:
+        notes.append(f"policy {name!r} replayed at its recorded version {version}, not the one served now")
+        return serving.with_policies({**serving.policies, name: older}), name
+    if name not in serving.policy_names:
+        notes.append(f"policy {name!r} is not configured now; replayed under the default policy")
+        return serving, None
+    notes.append(
+        f"policy {name!r} version {version} is not stored; replayed under the served version "
+        f"{serving.policy(name).version}"
+    )
+    return serving, name
 
 
 async def _run(worker: Worker | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -22,27 +22,27 @@ from moderation.prompt_screening import PromptVerdict, screen_prompts, withheld_
 
 
 class PromptScreen:
-    """Screens prompts on the moderation worker (the scorers' owner thread)."""
+    """Screens prompts on the moderation worker (the scorers' owner thread), with the moderator the call
+    pinned (policies can change at runtime: a call screens and moderates under the same rules)."""
 
-    def __init__(self, moderator: Moderator, worker: Worker) -> None:
-        self._moderator = moderator
+    def __init__(self, worker: Worker) -> None:
         self._worker = worker
 
-    def screens(self, policy: str | None) -> bool:
-        """Whether the policy screens prompts at all (no scorer runs for one that does not)."""
-        return bool(self._moderator.policy(policy).prompt_screening)
-
     async def screen(
-        self, prompts: Sequence[str], *, policy: str | None, cancel: threading.Event
+        self,
+        prompts: Sequence[str],
+        *,
+        moderator: Moderator,
+        policy: str | None,
+        cancel: threading.Event,
     ) -> list[PromptVerdict | None]:
-        """One verdict per prompt (None for all when the policy screens nothing), counted per action."""
-        if not self.screens(policy):
+        """One verdict per prompt (None for all when the policy screens nothing: no scorer runs), counted
+        per action."""
+        if not moderator.policy(policy).prompt_screening:
             return [None] * len(prompts)
-        verdicts = await self._worker.run(
-            cancel, screen_prompts, self._moderator, list(prompts), policy=policy
-        )
+        verdicts = await self._worker.run(cancel, screen_prompts, moderator, list(prompts), policy=policy)
         assert verdicts is not None
-        name = self._moderator.policy(policy).name
+        name = moderator.policy(policy).name
         for v in verdicts:
             PROMPT_SCREENING.labels(name, v.action.name.lower()).inc()
         return list(verdicts)

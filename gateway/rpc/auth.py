@@ -25,6 +25,8 @@ SCOPE_FOR_SERVICE = {
     "modgate.v1.AuditService": "audit",
     # A tenant manages its own webhook endpoints with the key it generates with.
     "modgate.v1.WebhookService": "generate",
+    # Operators change the policies every tenant is moderated under: never implied by another scope.
+    "modgate.v1.PolicyService": "policy",
 }
 
 

@@ -29,7 +29,7 @@ SECRET_PREFIX = "mg"
 TOUCH_INTERVAL = timedelta(seconds=60)
 # What a key may be granted. `audit` reads the key's own tenant's audit events; `audit:all` (an
 # operator's scope, granted only when named) reads every tenant's and verifies the whole chain.
-SCOPES = ("generate", "review", "audit", "audit:all")
+SCOPES = ("generate", "review", "audit", "audit:all", "policy")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _SECRET = re.compile(r"^mg_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 _DUMMY_HASH = "0" * 64

@@ -175,7 +175,7 @@ def create_app(
         sessions=sessions,
         templates=templates,
         lease_seconds=lease_seconds,
-        policies=dict(policies or {}),
+        policies=policies if policies is not None else {},  # a live view: follows activations
         throttle=LoginThrottle(),
         password_params=password_params(settings),
         replay=replay,

@@ -62,7 +62,7 @@ class WebContext:
     sessions: sessionmaker[Session]
     templates: Jinja2Templates
     lease_seconds: int
-    policies: dict[str, Any]
+    policies: Mapping[str, Any]
     throttle: LoginThrottle
     password_params: HashParams = OWASP  # Argon2id cost for reviewer passwords (settings password_hash_*)
     # Password checks running at once: each holds a worker thread (the one pool every view's database

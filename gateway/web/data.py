@@ -220,7 +220,7 @@ def item_view(
     session: Session,
     reviewer: Reviewer,
     item: ReviewItem,
-    policies: dict[str, Any],
+    policies: Mapping[str, Any],
     identity_terms: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ItemView:
     now = utcnow()

@@ -31,6 +31,10 @@ TABLES = {
     "review_verdicts",
     "prompt_runs",
     "qa_samples",
+    "policy_versions",
+    "moderation_revisions",
+    "policy_activations",
+    "policy_rules",
 }
 
 

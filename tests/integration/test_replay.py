@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from gateway.audit import events
 from gateway.audit.query import query as audit_query
@@ -21,6 +23,8 @@ from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
 from gateway.pipeline.replay import replay
 from gateway.server import build_components
+from gateway.storage.engine import make_engine
+from gateway.storage.models import GenerationOutput
 from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.scorers.profanity import ProfanityScorer
@@ -91,10 +95,29 @@ def test_modgate_replay_command(demo_model_dir: Path, tmp_path: Path) -> None:
     same = CliRunner().invoke(cli, ["replay", ticket, "--config", str(config)])
     assert same.exit_code == 0, same.output
     assert f"replay of {ticket}: identical" in same.output
-    # The operator has since changed policy `mine`: the replay lists the new policy version.
-    config.write_text(config.read_text() + "thresholds = { profanity_ml = { hold = 0.99 } }\n")
+    # The operator has since changed policy `mine` (stored and activated; the file is only the seed):
+    # the replay rebuilds the version the decision was made under, and says so.
+    changed = tmp_path / "mine.toml"
+    changed.write_text('extends = "permissive"\n')
+    assert (
+        CliRunner().invoke(cli, ["policy", "--config", str(config), "set", "mine", str(changed)]).exit_code
+        == 0
+    )
+    assert CliRunner().invoke(cli, ["policy", "--config", str(config), "activate", "2"]).exit_code == 0
     other = CliRunner().invoke(cli, ["replay", ticket, "--config", str(config)])
-    assert other.exit_code == EXIT_DIFFERENT, other.output
-    assert "DIFFERENT" in other.output and "policy_version" in other.output
+    assert other.exit_code == 0, other.output
+    assert "identical" in other.output and "replayed at its recorded version" in other.output
+    # A decision whose recorded version the database never held (here: edited in the row) is replayed
+    # under the served version, and the replay lists the difference.
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with Session(engine) as s, s.begin():
+        s.execute(
+            update(GenerationOutput).where(GenerationOutput.ticket == ticket).values(policy_version="0" * 12)
+        )
+    engine.dispose()
+    different = CliRunner().invoke(cli, ["replay", ticket, "--config", str(config)])
+    assert different.exit_code == EXIT_DIFFERENT, different.output
+    assert "DIFFERENT" in different.output and "policy_version" in different.output
+    assert "is not stored; replayed under the served version" in different.output
     missing = CliRunner().invoke(cli, ["replay", "tkt_missing", "--config", str(config)])
     assert missing.exit_code == 1 and "no output with ticket" in missing.output

@@ -128,7 +128,8 @@ async def test_replay_button_on_a_real_gateway(generator: Generator, db_url: str
                     (f"reviewer:{admin_name}", "identical"),
                     (f"reviewer:{admin_name}", "different"),
                 ], "each replay from the web queue is an audit event"
-                assert replays[1].payload == {"text_identical": False, "decision_differences": 1, "notes": 1}
+                # Notes: the recorded model, and the recorded policy version that was never stored.
+                assert replays[1].payload == {"text_identical": False, "decision_differences": 1, "notes": 2}
                 assert flag_word not in str(replays[1].payload)
 
             # Reviewers see no button and may not replay.

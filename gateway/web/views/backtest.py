@@ -9,6 +9,7 @@ pasted policy is never lost to a typo.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ async def _policy_text(form: FormData) -> str:
     return text
 
 
-def parse_form(values: dict[str, str], text: str, known: dict[str, Any]) -> BacktestForm:
+def parse_form(values: dict[str, str], text: str, known: Mapping[str, Any]) -> BacktestForm:
     """Every field checked; a bad one raises InvalidArgument naming it."""
     name = values["name"] or None
     if name is not None and len(name) > MAX_NAME_CHARS:

@@ -109,3 +109,19 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(worker: Worker) ->
     (decision,) = await kept
     await busy
     assert decision.original_text == "kept" and scorer.calls == [["busy"], ["kept"]]
+
+
+async def test_calls_pinned_to_different_moderators_share_no_round(worker: Worker) -> None:
+    """A policy change swaps the moderator while calls are in flight: each call is decided by the one it
+    pinned when it started, never by the newer one that a later call brought into the same round."""
+    scorer = SlowKeywords()
+    old = Moderator([scorer], PRESETS, default_policy="default", masker=Masker())
+    new = old.with_policies({**PRESETS, "default": PRESETS["strict"]})
+    batcher = ModerationBatcher(old, worker)
+    before, after = await asyncio.gather(
+        batcher.moderate(["you idiot"], policy=None, moderator=old),
+        batcher.moderate(["you idiot"], policy=None, moderator=new),
+    )
+    assert batcher.rounds == 2
+    assert before[0].policy_version == PRESETS["default"].version
+    assert after[0].policy_version == PRESETS["strict"].version
