@@ -121,8 +121,13 @@ class Policy:
         try:
             thresholds = rules["thresholds"]
             span_actions = rules["span_actions"]
-            if not isinstance(thresholds, Mapping) or not isinstance(span_actions, Mapping):
-                raise TypeError("thresholds and span_actions must be tables")
+            screening = rules.get("prompt_screening", {})  # present only when the policy screens prompts
+            if not (
+                isinstance(thresholds, Mapping)
+                and isinstance(span_actions, Mapping)
+                and isinstance(screening, Mapping)
+            ):
+                raise TypeError("thresholds, span_actions and prompt_screening must be tables")
             return cls(
                 name=name,
                 thresholds={
@@ -131,6 +136,7 @@ class Policy:
                 span_actions={str(c): Action[str(a).upper()] for c, a in span_actions.items()},
                 unknown_span_action=Action[str(rules["unknown_span_action"]).upper()],
                 review_all=bool(rules["review_all"]),
+                prompt_screening={str(c): Action[str(a).upper()] for c, a in screening.items()},
                 description=description,
             )
         except (KeyError, TypeError) as exc:

@@ -31,7 +31,7 @@ def test_with_policies_keeps_scorers_and_settings() -> None:
         moderator.with_policies({"default": PRESETS["default"]})  # the shadow policy is gone
 
 
-@pytest.mark.parametrize("name", [*PRESETS, "custom"])
+@pytest.mark.parametrize("name", [*PRESETS, "custom", "screening"])
 def test_a_policy_rebuilds_from_its_canonical_rules(name: str) -> None:
     policies = build_policies(
         {
@@ -41,7 +41,8 @@ def test_a_policy_rebuilds_from_its_canonical_rules(name: str) -> None:
                 "span_actions": {"slur": "block"},
                 "unknown_span_action": "mask",
                 "review_all": True,
-            }
+            },
+            "screening": {"prompt_screening": {"toxicity": "block", "profanity": "hold"}},
         }
     )
     policy = policies[name]
@@ -53,6 +54,7 @@ def test_a_policy_rebuilds_from_its_canonical_rules(name: str) -> None:
         span_actions=policy.span_actions,
         unknown_span_action=policy.unknown_span_action,
         review_all=policy.review_all,
+        prompt_screening=policy.prompt_screening,
     )
 
 
