@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -400,16 +401,22 @@ class GatewayServer:
         await self._server.wait_for_termination()
 
 
+def refuse_unknown_policies(table: str, configured: Iterable[str], moderator: Moderator) -> None:
+    """A `[TABLE.POLICY]` for a policy this gateway does not have would silently never apply (no
+    deadline, no second reviewer, no QA sample): refused at start, naming the policies there are."""
+    unknown = sorted(set(configured) - set(moderator.policy_names))
+    if unknown:
+        raise StartupError(
+            f"{table} names policies this gateway does not have: {', '.join(unknown)} "
+            f"(policies: {', '.join(sorted(moderator.policy_names))})"
+        )
+
+
 def review_deadlines(settings: Settings, moderator: Moderator) -> dict[str, Deadline]:
     """The configured review deadlines; one for a policy this gateway does not have is a mistake that
     would silently never apply: refused at start."""
     deadlines = parse_deadlines(settings.review.get("deadlines", {}))
-    unknown = sorted(set(deadlines) - set(moderator.policy_names))
-    if unknown:
-        raise StartupError(
-            f"review.deadlines names policies this gateway does not have: {', '.join(unknown)} "
-            f"(policies: {', '.join(sorted(moderator.policy_names))})"
-        )
+    refuse_unknown_policies("review.deadlines", deadlines, moderator)
     for policy, deadline in deadlines.items():
         log.info(
             "review deadline for %s: %s after %gs",
@@ -424,12 +431,7 @@ def review_consensus(settings: Settings, moderator: Moderator) -> None:
     """Checks and logs the `[review.consensus]` tables (the servicer and the web app parse their own copy):
     one for a policy this gateway does not have would silently never apply, so it is refused at start."""
     consensus = parse_consensus(settings.review.get("consensus", {}))
-    unknown = sorted(set(consensus) - set(moderator.policy_names))
-    if unknown:
-        raise StartupError(
-            f"review.consensus names policies this gateway does not have: {', '.join(unknown)} "
-            f"(policies: {', '.join(sorted(moderator.policy_names))})"
-        )
+    refuse_unknown_policies("review.consensus", consensus, moderator)
     for policy, wanted in consensus.items():
         log.info("review consensus for %s: %d verdicts, %s", policy, wanted.verdicts, wanted.rule.value)
 
@@ -438,12 +440,7 @@ def qa_sample_rates(settings: Settings, moderator: Moderator) -> dict[str, float
     """The configured QA sampling rates; one for a policy this gateway does not have is refused at
     start (it would silently sample nothing)."""
     rates = parse_qa(settings.review.get("qa", {}))
-    unknown = sorted(set(rates) - set(moderator.policy_names))
-    if unknown:
-        raise StartupError(
-            f"review.qa names policies this gateway does not have: {', '.join(unknown)} "
-            f"(policies: {', '.join(sorted(moderator.policy_names))})"
-        )
+    refuse_unknown_policies("review.qa", rates, moderator)
     for policy, rate in rates.items():
         log.info("QA sample of %s: %g of released outputs", policy, rate)
     return rates

@@ -5,8 +5,6 @@ the browser and decides, and the policy report shows the agreement."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,18 +19,16 @@ from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
+from tests.browser.serve import Gateway, running_gateway
 from tests.browser.support import PASSWORD
 from tests.browser.test_review_browser import (
     ARTIFACTS,
     CHROMIUM,
     LAUNCH_ARGS,
-    Gateway,
     generated_texts,
     result,
     sync_playwright,
-    wait_ready,
 )
-from tests.support.serve_process import free_ports, serve_command
 
 if sync_playwright is not None:
     from playwright.sync_api import Page
@@ -60,37 +56,15 @@ def cli_ok(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("consensus")
-    config = tmp / "modgate.toml"
-    config.write_text(CONFIG)
-    grpc_port, web_port = free_ports(2)
-    database_url = f"sqlite:///{tmp / 'modgate.db'}"
-    log = tmp / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            serve_command(
-                demo_model_dir,
-                migrate=True,
-                config=config,
-                grpc_address=f"127.0.0.1:{grpc_port}",
-                web_address=f"127.0.0.1:{web_port}",
-                metrics_address="",
-                database_url=database_url,
-            ),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    gw = Gateway(f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{web_port}", database_url, proc, log)
-    try:
-        wait_ready(gw)
+    with running_gateway(demo_model_dir, tmp_path_factory.mktemp("consensus"), config=CONFIG) as gw:
         assert "review consensus for strict: 2 verdicts, unanimous" in gw.output()
-        engine = make_engine(database_url)
+        engine = make_engine(gw.database_url)
         with make_session_factory(engine)() as s, s.begin():
             create_reviewer(session=s, username="rita", password=PASSWORD, role="reviewer")
             create_reviewer(session=s, username="ravi", password=PASSWORD, role="reviewer")
             create_reviewer(session=s, username="ada", password=PASSWORD, role="admin")
         engine.dispose()
-        db = ("keys", "--database-url", database_url, "create")
+        db = ("keys", "--database-url", gw.database_url, "create")
         gw.key = cli_ok(
             *db, "--tenant", "acme", "--name", "c", "--scope", "generate", "--policy", "strict"
         ).split()[0]
@@ -103,13 +77,6 @@ def gateway(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 assert action_name(out.moderation.action) == "HELD" and out.ticket
                 gw.held[out.ticket] = ravi  # the gRPC reviewer's key rides along
         yield gw
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def login(page: Page, gw: Gateway, username: str) -> None:

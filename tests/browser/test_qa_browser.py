@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,17 +19,15 @@ from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import AuditEvent, GenerationOutput, QaSample
+from tests.browser.serve import Gateway, running_gateway
 from tests.browser.support import PASSWORD
 from tests.browser.test_review_browser import (
     ARTIFACTS,
     CHROMIUM,
     LAUNCH_ARGS,
-    Gateway,
     assert_fits_a_phone,
     sync_playwright,
-    wait_ready,
 )
-from tests.support.serve_process import free_ports, serve_command
 
 PROMPTS = ["The meaning of life is", "Once upon a time", "The weather today", "My favourite food"]
 CONFIG = "[review.qa.default]\nsample_rate = 1.0\n\n[review.qa.strict]\nsample_rate = 0.25\n"
@@ -52,36 +47,9 @@ def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def sampled(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("qa-browser")
-    config = tmp / "modgate.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    grpc_port, web_port = free_ports(2)
-    log = tmp / "serve.log"
-    gw_args = {
-        "grpc_address": f"127.0.0.1:{grpc_port}",
-        "web_address": f"127.0.0.1:{web_port}",
-        "database_url": f"sqlite:///{tmp / 'modgate.db'}",
-    }
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            serve_command(demo_model_dir, migrate=True, metrics_address="", config=config, **gw_args),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-    gw = Gateway(gw_args["grpc_address"], f"http://127.0.0.1:{web_port}", gw_args["database_url"], proc, log)
-    try:
-        wait_ready(gw)
+    with running_gateway(demo_model_dir, tmp_path_factory.mktemp("qa-browser"), config=CONFIG) as gw:
         assert "QA sample of default: 1 of released outputs" in gw.output()
         yield gw
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        assert proc.returncode == 0, gw.output()
 
 
 def test_released_outputs_are_labelled_in_the_browser_and_measured(sampled: Gateway, tmp_path: Path) -> None:

@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -35,8 +30,8 @@ from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
+from tests.browser.serve import Gateway, running_gateway
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
-from tests.support.serve_process import free_ports, serve_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("MODGATE_BROWSER_ARTIFACTS", "var/browser-artifacts"))
@@ -70,70 +65,13 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Gateway:
-    grpc_address: str
-    web_url: str
-    database_url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    key: str = ""
-    held: dict[str, str] = field(default_factory=dict)  # ticket -> prompt
-
-    def output(self) -> str:
-        """What the server printed so far (a file, not a pipe: a full pipe would block its logging)."""
-        return self.log.read_text(errors="replace")
-
-
-def wait_ready(gw: Gateway, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if gw.proc.poll() is not None:
-            raise AssertionError(f"modgate serve exited early:\n{gw.output()}")
-        try:
-            if httpx.get(gw.web_url + "/healthz", timeout=1).text == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the web queue did not come up in time:\n{gw.output()}")
-
-
 @pytest.fixture(scope="module")
 def gateway(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("browser")
-    grpc_port, web_port = free_ports(2)
-    grpc_address = f"127.0.0.1:{grpc_port}"
-    database_url = f"sqlite:///{tmp / 'modgate.db'}"
-    log = tmp / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            serve_command(
-                demo_model_dir,
-                migrate=True,
-                grpc_address=grpc_address,
-                web_address=f"127.0.0.1:{web_port}",
-                metrics_address="",
-                database_url=database_url,
-            ),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-    gw = Gateway(grpc_address, f"http://127.0.0.1:{web_port}", database_url, proc, log)
-    try:
-        wait_ready(gw)
+    with running_gateway(demo_model_dir, tmp_path_factory.mktemp("browser")) as gw:
         yield gw
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        output = gw.output()
-        assert f"reviewer web queue listening on http://127.0.0.1:{web_port}/" in output, output
-        assert "web server stopped" in output and proc.returncode == 0, output
+    output = gw.output()
+    assert f"reviewer web queue listening on {gw.web_url}/" in output, output
+    assert "web server stopped" in output, output
 
 
 @pytest.fixture(scope="module")
