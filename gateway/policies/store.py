@@ -32,6 +32,7 @@ __all__ = [
     "get_version",
     "history",
     "latest_revision",
+    "new_revision",
     "recorded_policy",
     "seed",
     "served_policies",
@@ -97,7 +98,7 @@ def active_set(*, session: Session, at_revision: int | None = None) -> ActiveSet
     )
 
 
-def _new_revision(session: Session, *, kind: str, actor: str) -> int:
+def new_revision(session: Session, *, kind: str, actor: str) -> int:
     """The next revision number. Two concurrent changes both compute it: the second one's commit fails
     on the primary key (refused, nothing half-applied)."""
     revision = latest_revision(session=session) + 1
@@ -134,7 +135,7 @@ def seed(*, session: Session, tables: Mapping[str, Mapping[str, Any]], actor: st
         policies = resolve(tables)
     except ModerationConfigError as exc:
         raise _invalid(exc) from None
-    revision = _new_revision(session, kind="seed", actor=actor)
+    revision = new_revision(session, kind="seed", actor=actor)
     for name, table in tables.items():
         version = PolicyVersion(name=name, body=dict(table), created_by=actor)
         session.add(version)
@@ -189,7 +190,7 @@ def activate(*, session: Session, version: int, actor: str) -> tuple[int, Versio
         policies = resolve({**current.tables, row.name: row.body})
     except ModerationConfigError as exc:
         raise _invalid(exc) from None
-    revision = _new_revision(session, kind="activate", actor=actor)
+    revision = new_revision(session, kind="activate", actor=actor)
     session.add(PolicyActivation(revision=revision, name=row.name, version_id=version))
     _keep_rules(session, policies)
     append(

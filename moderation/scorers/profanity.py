@@ -11,7 +11,8 @@ instead of withheld, and it is fast enough to run on every streamed chunk.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from moderation.folding import fold
@@ -26,9 +27,13 @@ from moderation.wordlist import (
     max_phrase_words,
 )
 
-__all__ = ["CATEGORY", "ProfanityScorer"]
+__all__ = ["CATEGORY", "LIST_REFS", "ProfanityScorer", "list_refs"]
 
 CATEGORY = "profanity"
+# How an extended scorer's version names the stored lists it holds: `...+lists-3.2,7.1` (list 3 at
+# version 2, list 7 at version 1). Stored list versions never change, so these references plus the base
+# entries say exactly which entries a decision was made with.
+LIST_REFS = re.compile(r"\+lists-((?:\d+\.\d+)(?:,\d+\.\d+)*)$")
 
 
 class ProfanityScorer(BaseScorer):
@@ -56,6 +61,11 @@ class ProfanityScorer(BaseScorer):
         for path in allow_files:
             allow += load_entries(path)
         allow += [a for a in (_entry(x) for x in extra_allow) if a]
+        self._set_entries(name, words, allow, refs=())
+
+    def _set_entries(
+        self, name: str, words: Iterable[str], allow: Iterable[str], *, refs: Sequence[tuple[int, int]]
+    ) -> None:
         self._name = name
         self._words = tuple(dict.fromkeys(words))
         self._allow = tuple(dict.fromkeys(allow))
@@ -65,7 +75,35 @@ class ProfanityScorer(BaseScorer):
             "\n".join([MATCHER_VERSION, *sorted(self._words), "--allow--", *sorted(self._allow)]).encode()
         ).hexdigest()
         self._version = f"wordlist-{MATCHER_VERSION}-{digest[:12]}"
+        if refs:
+            self._version += "+lists-" + ",".join(f"{list_id}.{version}" for list_id, version in refs)
+        self._refs = tuple(refs)
         self._context_words = max(max_phrase_words(self._words), max_phrase_words(self._allow)) - 1
+
+    def extended(
+        self,
+        *,
+        words: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        refs: Sequence[tuple[int, int]] = (),
+    ) -> ProfanityScorer:
+        """This scorer plus more block and allow entries (runtime word lists): a new scorer, this one
+        untouched. Allow entries also exempt matches of this scorer's own words (the built-in list
+        included). `refs`: the (list id, list version) pairs the entries came from, named in the version
+        (see LIST_REFS) so that each decision records the exact list versions it used."""
+        out = ProfanityScorer.__new__(ProfanityScorer)
+        out._set_entries(
+            self._name,
+            [*self._words, *(w for w in (_entry(x) for x in words) if w)],
+            [*self._allow, *(a for a in (_entry(x) for x in allow) if a)],
+            refs=sorted({*self._refs, *refs}),
+        )
+        return out
+
+    @property
+    def list_refs(self) -> tuple[tuple[int, int], ...]:
+        """The (list id, version) pairs this scorer was extended with; () for a configured one."""
+        return self._refs
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -104,6 +142,15 @@ class ProfanityScorer(BaseScorer):
             spans = self.find_spans(text)
             results.append(ScoreResult(scores={CATEGORY: 1.0 if spans else 0.0}, spans=spans))
         return results
+
+
+def list_refs(version: str) -> tuple[tuple[int, int], ...]:
+    """The (list id, list version) pairs a recorded scorer version names; () when it names none."""
+    found = LIST_REFS.search(version)
+    if found is None:
+        return ()
+    pairs = (ref.split(".") for ref in found.group(1).split(","))
+    return tuple((int(a), int(b)) for a, b in pairs)
 
 
 def _entry(raw: str) -> str:
