@@ -31,6 +31,7 @@ __all__ = [
     "active_set",
     "get_version",
     "history",
+    "is_seeded",
     "latest_revision",
     "new_revision",
     "recorded_policy",
@@ -72,6 +73,15 @@ class ActiveSet:
 def latest_revision(*, session: Session) -> int:
     """The highest revision; 0 before the seed. The one read a replica makes on each check."""
     return int(session.scalar(select(func.max(ModerationRevision.id))) or 0)
+
+
+def is_seeded(*, session: Session) -> bool:
+    """Whether the config file's policies were stored (a word-list change may come first: it makes a
+    revision too, so the revision number alone does not say it)."""
+    return (
+        session.scalar(select(ModerationRevision.id).where(ModerationRevision.kind == "seed").limit(1))
+        is not None
+    )
 
 
 def _activations(session: Session, at_revision: int | None) -> dict[str, int]:
@@ -128,8 +138,8 @@ def seed(*, session: Session, tables: Mapping[str, Mapping[str, Any]], actor: st
     """The TOML file's policies become version 1.. and revision 1, if nothing was ever stored; returns
     the revision, or None when the database was already seeded (then the database is the source of
     truth and the TOML's policies are not read again). Two replicas seeding at once: one commit fails
-    on revision 1 and that replica reads the other's seed."""
-    if latest_revision(session=session):
+    on the same new revision and that replica reads the other's seed."""
+    if is_seeded(session=session):
         return None
     try:
         policies = resolve(tables)
@@ -274,6 +284,6 @@ def served_policies(*, session: Session, tables: Mapping[str, Mapping[str, Any]]
     """The policies a gateway on this database serves: the stored ones once seeded, else the config
     file's `tables` (what the first `serve` will seed). For commands that judge or report on policies
     (`policy report`, `policy backtest`) without running a server. Raises ModerationConfigError."""
-    if latest_revision(session=session):
+    if is_seeded(session=session):
         return active_set(session=session).policies()
     return resolve(tables)
