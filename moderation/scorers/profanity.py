@@ -25,6 +25,7 @@ from moderation.wordlist import (
     compile_allow_pattern,
     load_entries,
     max_phrase_words,
+    outermost,
 )
 
 __all__ = ["CATEGORY", "LIST_REFS", "ProfanityScorer", "list_refs"]
@@ -64,12 +65,20 @@ class ProfanityScorer(BaseScorer):
         self._set_entries(name, words, allow, refs=())
 
     def _set_entries(
-        self, name: str, words: Iterable[str], allow: Iterable[str], *, refs: Sequence[tuple[int, int]]
+        self,
+        name: str,
+        words: Iterable[str],
+        allow: Iterable[str],
+        *,
+        refs: Sequence[tuple[int, int]],
+        matchers: tuple[WordMatcher, ...] | None = None,
     ) -> None:
         self._name = name
         self._words = tuple(dict.fromkeys(words))
         self._allow = tuple(dict.fromkeys(allow))
-        self._matcher = WordMatcher(self._words)
+        # One matcher for the configured words; an extended scorer shares it and adds one for its extra
+        # words only: compiling the built-in list costs ~0.1 s, a short extra list ~1 ms.
+        self._matchers = matchers if matchers is not None else (WordMatcher(self._words),)
         self._allow_pattern = compile_allow_pattern(self._allow)
         digest = hashlib.sha256(
             "\n".join([MATCHER_VERSION, *sorted(self._words), "--allow--", *sorted(self._allow)]).encode()
@@ -91,12 +100,15 @@ class ProfanityScorer(BaseScorer):
         untouched. Allow entries also exempt matches of this scorer's own words (the built-in list
         included). `refs`: the (list id, list version) pairs the entries came from, named in the version
         (see LIST_REFS) so that each decision records the exact list versions it used."""
+        known = set(self._words)
+        extra = [w for w in dict.fromkeys(_entry(x) for x in words) if w and w not in known]
         out = ProfanityScorer.__new__(ProfanityScorer)
         out._set_entries(
             self._name,
-            [*self._words, *(w for w in (_entry(x) for x in words) if w)],
+            [*self._words, *extra],
             [*self._allow, *(a for a in (_entry(x) for x in allow) if a)],
             refs=sorted({*self._refs, *refs}),
+            matchers=(*self._matchers, WordMatcher(extra)) if extra else self._matchers,
         )
         return out
 
@@ -125,7 +137,10 @@ class ProfanityScorer(BaseScorer):
         full-width letters, combining marks and look-alike letters of other scripts do not hide a word);
         spans are offsets into `text` as given, covering the word's original characters."""
         folded = fold(text)
-        found = self._matcher.find(folded.text)
+        if len(self._matchers) == 1:
+            found = self._matchers[0].find(folded.text)
+        else:
+            found = outermost(span for matcher in self._matchers for span in matcher.find(folded.text))
         if not found:  # the common case: skip the allow-list scan
             return ()
         allowed = [m.span() for m in self._allow_pattern.finditer(folded.text)]

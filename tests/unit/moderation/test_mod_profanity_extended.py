@@ -46,3 +46,22 @@ def test_with_scorers_replaces_only_what_it_is_told() -> None:
     assert decision.action is Action.MASK and "zorblax" not in decision.text
     assert "zorblax" in before.text
     assert decision.scorers[0].version.endswith("+lists-1.1")
+
+
+def test_extended_finds_what_one_scorer_with_the_same_extra_words_finds() -> None:
+    """The extended scorer shares the configured matcher and adds one for its extra words (cheap to build
+    per tenant); its spans are those of a scorer configured with the same words."""
+    extra = ["zorblax", "zorb*", "shit storm", "*blax", "Moby Dick"]
+    extended = ProfanityScorer().extended(words=extra, refs=[(1, 1)])
+    configured = ProfanityScorer(extra_words=extra)
+    texts = [
+        "a zorblax in a shit storm",
+        "zorbs and zorblaxes, the bigzorblax",
+        "s h i t storm over z0rblax",
+        "Moby Dick is a dick of a zorblax",
+        "f.u.c.k the zorb-lax",
+        "nothing here at all",
+    ]
+    for text in texts:
+        assert extended.find_spans(text) == configured.find_spans(text), text
+    assert set(extended.words) == set(configured.words)
