@@ -203,6 +203,7 @@ def _register_groups() -> None:
     from gateway.commands.replay import replay_command
     from gateway.commands.reviewers import reviewers_group
     from gateway.commands.webhooks import webhooks_group
+    from gateway.commands.wordlists import wordlist_group
 
     policy_group.add_command(backtest_command)
     for command in POLICY_VERSION_COMMANDS:
@@ -215,6 +216,7 @@ def _register_groups() -> None:
         moderation_group,
         policy_group,
         webhooks_group,
+        wordlist_group,
     )
     for group in groups:
         cli.add_command(group)

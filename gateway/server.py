@@ -35,6 +35,8 @@ from gateway.api.v1 import (
     review_pb2_grpc,
     webhooks_pb2,
     webhooks_pb2_grpc,
+    wordlist_pb2,
+    wordlist_pb2_grpc,
 )
 from gateway.audit.keeper import AnchorKeeper, anchor_keeper, anchor_once
 from gateway.audit.keeper import run_periodically as run_anchoring
@@ -71,6 +73,7 @@ from gateway.rpc.services.qa import QaServicer
 from gateway.rpc.services.results import ResultReader, Watches
 from gateway.rpc.services.review import ReviewServicer
 from gateway.rpc.services.webhooks import WebhookServicer
+from gateway.rpc.services.wordlist import WordListServicer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine, make_session_factory, normalize_url, redact_url
 from gateway.storage.rate_buckets import DatabaseRateLimiter
@@ -89,7 +92,16 @@ AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 WEBHOOK_SERVICE = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
 QA_SERVICE = qa_pb2.DESCRIPTOR.services_by_name["QaService"].full_name
 POLICY_SERVICE = policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
-SERVICES = (GENERATION_SERVICE, REVIEW_SERVICE, AUDIT_SERVICE, WEBHOOK_SERVICE, QA_SERVICE, POLICY_SERVICE)
+WORDLIST_SERVICE = wordlist_pb2.DESCRIPTOR.services_by_name["WordListService"].full_name
+SERVICES = (
+    GENERATION_SERVICE,
+    REVIEW_SERVICE,
+    AUDIT_SERVICE,
+    WEBHOOK_SERVICE,
+    QA_SERVICE,
+    POLICY_SERVICE,
+    WORDLIST_SERVICE,
+)
 
 
 class StartupError(RuntimeError):
@@ -302,6 +314,9 @@ class GatewayServer:
         qa_pb2_grpc.add_QaServiceServicer_to_server(QaServicer(sessions=self._c.sessions), self._server)
         policy_pb2_grpc.add_PolicyServiceServicer_to_server(
             PolicyServicer(sessions=self._c.sessions), self._server
+        )
+        wordlist_pb2_grpc.add_WordListServiceServicer_to_server(
+            WordListServicer(sessions=self._c.sessions), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

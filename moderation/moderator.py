@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -86,6 +86,14 @@ class Moderator:
         return self._scorers_info
 
     @property
+    def scorers(self) -> tuple[Scorer, ...]:
+        return self._scorers
+
+    @property
+    def masked_scorers(self) -> tuple[Scorer, ...]:
+        return self._masked_scorers
+
+    @property
     def policy_names(self) -> tuple[str, ...]:
         return tuple(self._policies)
 
@@ -134,6 +142,21 @@ class Moderator:
             default_policy=self._default_policy,
             masker=self._masker,
             masked_scorers=self._masked_scorers,
+            stream_settings=self._stream_settings,
+            identity_check=self._identity,
+            shadow_policies=self._shadow_names,
+        )
+
+    def with_scorers(self, replace: Callable[[Scorer], Scorer]) -> Moderator:
+        """A moderator whose scorers are `replace(scorer)` (return the scorer itself to keep it), with
+        everything else shared: how a gateway serves a tenant's extra word lists next to the configured
+        ones without reloading any model."""
+        return Moderator(
+            [replace(s) for s in self._scorers],
+            self._policies,
+            default_policy=self._default_policy,
+            masker=self._masker,
+            masked_scorers=[replace(s) for s in self._masked_scorers],
             stream_settings=self._stream_settings,
             identity_check=self._identity,
             shadow_policies=self._shadow_names,

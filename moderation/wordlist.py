@@ -20,6 +20,7 @@ __all__ = [
     "load_entries",
     "max_phrase_words",
     "normalise_entries",
+    "outermost",
 ]
 
 # Bump when the matching rules change, so that scorer versions (and the decisions recorded with them)
@@ -155,13 +156,18 @@ class WordMatcher:
                 start -= 1
             if is_plausible_match(text[start:end]):
                 found.append((start, end))
-        found.sort(key=lambda se: (se[0], -se[1]))
-        kept: list[tuple[int, int]] = []
-        for start, end in found:
-            if kept and start >= kept[-1][0] and end <= kept[-1][1]:
-                continue
-            kept.append((start, end))
-        return kept
+        return outermost(found)
+
+
+def outermost(found: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans in order, each one dropped when it lies inside the one kept before it (several matchers'
+    hits on one text combine this way, as the two regexes of one matcher do)."""
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(found, key=lambda se: (se[0], -se[1])):
+        if kept and start >= kept[-1][0] and end <= kept[-1][1]:
+            continue
+        kept.append((start, end))
+    return kept
 
 
 def _compile(pattern: str, non_empty: bool) -> re.Pattern[str]:

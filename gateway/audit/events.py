@@ -46,6 +46,10 @@ QA_LABELLED = "qa.labelled"
 POLICY_SEEDED = "policy.seeded"
 POLICY_VERSION_CREATED = "policy.version_created"
 POLICY_ACTIVATED = "policy.activated"
+WORDLIST_CREATED = "wordlist.created"
+WORDLIST_CHANGED = "wordlist.changed"
+WORDLIST_ATTACHED = "wordlist.attached"
+WORDLIST_DETACHED = "wordlist.detached"
 
 ALL_EVENT_TYPES: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

@@ -27,7 +27,8 @@ def keys_group(ctx: click.Context, database_url: str | None) -> None:
     "scopes",
     multiple=True,
     help="A scope to grant (generate, review, audit: its own tenant's events, audit:all: every "
-    "tenant's, for operators, policy: the PolicyService, for operators); repeat for several.",
+    "tenant's, for operators, policy: the Policy and WordList services, for operators); repeat for "
+    "several.",
 )
 @click.option("--policy", help="Moderation policy for this key (default: the gateway's default policy).")
 @click.option("--reviewer", help="With --scope review: the reviewer account (username) the key acts as.")

@@ -37,7 +37,7 @@ from gateway.pipeline.ratelimit import Limiter
 from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.pipeline.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
 from gateway.pipeline.screening import PromptScreen, screened_records
-from gateway.policies.live import LiveModerator, current_moderator
+from gateway.policies.live import LiveModerator, current_moderator, moderator_for_call
 from moderation.moderator import Moderator
 from moderation.types import Decision
 
@@ -284,7 +284,9 @@ class GenerationPipeline:
         async with self.admitted(
             caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
         ) as admission:
-            pinned = current_moderator(self._moderator)  # a policy change never lands mid-call
+            pinned = moderator_for_call(
+                self._moderator, admission.call.tenant, admission.call.policy
+            )  # a policy change never lands mid-call
             verdicts = (
                 await self._screen.screen(
                     prompts, moderator=pinned, policy=admission.call.policy, cancel=cancel
@@ -360,7 +362,9 @@ class GenerationPipeline:
             caller, request_id, params, [prompt], stream=True, end_user=end_user
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
-            pinned = current_moderator(self._moderator)  # the stream ends on the rules it started with
+            pinned = moderator_for_call(
+                self._moderator, admission.call.tenant, admission.call.policy
+            )  # the stream ends on the rules it started with
             (verdict,) = await self._screen.screen(
                 [prompt], moderator=pinned, policy=admission.call.policy, cancel=cancel
             )

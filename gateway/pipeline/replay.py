@@ -30,6 +30,7 @@ from gateway.policies.live import LiveModerator, current_moderator
 from gateway.policies.store import recorded_policy
 from gateway.storage.models import GenerationOutput
 from gateway.storage.tx import in_transaction
+from gateway.wordlists.recorded import with_recorded_lists
 from moderation.moderator import Moderator
 from moderation.prompt_screening import screen_prompts, withheld_decision
 from moderation.replay import compare_decisions
@@ -131,7 +132,8 @@ async def replay(
     `actor` is who asked (`reviewer:NAME` from the web queue, `cli:USER` from `modgate replay`): the
     replay is written to the audit log under that name. A decision made under an older version of its
     policy is re-moderated under that version (its rules are kept in the database by their hash), not
-    the one served now."""
+    the one served now; a decision made with stored word lists is re-moderated with the list versions it
+    recorded (gateway/wordlists/recorded.py), not those attached now."""
     recorded = await load_recorded(sessions, ticket)
     notes: list[str] = []
     loaded = generator.loaded
@@ -140,7 +142,15 @@ async def replay(
             f"recorded model {recorded.model_id}@{recorded.model_revision}, "
             f"loaded {loaded.model_id}@{loaded.revision}"
         )
-    serving = current_moderator(moderator)
+    serving = await in_transaction(
+        sessions,
+        lambda s: with_recorded_lists(
+            session=s,
+            base=current_moderator(moderator),
+            recorded_scorers=recorded.decision["scorers"],
+            notes=notes,
+        ),
+    )
     moderator, policy = await _at_recorded_version(sessions, serving, recorded, notes)
     if recorded.finish_reason == FinishReason.PROMPT_SCREENED.value:
         # Nothing was generated: the replay is the prompt's screening, and it generates nothing either.

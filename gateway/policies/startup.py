@@ -21,8 +21,9 @@ from gateway.errors import GatewayError
 from gateway.policies.live import LiveModerator
 from gateway.policies.resolve import resolve
 from gateway.policies.store import ActiveSet, active_set, seed
-from gateway.policies.watcher import RELOAD_FAILURES, REVISION, build_from
+from gateway.policies.watcher import RELOAD_FAILURES, REVISION, build_from, build_router
 from gateway.storage.tx import run_in_transaction, run_read_only
+from gateway.wordlists.store import served_lists
 from moderation.config import ModerationConfigError
 from moderation.moderator import Moderator
 
@@ -73,11 +74,15 @@ def stored_moderator(
     """The moderator to serve: `base`'s scorers under the stored policies. If the stored ones cannot be
     built, `base` (the config file's policies) serves, loudly, and the watcher keeps trying."""
     seed_once(sessions, tables)
-    stored = run_read_only(sessions, lambda s: active_set(session=s))
+    stored, lists = run_read_only(
+        sessions,
+        lambda s: ((served := active_set(session=s)), served_lists(session=s, at_revision=served.revision)),
+    )
     for line in differences(tables, stored):
         log.warning("stored policies win over the config file: %s", line)
     try:
         moderator = build_from(base, stored)
+        router = build_router(moderator, lists)
     except (ModerationConfigError, GatewayError, KeyError, ValueError) as exc:
         RELOAD_FAILURES.inc()
         log.error(
@@ -89,4 +94,4 @@ def stored_moderator(
         )
         return LiveModerator(base)
     REVISION.set(stored.revision)
-    return LiveModerator(moderator, revision=stored.revision)
+    return LiveModerator(moderator, revision=stored.revision, router=router)

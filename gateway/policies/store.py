@@ -31,7 +31,9 @@ __all__ = [
     "active_set",
     "get_version",
     "history",
+    "is_seeded",
     "latest_revision",
+    "new_revision",
     "recorded_policy",
     "seed",
     "served_policies",
@@ -73,6 +75,15 @@ def latest_revision(*, session: Session) -> int:
     return int(session.scalar(select(func.max(ModerationRevision.id))) or 0)
 
 
+def is_seeded(*, session: Session) -> bool:
+    """Whether the config file's policies were stored (a word-list change may come first: it makes a
+    revision too, so the revision number alone does not say it)."""
+    return (
+        session.scalar(select(ModerationRevision.id).where(ModerationRevision.kind == "seed").limit(1))
+        is not None
+    )
+
+
 def _activations(session: Session, at_revision: int | None) -> dict[str, int]:
     query = select(PolicyActivation.name, PolicyActivation.version_id, PolicyActivation.revision)
     if at_revision is not None:
@@ -97,7 +108,7 @@ def active_set(*, session: Session, at_revision: int | None = None) -> ActiveSet
     )
 
 
-def _new_revision(session: Session, *, kind: str, actor: str) -> int:
+def new_revision(session: Session, *, kind: str, actor: str) -> int:
     """The next revision number. Two concurrent changes both compute it: the second one's commit fails
     on the primary key (refused, nothing half-applied)."""
     revision = latest_revision(session=session) + 1
@@ -127,14 +138,14 @@ def seed(*, session: Session, tables: Mapping[str, Mapping[str, Any]], actor: st
     """The TOML file's policies become version 1.. and revision 1, if nothing was ever stored; returns
     the revision, or None when the database was already seeded (then the database is the source of
     truth and the TOML's policies are not read again). Two replicas seeding at once: one commit fails
-    on revision 1 and that replica reads the other's seed."""
-    if latest_revision(session=session):
+    on the same new revision and that replica reads the other's seed."""
+    if is_seeded(session=session):
         return None
     try:
         policies = resolve(tables)
     except ModerationConfigError as exc:
         raise _invalid(exc) from None
-    revision = _new_revision(session, kind="seed", actor=actor)
+    revision = new_revision(session, kind="seed", actor=actor)
     for name, table in tables.items():
         version = PolicyVersion(name=name, body=dict(table), created_by=actor)
         session.add(version)
@@ -189,7 +200,7 @@ def activate(*, session: Session, version: int, actor: str) -> tuple[int, Versio
         policies = resolve({**current.tables, row.name: row.body})
     except ModerationConfigError as exc:
         raise _invalid(exc) from None
-    revision = _new_revision(session, kind="activate", actor=actor)
+    revision = new_revision(session, kind="activate", actor=actor)
     session.add(PolicyActivation(revision=revision, name=row.name, version_id=version))
     _keep_rules(session, policies)
     append(
@@ -273,6 +284,6 @@ def served_policies(*, session: Session, tables: Mapping[str, Mapping[str, Any]]
     """The policies a gateway on this database serves: the stored ones once seeded, else the config
     file's `tables` (what the first `serve` will seed). For commands that judge or report on policies
     (`policy report`, `policy backtest`) without running a server. Raises ModerationConfigError."""
-    if latest_revision(session=session):
+    if is_seeded(session=session):
         return active_set(session=session).policies()
     return resolve(tables)

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.policies.live import LiveModerator
 from gateway.policies.store import ActiveSet, active_set, latest_revision
 from gateway.storage.tx import run_read_only
+from gateway.wordlists.serving import WordListRouter
+from gateway.wordlists.store import ServedLists, served_lists
 from moderation.moderator import Moderator
 
-__all__ = ["PolicyWatcher", "build_from"]
+__all__ = ["PolicyWatcher", "build_from", "build_router"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ def build_from(base: Moderator, stored: ActiveSet) -> Moderator:
     return base.with_policies(stored.policies())
 
 
+def build_router(moderator: Moderator, lists: ServedLists) -> WordListRouter | None:
+    """The per-call variants of `moderator` with the attached word lists; None when none is attached."""
+    return WordListRouter(moderator, lists) if lists.by_policy or lists.by_tenant else None
+
+
 class PolicyWatcher:
     def __init__(self, live: LiveModerator, sessions: sessionmaker[Session]) -> None:
         self._live = live
@@ -49,9 +56,15 @@ class PolicyWatcher:
         latest = run_read_only(self._sessions, lambda session: latest_revision(session=session))
         if latest == self._live.revision:
             return False
-        stored = run_read_only(self._sessions, lambda session: active_set(session=session))
+        stored, lists = run_read_only(
+            self._sessions,
+            lambda session: (
+                (served := active_set(session=session)),
+                served_lists(session=session, at_revision=served.revision),
+            ),
+        )
         moderator = build_from(self._live.current, stored)
-        self._live.swap(moderator, revision=stored.revision)
+        self._live.swap(moderator, revision=stored.revision, router=build_router(moderator, lists))
         RELOADS.inc()
         REVISION.set(stored.revision)
         log.info(
@@ -59,6 +72,13 @@ class PolicyWatcher:
             stored.revision,
             ", ".join(f"{name} v{version}" for name, version in stored.versions.items()) or "presets only",
         )
+        if lists.by_policy or lists.by_tenant:
+            log.info(
+                "word lists attached at revision %d: %d to policies, %d to tenants",
+                stored.revision,
+                sum(len(v) for v in lists.by_policy.values()),
+                sum(len(v) for v in lists.by_tenant.values()),
+            )
         return True
 
     async def run(self, *, interval_s: float) -> None:

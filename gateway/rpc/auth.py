@@ -27,6 +27,7 @@ SCOPE_FOR_SERVICE = {
     "modgate.v1.WebhookService": "generate",
     # Operators change the policies every tenant is moderated under: never implied by another scope.
     "modgate.v1.PolicyService": "policy",
+    "modgate.v1.WordListService": "policy",  # word lists are moderation configuration too
 }
 
 

@@ -4,6 +4,7 @@ Importing this package does not import the gateway's settings: every entry point
 an Engine or a Session as a parameter.
 """
 
+from gateway.storage import policy_models, wordlist_models  # noqa: F401  (their tables on Base.metadata)
 from gateway.storage.base import Base, UTCDateTime, new_id, utcnow
 from gateway.storage.engine import DEFAULT_DATABASE_URL, make_engine, make_session_factory
 from gateway.storage.models import (

@@ -35,6 +35,9 @@ TABLES = {
     "moderation_revisions",
     "policy_activations",
     "policy_rules",
+    "word_lists",
+    "word_list_versions",
+    "word_list_attachments",
 }
 
 

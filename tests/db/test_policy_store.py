@@ -156,8 +156,9 @@ def test_two_seeds_at_once_leave_one(db: sessionmaker[Session], monkeypatch: pyt
     """Replicas starting together on an empty database: both read "never seeded", the second to commit
     fails on revision 1 (rolled back whole), and its start goes on with the first one's seed."""
     assert seed_once(db, SEEDED) == 1
-    # The second replica read the revision before the first committed:
+    # The second replica read "not seeded" and the revision before the first committed:
     monkeypatch.setattr(store, "latest_revision", lambda *, session: 0)
+    monkeypatch.setattr(store, "is_seeded", lambda *, session: False)
     with db() as s, s.begin(), pytest.raises(IntegrityError):
         seed(session=s, tables={"other": {}}, actor="config:seed")
     assert seed_once(db, {"other": {}}) is None

@@ -20,7 +20,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.storage import models, policy_models  # noqa: F401  (registers every table on Base.metadata)
+from gateway.storage import models, policy_models, wordlist_models  # noqa: F401  (registers every table on Base.metadata)
 from gateway.storage.base import Base
 from gateway.storage.engine import DEFAULT_DATABASE_URL, make_engine, normalize_url
 

@@ -1,0 +1,176 @@
+"""The WordListService servicer: word lists in the database over gRPC (scope `policy`, operators' keys).
+
+Translation only: the store (gateway/wordlists/store.py) checks and audits; a change is attributed to
+`key:<key id>`. Bad names or entries are INVALID_ARGUMENT naming the field; an unknown list or entry
+NOT_FOUND; an existing name ALREADY_EXISTS; a change that changes nothing FAILED_PRECONDITION.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.api.v1 import wordlist_pb2 as wl_pb
+from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
+from gateway.errors import InvalidArgument
+from gateway.pipeline.callers import Caller, current_caller
+from gateway.storage.tx import in_read_only, in_transaction
+from gateway.wordlists import store
+from gateway.wordlists.store import ConcurrentChange, ListInfo
+
+T = TypeVar("T")
+
+_KINDS = {wl_pb.WORD_LIST_TARGET_POLICY: "policy", wl_pb.WORD_LIST_TARGET_TENANT: "tenant"}
+_KIND_PB = {name: value for value, name in _KINDS.items()}
+MAX_ITEMS = store.MAX_ENTRIES  # per repeated field: bounds the work of one request before the store
+
+
+def list_to_pb(info: ListInfo, *, entries: bool = True) -> wl_pb.WordList:
+    snap = info.snapshot
+    created = Timestamp()
+    created.FromDatetime(info.created_at)
+    return wl_pb.WordList(
+        id=snap.list_id,
+        name=snap.name,
+        tenant=snap.tenant,
+        version=snap.version,
+        latest_version=info.latest_version,
+        revision=info.revision,
+        words=list(snap.words) if entries else [],
+        allow=list(snap.allow) if entries else [],
+        word_count=len(snap.words),
+        allow_count=len(snap.allow),
+        created_by=info.created_by,
+        created_at=created,
+        attached=[
+            wl_pb.WordListAttachment(kind=_KIND_PB[a.target_kind], target=a.target, revision=a.revision)
+            for a in info.attachments
+        ],
+    )
+
+
+def _actor(caller: Caller) -> str:
+    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
+
+
+def _items(values: Iterable[str], field: str) -> list[str]:
+    items = list(values)
+    if len(items) > MAX_ITEMS:
+        raise InvalidArgument(field, f"at most {MAX_ITEMS} entries")
+    return items
+
+
+class WordListServicer(wl_grpc.WordListServiceServicer):
+    def __init__(self, *, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    async def _write(self, work: Callable[[Session], T]) -> T:
+        """One change in its own transaction; a collision with a concurrent change is ABORTED (the
+        gRPC convention for a conflict the client may retry), not INTERNAL."""
+        try:
+            return await in_transaction(self._sessions, work)
+        except IntegrityError:
+            raise ConcurrentChange(
+                "another change of the moderation configuration was committed at the same time; retry"
+            ) from None
+
+    async def CreateWordList(
+        self, request: wl_pb.CreateWordListRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.WordList:
+        actor = _actor(current_caller())
+        words, allow = _items(request.words, "words"), _items(request.allow, "allow")
+        return await self._write(
+            lambda s: list_to_pb(
+                store.create_list(
+                    session=s, name=request.name, tenant=request.tenant, words=words, allow=allow, actor=actor
+                )
+            ),
+        )
+
+    async def ChangeWordList(
+        self, request: wl_pb.ChangeWordListRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.WordList:
+        actor = _actor(current_caller())
+        changes = {
+            field: _items(getattr(request, field), field)
+            for field in ("add_words", "remove_words", "add_allow", "remove_allow")
+        }
+        return await self._write(
+            lambda s: list_to_pb(
+                store.change_entries(
+                    session=s, name=request.name, tenant=request.tenant, actor=actor, **changes
+                )
+            ),
+        )
+
+    async def GetWordList(
+        self, request: wl_pb.GetWordListRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.WordList:
+        if request.version < 0:
+            raise InvalidArgument("version", "must be 0 (the latest) or a stored version")
+        version = request.version or None
+        return await in_read_only(
+            self._sessions,
+            lambda s: list_to_pb(
+                store.get_list(session=s, name=request.name, tenant=request.tenant, version=version)
+            ),
+        )
+
+    async def ListWordLists(
+        self, request: wl_pb.ListWordListsRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.ListWordListsResponse:
+        if request.only_global and request.tenant:
+            raise InvalidArgument("only_global", "give either tenant or only_global")
+        owner = "" if request.only_global else (request.tenant or None)
+
+        def work(session: Session) -> wl_pb.ListWordListsResponse:
+            infos = store.list_lists(session=session, tenant=owner)
+            return wl_pb.ListWordListsResponse(lists=[list_to_pb(i, entries=False) for i in infos])
+
+        return await in_read_only(self._sessions, work)
+
+    async def ListWordListVersions(
+        self, request: wl_pb.ListWordListVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.ListWordListVersionsResponse:
+        def work(session: Session) -> wl_pb.ListWordListVersionsResponse:
+            infos = store.history(session=session, name=request.name, tenant=request.tenant)
+            return wl_pb.ListWordListVersionsResponse(versions=[list_to_pb(i, entries=False) for i in infos])
+
+        return await in_read_only(self._sessions, work)
+
+    async def AttachWordList(
+        self, request: wl_pb.AttachWordListRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.AttachWordListResponse:
+        return await self._attach(request, attached=True)
+
+    async def DetachWordList(
+        self, request: wl_pb.AttachWordListRequest, context: grpc.aio.ServicerContext
+    ) -> wl_pb.AttachWordListResponse:
+        return await self._attach(request, attached=False)
+
+    async def _attach(
+        self, request: wl_pb.AttachWordListRequest, *, attached: bool
+    ) -> wl_pb.AttachWordListResponse:
+        actor = _actor(current_caller())
+        kind = _KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidArgument("kind", "must be WORD_LIST_TARGET_POLICY or WORD_LIST_TARGET_TENANT")
+        change = store.attach if attached else store.detach
+
+        def work(session: Session) -> wl_pb.AttachWordListResponse:
+            revision = change(
+                session=session,
+                name=request.name,
+                tenant=request.tenant,
+                target_kind=kind,
+                target=request.target,
+                actor=actor,
+            )
+            return wl_pb.AttachWordListResponse(revision=revision)
+
+        return await self._write(work)
