@@ -8,21 +8,46 @@ transaction as the change and its audit event; replicas watch that number (gatew
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import events
 from gateway.audit.chain import append
-from gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from gateway.errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
 from gateway.policies.resolve import check_name, resolve
 from gateway.storage.policy_models import ModerationRevision, PolicyActivation, PolicyRules, PolicyVersion
+from gateway.storage.tx import in_transaction
 from moderation.config import ModerationConfigError
 from moderation.policy import Policy
+
+T = TypeVar("T")
+
+
+class ConcurrentChange(GatewayError):
+    """Another change of the moderation configuration committed first (both took the same revision
+    number, or created the same name): this one was rolled back whole; retrying is safe."""
+
+    grpc_status = "ABORTED"
+    http_status = 409
+
+
+async def in_config_change(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """One change of the stored moderation configuration (policies, word lists) in its own transaction;
+    a collision with a concurrent change is `ConcurrentChange` (ABORTED: the client may retry), never a
+    driver error that would surface as INTERNAL."""
+    try:
+        return await in_transaction(sessions, work)
+    except IntegrityError:
+        raise ConcurrentChange(
+            "another change of the moderation configuration was committed at the same time; retry"
+        ) from None
+
 
 __all__ = [
     "ActiveSet",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import events
 from gateway.audit.chain import append
-from gateway.errors import AlreadyExists, FailedPrecondition, GatewayError, InvalidArgument, NotFound
+from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from gateway.policies.store import active_set, latest_revision, new_revision
 from gateway.storage.wordlist_models import WordList, WordListAttachment, WordListVersion
 from moderation.config import ModerationConfigError
@@ -28,7 +28,6 @@ __all__ = [
     "MAX_ENTRY_CHARS",
     "TARGET_KINDS",
     "Attachment",
-    "ConcurrentChange",
     "ListInfo",
     "ServedLists",
     "Snapshot",
@@ -47,14 +46,6 @@ MAX_NAME_CHARS = 128
 MAX_ENTRIES = 10_000  # per list and kind: a list compiles into one regex on every replica
 MAX_ENTRY_CHARS = 100
 TARGET_KINDS = ("policy", "tenant")
-
-
-class ConcurrentChange(GatewayError):
-    """Another change of the moderation configuration committed first (both took the same revision
-    number, or created the same list): this one was rolled back whole; retrying is safe."""
-
-    grpc_status = "ABORTED"
-    http_status = 409
 
 
 @dataclass(frozen=True)

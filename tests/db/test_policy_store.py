@@ -3,16 +3,21 @@ revision replicas watch, and the rules kept for replay; on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.api.v1 import policy_pb2 as pol_pb
 from gateway.audit import events
 from gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from gateway.pipeline.callers import Caller, caller_var
 from gateway.policies import store
 from gateway.policies.startup import seed_once
 from gateway.policies.store import (
+    ConcurrentChange,
     activate,
     active_set,
     get_version,
@@ -22,6 +27,7 @@ from gateway.policies.store import (
     seed,
     set_version,
 )
+from gateway.rpc.services.policy import PolicyServicer
 from gateway.storage.models import AuditEvent
 from moderation.config import ModerationConfigError, build_policies
 
@@ -191,3 +197,30 @@ def test_an_empty_seed_marks_the_database_seeded_without_an_audit_event(db: sess
         assert seed(session=s, tables=SEEDED, actor="config:seed") is None  # the file is not read again
         assert active_set(session=s).versions == {}
     assert _events(db, events.POLICY_SEEDED) == []
+
+
+def test_an_activation_racing_another_change_is_aborted_and_changes_nothing(
+    db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the PolicyService: a replica that read the revision before another change committed
+    takes the same number; the collision is ABORTED (retry), not INTERNAL, and nothing is served."""
+    _seed(db)
+    new = {"extends": "default", "thresholds": {"toxicity": {"hold": 0.2, "block": 0.5}}}
+    with db() as s, s.begin():
+        info = set_version(session=s, name="custom", table=new, actor="cli:ann")
+    monkeypatch.setattr(store, "latest_revision", lambda *, session: 0)
+
+    async def activate_through_the_service() -> None:
+        caller_var.set(Caller(tenant="ops", scopes=frozenset({"policy"}), key_id="k1"))
+        await PolicyServicer(sessions=db).ActivatePolicyVersion(
+            pol_pb.ActivatePolicyVersionRequest(version=info.version),
+            None,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(ConcurrentChange) as raced:
+        asyncio.run(activate_through_the_service())
+    assert raced.value.grpc_status == "ABORTED" and "retry" in str(raced.value)
+    monkeypatch.undo()
+    with db() as s:
+        assert latest_revision(session=s) == 1
+        assert active_set(session=s).versions["custom"] != info.version

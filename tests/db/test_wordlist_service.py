@@ -13,8 +13,8 @@ from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.errors import InvalidArgument
 from gateway.pipeline.callers import Caller, caller_var
 from gateway.policies import store as policy_store
+from gateway.policies.store import ConcurrentChange
 from gateway.rpc.services.wordlist import WordListServicer
-from gateway.wordlists.store import ConcurrentChange
 
 
 def _call(method: Any, request: Any) -> Any:

@@ -19,8 +19,16 @@ from gateway.errors import InvalidArgument
 from gateway.pipeline.callers import Caller, current_caller
 from gateway.policies.render import diff_versions, to_toml
 from gateway.policies.resolve import MAX_NAME_CHARS, table_from_toml
-from gateway.policies.store import VersionInfo, activate, active_set, get_version, history, set_version
-from gateway.storage.tx import in_read_only, in_transaction
+from gateway.policies.store import (
+    VersionInfo,
+    activate,
+    active_set,
+    get_version,
+    history,
+    in_config_change,
+    set_version,
+)
+from gateway.storage.tx import in_read_only
 from moderation.backtest import MAX_PROPOSAL_CHARS
 from moderation.config import ModerationConfigError
 
@@ -106,7 +114,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
             table = table_from_toml(request.policy_toml)
         except ModerationConfigError as exc:
             raise InvalidArgument("policy_toml", str(exc)) from None
-        return await in_transaction(
+        return await in_config_change(
             self._sessions,
             lambda s: version_to_pb(set_version(session=s, name=request.name, table=table, actor=actor)),
         )
@@ -133,4 +141,4 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
             revision, info = activate(session=session, version=version, actor=actor)
             return pol_pb.ActivatePolicyVersionResponse(revision=revision, policy=version_to_pb(info))
 
-        return await in_transaction(self._sessions, work)
+        return await in_config_change(self._sessions, work)

@@ -7,21 +7,21 @@ NOT_FOUND; an existing name ALREADY_EXISTS; a change that changes nothing FAILED
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.errors import InvalidArgument
 from gateway.pipeline.callers import Caller, current_caller
-from gateway.storage.tx import in_read_only, in_transaction
+from gateway.policies.store import in_config_change
+from gateway.storage.tx import in_read_only
 from gateway.wordlists import store
-from gateway.wordlists.store import ConcurrentChange, ListInfo
+from gateway.wordlists.store import ListInfo
 
 T = TypeVar("T")
 
@@ -69,22 +69,13 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     def __init__(self, *, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    async def _write(self, work: Callable[[Session], T]) -> T:
-        """One change in its own transaction; a collision with a concurrent change is ABORTED (the
-        gRPC convention for a conflict the client may retry), not INTERNAL."""
-        try:
-            return await in_transaction(self._sessions, work)
-        except IntegrityError:
-            raise ConcurrentChange(
-                "another change of the moderation configuration was committed at the same time; retry"
-            ) from None
-
     async def CreateWordList(
         self, request: wl_pb.CreateWordListRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.WordList:
         actor = _actor(current_caller())
         words, allow = _items(request.words, "words"), _items(request.allow, "allow")
-        return await self._write(
+        return await in_config_change(
+            self._sessions,
             lambda s: list_to_pb(
                 store.create_list(
                     session=s, name=request.name, tenant=request.tenant, words=words, allow=allow, actor=actor
@@ -100,7 +91,8 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
             field: _items(getattr(request, field), field)
             for field in ("add_words", "remove_words", "add_allow", "remove_allow")
         }
-        return await self._write(
+        return await in_config_change(
+            self._sessions,
             lambda s: list_to_pb(
                 store.change_entries(
                     session=s, name=request.name, tenant=request.tenant, actor=actor, **changes
@@ -173,4 +165,4 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
             )
             return wl_pb.AttachWordListResponse(revision=revision)
 
-        return await self._write(work)
+        return await in_config_change(self._sessions, work)

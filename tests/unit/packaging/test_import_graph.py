@@ -79,6 +79,8 @@ BELOW_THE_EDGES = (
     "gateway/webhooks",
     "gateway/storage",
     "gateway/generation",
+    "gateway/policies",
+    "gateway/wordlists",
 )
 EDGES = ("gateway.rpc", "gateway.web", "gateway.api", "grpc", "starlette")
 # The health check is a gRPC client by purpose: it asks a running gateway's health service.
