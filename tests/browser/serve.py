@@ -12,8 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
+from sqlalchemy import select
 
+from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.storage.engine import make_engine, make_session_factory
+from gateway.storage.models import GenerationOutput
 from tests.support.serve_process import free_ports, serve_command
 
 
@@ -83,3 +89,20 @@ def running_gateway(model_dir: Path, tmp: Path, *, config: str | None = None) ->
             proc.kill()
             proc.wait(timeout=30)
     assert proc.returncode == 0, gw.output()
+
+
+def result(gw: Gateway, ticket: str) -> gen_pb.Result:
+    with grpc.insecure_channel(gw.grpc_address) as channel:
+        return gen_grpc.GenerationServiceStub(channel).GetResult(
+            gen_pb.GetResultRequest(ticket=ticket), metadata=(("authorization", "Bearer " + gw.key),)
+        )
+
+
+def generated_texts(gw: Gateway) -> dict[str, str]:
+    engine = make_engine(gw.database_url)
+    try:
+        with make_session_factory(engine)() as s:
+            rows = s.execute(select(GenerationOutput.ticket, GenerationOutput.generated_text)).all()
+            return {t: text for t, text in rows if t}
+    finally:
+        engine.dispose()

@@ -19,27 +19,14 @@ from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
-from tests.browser.serve import Gateway, running_gateway
+from tests.browser.chromium import ARTIFACTS, BROWSER_MARKS, CHROMIUM, LAUNCH_ARGS, sync_playwright
+from tests.browser.serve import Gateway, generated_texts, result, running_gateway
 from tests.browser.support import PASSWORD
-from tests.browser.test_review_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    LAUNCH_ARGS,
-    generated_texts,
-    result,
-    sync_playwright,
-)
 
 if sync_playwright is not None:
     from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (the dev extra has it)"),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 CONFIG = """
 [review.consensus.strict]

@@ -19,25 +19,22 @@ from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import AuditEvent, GenerationOutput, QaSample
-from tests.browser.serve import Gateway, running_gateway
-from tests.browser.support import PASSWORD
-from tests.browser.test_review_browser import (
+from tests.browser.chromium import (
     ARTIFACTS,
+    BROWSER_MARKS,
     CHROMIUM,
     LAUNCH_ARGS,
     assert_fits_a_phone,
     sync_playwright,
 )
+from tests.browser.serve import Gateway, running_gateway
+from tests.browser.support import PASSWORD
 
 PROMPTS = ["The meaning of life is", "Once upon a time", "The weather today", "My favourite food"]
 CONFIG = "[review.qa.default]\nsample_rate = 1.0\n\n[review.qa.strict]\nsample_rate = 0.25\n"
 Z = 1.959963984540054
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (the dev extra has it)"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def wilson_by_hand(k: int, n: int) -> tuple[float, float]:

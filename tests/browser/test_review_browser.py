@@ -11,7 +11,6 @@ are saved under ``var/browser-artifacts/`` (``MODGATE_BROWSER_ARTIFACTS`` to cha
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,46 +22,33 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from gateway.api.v1 import generation_pb2 as gen_pb
-from gateway.api.v1 import generation_pb2_grpc as gen_grpc
 from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
 from gateway.review.reviewers import create_reviewer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.policy import STRICT
-from tests.browser.serve import Gateway, running_gateway
+from tests.browser.chromium import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    CHROMIUM,
+    LAUNCH_ARGS,
+    assert_fits_a_phone,
+    sync_playwright,
+)
+from tests.browser.serve import Gateway, generated_texts, result, running_gateway
 from tests.browser.support import PASSWORD, XSS_OUTPUT, XSS_PROMPT, hold_output
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("MODGATE_BROWSER_ARTIFACTS", "var/browser-artifacts"))
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PROMPTS = ["The meaning of life is", "Once upon a time", "The weather today", XSS_PROMPT]
 SHOWCASE_TEXT = (
     "The meaning of life is to damn well enjoy the small things, said the old philosopher, "
     "and anyone who disagrees is an idiot."
 )
 
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover - the dev extra installs it
-    sync_playwright = None  # type: ignore[assignment]
+if sync_playwright is not None:
+    from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (the dev extra has it)"),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium: run `make browser-deps` "
-        "(apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -130,33 +116,6 @@ def assert_no_script_ran(page: Page) -> None:
         " document.getElementById('injected') === null, document.querySelectorAll('main img').length]"
     )
     assert state == [True, True, True, 0], state
-
-
-def assert_fits_a_phone(page: Page, screenshot: str) -> None:
-    """At a phone's width the page reflows: nothing wider than the screen, so no sideways scrolling."""
-    page.set_viewport_size({"width": 390, "height": 844})
-    try:
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
-    finally:
-        page.set_viewport_size({"width": 1280, "height": 860})
-
-
-def result(gw: Gateway, ticket: str) -> gen_pb.Result:
-    with grpc.insecure_channel(gw.grpc_address) as channel:
-        return gen_grpc.GenerationServiceStub(channel).GetResult(
-            gen_pb.GetResultRequest(ticket=ticket), metadata=(("authorization", "Bearer " + gw.key),)
-        )
-
-
-def generated_texts(gw: Gateway) -> dict[str, str]:
-    engine = make_engine(gw.database_url)
-    try:
-        with make_session_factory(engine)() as s:
-            rows = s.execute(select(GenerationOutput.ticket, GenerationOutput.generated_text)).all()
-            return {t: text for t, text in rows if t}
-    finally:
-        engine.dispose()
 
 
 def test_reviewer_decides_held_outputs_in_the_browser(populated: Gateway) -> None:
