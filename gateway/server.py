@@ -156,6 +156,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         device=settings.device,
         dtype=settings.dtype,
         prepack=settings.cpu_prepack,
+        stock_rows=settings.cpu_prepack_stock_rows,
     )
     moderator = load_moderator(settings)
     sessions = make_session_factory(engine)
