@@ -99,14 +99,16 @@ def test_a_full_queue_gets_resource_exhausted_at_once(make_gateway: Callable[...
 def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """bench/bench_gateway.py end to end on tiny models: a real `modgate serve`, the baseline process."""
     out = tmp_path / "result.json"
-    assert run_bench("bench_gateway", ["--quick", "--out", str(out)]) == 0
+    assert run_bench("bench_gateway", ["--quick", "--variants", "fp32,int8", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["variants"]) == {"fp32", "int8"}
     for variant in result["variants"].values():
-        assert [p["clients"] for p in variant["phases"]] == [1, 4, 16]
+        assert [p["clients"] for p in variant["phases"]] == [1, 4, 16, 32]
         assert all(p["requests"] == p["clients"] and p["ratio"] > 0 for p in variant["phases"])
     report = capsys.readouterr().out
     assert "| gateway (gRPC) | int8 | 16 | 16 |" in report and "Targets:" in report
+    assert "- N=32 throughput >= 10x baseline (fp32)" in report
+    assert "- N=1 throughput >= 1x baseline (int8)" in report
 
 
 @pytest.mark.slow
