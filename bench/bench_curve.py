@@ -247,9 +247,6 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"prompt {prompt_tokens} tokens, {clients} clients")
                     point = run_clients(gateway.address, clients, args.per_client, texts, new_tokens)
                     point.pop("latencies")
-                    # min = max new tokens: every request generates exactly new_tokens (the response
-                    # does not count them for outputs the policy withheld, as random detoxify may).
-                    point["tokens_per_s"] = point["requests_per_s"] * new_tokens
                     points.append({"prompt_tokens": prompt_tokens, **point})
         finally:
             gateway.stop()

@@ -202,7 +202,9 @@ def run_clients(
                     continue
                 with lock:
                     latencies.append(time.perf_counter() - started)
-                    tokens.append(sum(o.generated_tokens for o in response.outputs))
+                    # min = max new tokens, so each output has exactly `new_tokens`; the response says
+                    # 0 for an output the policy withheld (random detoxify weights score near 0.5).
+                    tokens.append(sum(o.generated_tokens or new_tokens for o in response.outputs))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
