@@ -156,7 +156,7 @@ def svg(points: list[dict[str, Any]], path: Path) -> None:
         return out
 
     legend = [
-        f'<text x="{2 * width - 150}" y="{45 + 16 * i}" font-size="12" fill="{colours.get(prompt, "#444")}">'
+        f'<text x="{pad + 12}" y="{45 + 16 * i}" font-size="12" fill="{colours.get(prompt, "#444")}">'
         f"prompt {prompt} tokens</text>"
         for i, prompt in enumerate(sorted(by_prompt))
     ]
@@ -181,10 +181,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"tokens, greedy; max_batch_size {result['max_batch_size']}.  ",
         f"Limits measured here: fp32 sgemm {lim['sgemm_gflops']:.0f} GFLOP/s; copy {lim['copy_gbps']:.1f} "
         f"GB/s (read + write); model {lim['parameters'] / 1e6:.0f}M parameters, "
-        f"{lim['weight_bytes'] / 1e6:.0f} MB of fp32 weights read per decoding step.",
+        f"{lim['weight_bytes'] / 1e6:.0f} MB of fp32 weights read per decoding step.  ",
+        "Share of sgemm roof: generated tok/s x 2 x parameters over the sgemm rate. Weight reads / copy "
+        "rate: tok/s / clients (decoding steps per second if every client's row is in every step) x the "
+        "weights' bytes, over the copy rate (an upper bound on the step rate's share when fewer rows "
+        "share a step).",
         "",
         "| prompt tokens | clients | requests | req/s | generated tok/s | p50 s | p99 s "
-        "| share of sgemm roof | weight bytes/s at one row per step, share of copy rate |",
+        "| share of sgemm roof | weight reads / copy rate |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in result["points"]:

@@ -112,6 +112,26 @@ def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.slow
+def test_cost_curve_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/bench_curve.py end to end on tiny models: the table, the JSON and the hand-drawn SVG."""
+    assert run_bench("bench_curve", ["--quick", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "curve.json").read_text())
+    assert [(p["prompt_tokens"], p["clients"]) for p in result["points"]] == [
+        (32, 1),
+        (32, 4),
+        (32, 16),
+        (256, 1),
+        (256, 4),
+    ]
+    assert all(p["requests"] == p["clients"] and p["tokens_per_s"] > 0 for p in result["points"])
+    assert result["limits"]["sgemm_gflops"] > 0 and result["limits"]["copy_gbps"] > 0
+    svg = (tmp_path / "curve.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4  # 2 panels x 2 prompt lengths
+    report = capsys.readouterr().out
+    assert "| 256 | 4 | 4 |" in report and "fp32 sgemm" in report
+
+
+@pytest.mark.slow
 def test_batching_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bench("bench_batching", ["--quick", "--rounds", "1", "--requests", "8"]) == 0
     assert "| grouped by knobs (one processor set per batch) |" in capsys.readouterr().out
