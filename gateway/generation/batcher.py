@@ -392,6 +392,9 @@ class Batcher:
                 ids = torch.tensor(
                     [job.prompt_ids + state.rows[i].text.ids for i in indices], device=logits.device
                 )
+            if len(indices) == len(state.rows):  # one request holds every row (a lone request): no copy
+                chosen = job.sampler.choose(ids, logits, generated)
+                break
             index = torch.tensor(indices, device=logits.device)
             chosen[index] = job.sampler.choose(ids, logits[index], generated)
         tokens = chosen.tolist()
