@@ -1,16 +1,17 @@
 """The gateway's cost curve: throughput and p50/p99 latency against concurrent clients and prompt length,
 with this machine's limits (an sgemm roofline and the memory bandwidth, both measured here).
 
-    .venv/bin/python bench/bench_curve.py --out-dir docs/bench      # CPU grid, ~10 minutes on 2 cores
+    .venv/bin/python bench/bench_curve.py --out-dir docs/bench      # CPU grid, ~3 minutes on 2 cores
     .venv/bin/python bench/bench_curve.py --full --device cuda        # every point (GPU)
     .venv/bin/python bench/bench_curve.py --quick                     # tiny models, seconds (smoke test)
 
 One `modgate serve` (bench/bench_gateway.py's `Gateway`: GPT-Neo-125M shape, BERT-base detoxify fp32,
 SQLite, auth off, max_batch_size 32), closed-loop gRPC clients, greedy, min = max new tokens. The full
 grid is 1, 2, 4, 8, 16, 32, 64 clients x prompts of 32, 256 and 1,024 tokens. On a 2-core CPU that is
-hours (64 prefills of 1,024 tokens alone take minutes), so the default CPU grid is every client count for
-32-token prompts and fewer for the longer ones (see GRIDS), with 32 new tokens instead of 64; `--full`
-runs the whole grid. Each point: `--per-client` requests per client (default 1) after one warm-up.
+tens of minutes (64 prefills of 1,024 tokens alone take minutes), so the default CPU grid is every
+client count for 32-token prompts and fewer for the longer ones (see GRIDS), with 32 new tokens
+instead of 64; `--full` runs the whole grid. Each point: `--per-client` requests per client (default
+1) after one warm-up.
 
 Writes a markdown table on stdout, `curve.json` and `curve.svg` (throughput and p50 latency against
 clients, one line per prompt length; drawn by hand, no plotting dependency) to `--out-dir`.

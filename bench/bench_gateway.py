@@ -1,6 +1,6 @@
 """Gateway throughput: N concurrent gRPC clients against a real `modgate serve`, and the naive baseline.
 
-    .venv/bin/python bench/bench_gateway.py                      # CPU, ~8 minutes on 2 cores
+    .venv/bin/python bench/bench_gateway.py                      # CPU, ~6 minutes on 2 cores
     .venv/bin/python bench/bench_gateway.py --device cuda --scale 4 --out results.json
     .venv/bin/python bench/bench_gateway.py --quick              # tiny models, a smoke run
 
