@@ -152,9 +152,14 @@ class InProcessGateway:
         self.address = f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Stops the server, then closes what this object opened: the event loop (its self-pipe
+        sockets) and the database engine's connections, so that nothing is left to the garbage
+        collector (the test suite runs this script in-process)."""
         asyncio.run_coroutine_threadsafe(self.server.stop(1), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        self.loop.close()
+        self.components.engine.dispose()
 
 
 def gateway_request(gateway: InProcessGateway, stub: Any, prompt: str, new_tokens: int) -> dict[str, float]:
