@@ -39,6 +39,7 @@ from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits
+from gateway.generation.threads import confine_main_thread
 from gateway.generation.worker import Worker
 from gateway.interceptors import ErrorInterceptor, RequestIdInterceptor
 from gateway.maintenance import run_periodically
@@ -91,6 +92,9 @@ class Components:
     recorder: Recorder
     # The audit anchors this process makes and keeps (None: no anchor key configured).
     anchors: AnchorKeeper | None = None
+    # torch threads for the batcher's thread, with the moderation worker on one (None: torch's defaults
+    # everywhere); `serve` sets it, see gateway/generation/threads.py.
+    torch_threads: int | None = None
 
     def limits(self) -> Limits:
         s = self.settings
@@ -204,6 +208,7 @@ class GatewayServer:
             max_wait_ms=components.settings.max_batch_wait_ms,
             max_queue=components.settings.max_queue,
             prefill_chunk=components.settings.prefill_chunk,
+            torch_threads=components.torch_threads,
             observe=WORK_SECONDS.labels("generation").observe,
             observe_rows=BATCH_SIZE.observe,
         )
@@ -211,6 +216,7 @@ class GatewayServer:
             "moderation",
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
+            torch_threads=None if components.torch_threads is None else 1,
         )
         self.moderation_batcher = ModerationBatcher(components.moderator, self._mod_worker)
         settings = components.settings
@@ -382,7 +388,9 @@ def review_deadlines(settings: Settings, moderator: Moderator) -> dict[str, Dead
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     check_shared_session_secret(settings)
+    torch_threads = confine_main_thread()  # before anything loads (gateway/generation/threads.py)
     components = build_components(settings, migrate_schema=migrate_schema)
+    components.torch_threads = torch_threads
     deadlines = review_deadlines(settings, components.moderator)
     server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)
     await server.start()
