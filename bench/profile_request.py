@@ -18,8 +18,10 @@ gateway's own objects (nothing in gateway/ knows about this script):
 - the rest of the client's latency: gRPC, interceptors, the event loop's hops between threads.
 
 Database commits per request are counted with an SQLAlchemy event, fsyncs with `strace -c` when strace
-is installed. Then the decoding step alone, at one row: the model's forward with the stock Linear layers,
-with all of them oneDNN-prepacked (`cpu_prepack_stock_rows = 0`) and with the default mixed kernels;
+is installed. Threads as in `modgate serve` (gateway/generation/threads.py); the naive script runs in a
+thread of its own with torch's default thread count. Then the decoding step alone, at one row (in that
+thread): the model's forward with the stock Linear layers, with all of them oneDNN-prepacked
+(`cpu_prepack_stock_rows = 0`) and with the default mixed kernels;
 and how much of a step is Python (torch.profiler: wall time not spent inside a top-level ATen op).
 Results are medians; the step times are the least of several interleaved rounds (load only adds).
 """
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,8 @@ from gateway_fixtures import (  # noqa: E402
     write_gpt_neo_125m,
 )
 from machine_info import cpu_name  # noqa: E402
+
+from gateway.generation.threads import confine_main_thread  # noqa: E402
 
 
 class Stages:
@@ -103,7 +108,9 @@ class Stages:
 class InProcessGateway:
     """The real gateway on an event loop in a thread of this process, its stages instrumented."""
 
-    def __init__(self, workdir: Path, model: Path, moderation: dict, args: argparse.Namespace) -> None:
+    def __init__(
+        self, workdir: Path, model: Path, moderation: dict, args: argparse.Namespace, torch_threads: int
+    ) -> None:
         from sqlalchemy import event
 
         from gateway.config import load_settings
@@ -126,6 +133,7 @@ class InProcessGateway:
         config.write_text(gateway_toml(settings_table, moderation))
         settings = dataclasses.replace(load_settings(config, env={}), insecure_no_auth=True)
         components = build_components(settings, migrate_schema=True)
+        components.torch_threads = torch_threads  # as `serve` arranges them (gateway/generation/threads.py)
         self.components = components
         self.stages = Stages()
         self.commits = 0
@@ -329,39 +337,54 @@ def main(argv: list[str] | None = None) -> int:
         detox_dir = workdir / ("detoxify-tiny" if args.quick else "detoxify")
         checkpoint, config_dir = write_detoxify_base(detox_dir, tiny=args.quick)
         texts = prompts(2 * args.requests + 4, 32, seed=11)
-        naive = Naive(model, checkpoint, config_dir)
-        gateway = InProcessGateway(
-            workdir, model, moderation_table(checkpoint, config_dir, "cpu", "fp32"), args
-        )
+        # Threads as in `modgate serve`: the main thread confined to one torch thread before anything
+        # loads; the naive script runs in a thread of its own with torch's default count (two OpenMP
+        # teams in one process slow both a little: the shares hold, the ratio is `make bench`'s).
+        threads = confine_main_thread()
+        naive_thread = ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(threads,))
         try:
-            with grpc.insecure_channel(gateway.address) as channel:
-                stub = gen_grpc.GenerationServiceStub(channel)
-                gateway_request(gateway, stub, texts[-1], args.new_tokens)  # warm-up
-                naive.request(texts[-1], args.new_tokens)
-                gateway_runs, naive_runs = [], []
-                for i in range(args.requests):
-                    gateway_runs.append(gateway_request(gateway, stub, texts[i], args.new_tokens))
-                    naive_runs.append(naive.request(texts[i], args.new_tokens))
-                fsyncs = (
-                    None
-                    if args.no_strace
-                    else fsyncs_per_request(
-                        gateway, stub, texts[args.requests : args.requests + 1], args.new_tokens
+            naive = naive_thread.submit(Naive, model, checkpoint, config_dir).result()
+            gateway = InProcessGateway(
+                workdir, model, moderation_table(checkpoint, config_dir, "cpu", "fp32"), args, threads
+            )
+            try:
+                with grpc.insecure_channel(gateway.address) as channel:
+                    stub = gen_grpc.GenerationServiceStub(channel)
+                    gateway_request(gateway, stub, texts[-1], args.new_tokens)  # warm-up
+                    naive_thread.submit(naive.request, texts[-1], args.new_tokens).result()
+                    gateway_runs, naive_runs = [], []
+                    for i in range(args.requests):
+                        gateway_runs.append(gateway_request(gateway, stub, texts[i], args.new_tokens))
+                        naive_runs.append(
+                            naive_thread.submit(naive.request, texts[i], args.new_tokens).result()
+                        )
+                    fsyncs = (
+                        None
+                        if args.no_strace
+                        else fsyncs_per_request(
+                            gateway, stub, texts[args.requests : args.requests + 1], args.new_tokens
+                        )
                     )
-                )
-            prompt_ids = gateway.components.generator.encode(texts[0])
+                prompt_ids = gateway.components.generator.encode(texts[0])
+            finally:
+                gateway.stop()
+            steps = naive_thread.submit(
+                decoding_steps,
+                model,
+                prompt_ids,
+                rounds=2 if args.quick else 4,
+                steps=4 if args.quick else 12,
+            ).result()
         finally:
-            gateway.stop()
-        steps = decoding_steps(
-            model, prompt_ids, rounds=2 if args.quick else 4, steps=4 if args.quick else 12
-        )
+            naive_thread.shutdown()
+            torch.set_num_threads(threads)
 
     def med(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
     print(
         f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); load average {os.getloadavg()[0]:.1f}; "
+        f"({threads} threads); load average {os.getloadavg()[0]:.1f}; "
         f"{args.requests} requests a side, alternated, {args.new_tokens} new tokens, medians\n"
     )
     total = med(gateway_runs, "total (client's latency)")
