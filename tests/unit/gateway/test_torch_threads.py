@@ -27,30 +27,42 @@ def in_new_thread(fn):  # type: ignore[no-untyped-def]
 
 
 def test_confine_main_thread_sets_one_and_returns_the_previous_count() -> None:
+    restore = torch.get_num_threads()
+
     def body() -> tuple[int, int]:
         torch.set_num_threads(3)
         before = confine_main_thread()
-        return before, torch.get_num_threads()
+        after = torch.get_num_threads()
+        # torch also keeps the last count set as the default of threads started later: put it back.
+        torch.set_num_threads(restore)
+        return before, after
 
     assert in_new_thread(body) == (3, 1)  # in a thread of its own: the test process keeps its count
 
 
 def test_the_moderation_worker_runs_torch_with_its_own_thread_count() -> None:
+    restore = torch.get_num_threads()
+
     async def main() -> tuple[int, int]:
-        confined = Worker("confined", max_queue=4, torch_threads=1)
+        # The default worker first: torch takes the last count set anywhere as the default of threads
+        # started later (the server sets the batcher's count explicitly for that reason).
         default = Worker("default", max_queue=4)
+        confined = Worker("confined", max_queue=4, torch_threads=1)
         try:
             return (
-                await confined.run(threading.Event(), torch.get_num_threads),
                 await default.run(threading.Event(), torch.get_num_threads),
+                await confined.run(threading.Event(), torch.get_num_threads),
             )
         finally:
             confined.shutdown()
             default.shutdown()
 
-    confined, default = asyncio.run(main())
+    try:
+        default, confined = asyncio.run(main())
+    finally:
+        torch.set_num_threads(restore)
     assert confined == 1
-    assert default == torch.get_num_threads()
+    assert default == restore
 
 
 def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir: Path) -> None:
@@ -63,11 +75,13 @@ def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir
         return original(*args, **kwargs)
 
     generator.loaded.model.forward = spy
-    want = 1 if torch.get_num_threads() != 1 else 2
+    restore = torch.get_num_threads()
+    want = 1 if restore != 1 else 2
     batcher = Batcher(generator, max_batch_size=2, max_wait_ms=0, max_queue=2, torch_threads=want)
     try:
         params = SamplingParams(do_sample=False, max_new_tokens=3)
         asyncio.run(batcher.generate("Hello", params, cancel=threading.Event(), should_stop=lambda: False))
     finally:
         batcher.shutdown()
+        torch.set_num_threads(restore)  # torch's default for threads started later, as before
     assert seen and set(seen) == {want}
