@@ -23,7 +23,7 @@ TORCH_FIND_LINKS ?= $(wildcard /opt/wheels)
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_SOURCE := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: install lock test-latest serve test test-slow test-all typecheck lint format proto bench clean browser-deps nginx-deps
+.PHONY: install lock test-latest serve test test-slow test-all typecheck lint format proto bench bench-curve bench-profile clean browser-deps nginx-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -135,6 +135,14 @@ format: $(STAMP)
 # docs/benchmarks.md. ARGS="--device cuda --scale 4 --out bench.json" on a GPU machine.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_gateway.py $(ARGS)
+
+# The cost curve (clients x prompt lengths, sgemm and copy roofs); writes docs/bench/curve.{json,svg}.
+bench-curve: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_curve.py --out-dir docs/bench $(ARGS)
+
+# One request at one client, stage by stage, gateway vs the naive script (docs/benchmarks.md, round 2).
+bench-profile: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/profile_request.py $(ARGS)
 
 # Generated code is committed; tests/unit/gateway/test_proto_drift.py fails when it differs from protos/.
 # The .proto files are copied beside it, so that the wheel ships them (package data) for clients.

@@ -1,6 +1,6 @@
 """Gateway throughput: N concurrent gRPC clients against a real `modgate serve`, and the naive baseline.
 
-    .venv/bin/python bench/bench_gateway.py                      # CPU, ~8 minutes on 2 cores
+    .venv/bin/python bench/bench_gateway.py                      # CPU, ~6 minutes on 2 cores
     .venv/bin/python bench/bench_gateway.py --device cuda --scale 4 --out results.json
     .venv/bin/python bench/bench_gateway.py --quick              # tiny models, a smoke run
 
@@ -9,8 +9,9 @@ Same work on both sides: GPT-Neo-125M-shaped random model (bench/gateway_fixture
 detoxify model (the gateway also runs its word list and records everything in SQLite).
 
 - Baseline: one process, one request at a time: `pipeline("text-generation")`, then `Detoxify.predict`.
-- Gateway: `modgate serve` in a subprocess (dynamic batching, moderation worker, database), N = 1, 4, 16
-  closed-loop clients. Once with fp32 detoxify, once int8 (CPU only).
+- Gateway: `modgate serve` in a subprocess (dynamic batching, max_batch_size 32, moderation worker,
+  database), N = 1 then `--clients` (default 4, 16, 32) closed-loop clients. With fp32 detoxify
+  (`--variants fp32,int8` adds a gateway with int8 detoxify, CPU only).
 - Bare: `model.generate` + the gateway's own `Moderator` in-process: the least one request costs; the
   gateway's N=1 latency is compared with it (the gateway's overhead).
 
@@ -201,7 +202,9 @@ def run_clients(
                     continue
                 with lock:
                     latencies.append(time.perf_counter() - started)
-                    tokens.append(sum(o.generated_tokens for o in response.outputs))
+                    # min = max new tokens, so each output has exactly `new_tokens`; the response says
+                    # 0 for an output the policy withheld (random detoxify weights score near 0.5).
+                    tokens.append(sum(o.generated_tokens or new_tokens for o in response.outputs))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
@@ -285,7 +288,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             gateway_n1 += run_clients(gateway.address, 1, 1, texts[i:], args.new_tokens)["latencies"]
             bare.append(direct.ask(cmd="bare", variant=variant, prompt=texts[i]))
         phases = []
-        for clients, per_client in ((4, args.n4_per_client * s), (16, args.n16_per_client * s)):
+        for clients in args.clients:
+            per_client = args.per_client * s
             blocks.append(baseline_block(direct, texts, args.baseline_block * s, cursor))
             cursor += len(blocks[-1])
             log(f"{variant}: N={clients}, {clients * per_client} requests")
@@ -305,7 +309,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "latency_p99": percentile(gateway_n1, 99),
             "latencies": gateway_n1,
         }
-        for phase, adjacent in zip([n1, *phases], [blocks[0:2], blocks[1:3], blocks[2:4]], strict=True):
+        adjacent_blocks = [blocks[i : i + 2] for i in range(len(phases) + 1)]
+        for phase, adjacent in zip([n1, *phases], adjacent_blocks, strict=True):
             near = [x for b in adjacent for x in b]
             phase["baseline_requests_per_s"] = 1 / statistics.mean(near)
             phase["ratio"] = phase["requests_per_s"] / phase["baseline_requests_per_s"]
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="multiply every request count (GPU runs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the built models here (default: a temp dir)")
-    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-batch-wait-ms", type=float, default=5.0)
     parser.add_argument(
         "--cpu-prepack",
@@ -356,13 +361,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--n1-requests", type=int, default=4)
-    parser.add_argument("--n4-per-client", type=int, default=2)
-    parser.add_argument("--n16-per-client", type=int, default=2)
+    parser.add_argument(
+        "--clients",
+        default="4,16,32",
+        help="concurrent clients of the phases after N=1 (comma-separated; the targets need 16 and 32)",
+    )
+    parser.add_argument("--per-client", type=int, default=2, help="requests per client in those phases")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="detoxify variants for the gateway, comma-separated: fp32 (default), int8 (CPU only)",
+    )
     parser.add_argument("--baseline-block", type=int, default=2, help="baseline requests per block")
     args = parser.parse_args(argv)
-    args.variants = ["fp32", "int8"] if args.device == "cpu" else ["fp32"]
+    args.variants = (args.variants or "fp32").split(",")
+    if any(v not in ("fp32", "int8") for v in args.variants) or (
+        "int8" in args.variants and args.device != "cpu"
+    ):
+        parser.error("--variants: fp32 and/or int8 (int8 is CPU only)")
+    try:
+        args.clients = [int(c) for c in args.clients.split(",")]
+    except ValueError:
+        parser.error("--clients: comma-separated client counts, e.g. 4,16,32")
     if args.quick:
-        args.n1_requests, args.n4_per_client, args.n16_per_client, args.baseline_block = 1, 1, 1, 1
+        args.n1_requests, args.per_client, args.baseline_block = 1, 1, 1
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from gateway.generation.generator import Generator  # noqa: E402
 from gateway.generation.kv_batch import BatchState  # noqa: E402
 from gateway.generation.model import LoadedModel, load_model  # noqa: E402
 from gateway.generation.params import SamplingParams  # noqa: E402
-from gateway.generation.prepack import PrepackedLinear  # noqa: E402
+from gateway.generation.prepack import CALIBRATION_ROWS, PrepackedLinear, calibrate_stock_rows  # noqa: E402
 
 KERNELS = ("stock", "prepacked")
 
@@ -109,6 +109,17 @@ async def serve(generator: Generator, texts: list[str], params: SamplingParams) 
     return len(texts) * params.max_new_tokens / elapsed, [seqs[0].text for seqs in done]
 
 
+def crossovers(model: Any) -> dict[str, int]:
+    """`calibrate_stock_rows` for each distinct Linear shape of the (stock) model."""
+    found: dict[str, int] = {}
+    for module in model.modules():
+        if type(module) is torch.nn.Linear:
+            shape = f"{module.in_features} x {module.out_features}"
+            if shape not in found:
+                found[shape] = calibrate_stock_rows(module)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny model and short runs (smoke test)")
@@ -124,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = write_gpt_neo_125m(Path(tmp) / "gpt-neo", tiny=args.quick)
         models = {
             k: load_model(
-                str(model_dir), revision=None, device="cpu", dtype="float32", prepack=k == "prepacked"
+                str(model_dir),
+                revision=None,
+                device="cpu",
+                dtype="float32",
+                prepack=k == "prepacked",
+                stock_rows=0,  # oneDNN at every row count; the crossover is measured below
             )
             for k in KERNELS
         }
@@ -146,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     rate, outputs[kernel] = asyncio.run(serve(Generator(models[kernel]), texts, params))
                     rates.setdefault(kernel, []).append(rate)
                 print(f"round {round_no + 1} of {args.rounds} done", file=sys.stderr)
+        crossover = crossovers(models["stock"].model)
     same = outputs["stock"] == outputs["prepacked"]
     print(
         f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
@@ -163,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| {b / a:.2f}x |"
     )
     print(f"\ngreedy texts identical with both kernels: {same}")
+    print(
+        f"\nStock kernel faster than oneDNN up to N rows (of {', '.join(map(str, CALIBRATION_ROWS))}; "
+        "the `cpu_prepack_stock_rows` setting, default 2):\n"
+    )
+    print("| layer (in x out) | N |\n|---|---|")
+    for shape, rows in crossover.items():
+        print(f"| {shape} | {rows} |")
     return 0 if same else 1
 
 

@@ -88,23 +88,26 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _targets(result: dict[str, Any]) -> list[str]:
+    """The issue's targets (round 2): ratios against the baseline's adjacent blocks, from this run."""
     lines = []
+    goals = {1: 1.0, 16: 8.0, 32: 10.0}
     for variant, v in result["variants"].items():
-        n16 = next(p for p in v["phases"] if p["clients"] == 16)
+        for phase in v["phases"]:
+            goal = goals.get(phase["clients"])
+            if goal is None:
+                continue
+            lines.append(
+                f"- N={phase['clients']} throughput >= {goal:g}x baseline ({variant}): {phase['ratio']:.2f}x "
+                f"(p50 {phase['latency_p50']:.2f} s, p99 {phase['latency_p99']:.2f} s): "
+                + ("met" if phase["ratio"] >= goal else "NOT met")
+            )
         lines.append(
-            f"- N=16 throughput >= 4x baseline ({variant}): {n16['ratio']:.2f}x: "
-            + ("met" if n16["ratio"] >= 4 else "NOT met")
-        )
-        lines.append(
-            f"- N=1 latency within 10% of bare model + moderation ({variant}): "
-            f"{v['overhead_n1'] * 100:+.1f}%: " + ("met" if v["overhead_n1"] <= 0.10 else "NOT met")
+            f"- N=1 latency against bare model + moderation in the baseline's process ({variant}): "
+            f"{v['overhead_n1'] * 100:+.1f}% (information; the round 1 target was within 10%)"
         )
     rates = {k: statistics.median(x) for k, x in result["moderation_rates"].items()}
     if "int8, one call" in rates and "fp32, one call" in rates:
         for mode in ("one per call", "one call"):
             speedup = rates[f"int8, {mode}"] / rates[f"fp32, {mode}"]
-            lines.append(
-                f"- quantized moderation >= 2x fp32 throughput ({mode}): {speedup:.2f}x: "
-                + ("met" if speedup >= 2 else "NOT met")
-            )
+            lines.append(f"- int8 / fp32 moderation throughput ({mode}): {speedup:.2f}x")
     return lines

@@ -45,6 +45,7 @@ from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits
+from gateway.generation.threads import confine_main_thread
 from gateway.generation.worker import Worker
 from gateway.ops.maintenance import run_periodically
 from gateway.ops.metrics import BATCH_SIZE, WORK_SECONDS, serve_metrics
@@ -122,6 +123,9 @@ class Components:
     anchors: AnchorKeeper | None = None
     # The moderator under the stored policies, swapped when they change (None: `moderator` is fixed).
     live: LiveModerator | None = None
+    # torch threads for the batcher's thread, with the moderation worker on one (None: torch's defaults
+    # everywhere); `serve` sets it, see gateway/generation/threads.py.
+    torch_threads: int | None = None
 
     def limits(self) -> Limits:
         s = self.settings
@@ -187,6 +191,7 @@ def build_components(settings: Settings, *, migrate_schema: bool = False) -> Com
         device=settings.device,
         dtype=settings.dtype,
         prepack=settings.cpu_prepack,
+        stock_rows=settings.cpu_prepack_stock_rows,
     )
     sessions = make_session_factory(engine)
     live = stored_moderator(
@@ -239,6 +244,7 @@ class GatewayServer:
             max_wait_ms=components.settings.max_batch_wait_ms,
             max_queue=components.settings.max_queue,
             prefill_chunk=components.settings.prefill_chunk,
+            torch_threads=components.torch_threads,
             observe=WORK_SECONDS.labels("generation").observe,
             observe_rows=BATCH_SIZE.observe,
         )
@@ -246,6 +252,7 @@ class GatewayServer:
             "moderation",
             max_queue=components.settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
+            torch_threads=None if components.torch_threads is None else 1,
         )
         self.moderation_batcher = ModerationBatcher(self.live, self._mod_worker)
         settings = components.settings
@@ -464,7 +471,9 @@ def qa_sample_rates(settings: Settings, moderator: Moderator) -> dict[str, float
 async def serve(settings: Settings, *, migrate_schema: bool = False) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
     check_shared_session_secret(settings)
+    torch_threads = confine_main_thread()  # before anything loads (gateway/generation/threads.py)
     components = build_components(settings, migrate_schema=migrate_schema)
+    components.torch_threads = torch_threads
     deadlines = review_deadlines(settings, components.moderator)
     review_consensus(settings, components.moderator)
     server = GatewayServer(components, web_address=settings.web_address if settings.web_enabled else None)

@@ -63,12 +63,15 @@ class Batcher:
         observe_rows: Callable[[int], None] | None = None,
         group_by_params: bool = False,
         prefill_chunk: int = 256,
+        torch_threads: int | None = None,
     ) -> None:
         """`observe` receives each request's seconds (queue wait + generation), `observe_rows` the rows
         of each decoding step (e.g. histograms).
         `group_by_params` admits into a running batch only requests with the same sampling knobs
         (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md).
-        `prefill_chunk`: prompt columns prefilled per decoding step while a batch runs (0: one pass)."""
+        `prefill_chunk`: prompt columns prefilled per decoding step while a batch runs (0: one pass).
+        `torch_threads`: torch's intra-op threads for the worker thread (None: torch's default for a new
+        thread); see `gateway/generation/threads.py` for why the server sets it."""
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0 or prefill_chunk < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms and prefill_chunk >= 0")
         self._generator = generator
@@ -80,6 +83,7 @@ class Batcher:
         self._observe_rows = observe_rows
         self._group_by_params = group_by_params
         self._prefill_chunk = prefill_chunk
+        self._torch_threads = torch_threads
         self._pending: tuple[list[Job], PendingPrefill] | None = None  # a chunked prefill under way
         self._cond = threading.Condition()
         self._queue: collections.deque[Job] = collections.deque()
@@ -205,6 +209,8 @@ class Batcher:
 
     def _run(self) -> None:
         torch.set_grad_enabled(False)
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads)  # per thread: this one's OpenMP team
         while True:
             jobs = self._take()
             if jobs is None:
@@ -392,6 +398,9 @@ class Batcher:
                 ids = torch.tensor(
                     [job.prompt_ids + state.rows[i].text.ids for i in indices], device=logits.device
                 )
+            if len(indices) == len(state.rows):  # one request holds every row (a lone request): no copy
+                chosen = job.sampler.choose(ids, logits, generated)
+                break
             index = torch.tensor(indices, device=logits.device)
             chosen[index] = job.sampler.choose(ids, logits[index], generated)
         tokens = chosen.tolist()

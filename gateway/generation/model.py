@@ -84,11 +84,18 @@ def _not_loadable_message(model: str, exc: BaseException) -> str:
 
 
 def load_model(
-    model: str, *, revision: str | None, device: str, dtype: str, prepack: bool = False
+    model: str,
+    *,
+    revision: str | None,
+    device: str,
+    dtype: str,
+    prepack: bool = False,
+    stock_rows: int = 2,
 ) -> LoadedModel:
     """Loads with `from_pretrained` from a hub id or a local directory; logs progress and time.
     `prepack` swaps the Linear layers of a CPU fp32 model for oneDNN-prepacked ones (faster batched
-    decoding, same results to fp32 rounding; see `gateway.generation.prepack`)."""
+    decoding, same results to fp32 rounding; see `gateway.generation.prepack`); inputs of at most
+    `stock_rows` rows keep the stock kernel (setting `cpu_prepack_stock_rows`)."""
     started = time.perf_counter()
     log.info("loading model %s (revision %s) ...", model, revision or "default")
     import torch
@@ -132,7 +139,7 @@ def load_model(
         time.perf_counter() - started,
         torch.__version__,
     )
-    kernels = _prepack(lm, device) if prepack else "default"
+    kernels = _prepack(lm, device, stock_rows) if prepack else "default"
     loaded = LoadedModel(
         model=lm,
         tokenizer=tokenizer,
@@ -146,19 +153,23 @@ def load_model(
     return loaded
 
 
-def _prepack(lm: Any, device: str) -> str:
+def _prepack(lm: Any, device: str, stock_rows: int) -> str:
     """Prepacks on a CPU; says so either way (a slower kernel is not an error, but not silent)."""
     if device != "cpu":
         return "default"
     from gateway.generation.prepack import PrepackUnavailable, prepack_linear_layers
 
     try:
-        count = prepack_linear_layers(lm)
+        count = prepack_linear_layers(lm, stock_rows=stock_rows)
     except PrepackUnavailable as exc:
         log.warning("linear layers keep the default CPU kernels: %s", exc)
         return "default"
     if not count:
         log.info("linear layers keep the default CPU kernels: none is large enough to gain from prepacking")
         return "default"
-    log.info("linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true)", count)
+    log.info(
+        "linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true), stock up to %d rows",
+        count,
+        stock_rows,
+    )
     return "onednn-prepacked"

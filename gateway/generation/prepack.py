@@ -10,6 +10,17 @@ weights-bound cost should barely grow. oneDNN's linear on a weight reordered onc
 oneDNN costs a fixed ~0.065 ms per call, so small layers lose: only layers with at least `MIN_WEIGHTS`
 weights are swapped (768x768 and up; GPT-Neo-125M's are all 768x768 or larger, the demo model's none).
 
+One or two rows are a different case, and which kernel wins there depends on the CPU: on host B (Zen 1)
+oneDNN was 1.2x faster than stock at one row, on host C (an Intel Xeon with AVX-512 and AMX) MKL's
+matrix-vector path was 1.3-2x faster than oneDNN at one and two rows (docs/benchmarks.md, "Round 2").
+That made a lone request ~10% slower through the gateway than through a plain `generate` on the stock
+layers. So each swapped layer keeps a reference to its original weight and runs the stock kernel for
+inputs of at most `stock_rows` rows (setting `cpu_prepack_stock_rows`, default 2).
+`calibrate_stock_rows` measures the crossover of one layer on this machine (`bench/bench_prepack.py`
+prints it per layer shape); it is not run at load time, because a measurement taken while other
+processes load the CPU is not reliable (seen: 0 where a quiet run said 2), and the kernel choice should
+not vary from one start to the next.
+
 `prepack_linear_layers` swaps those `torch.nn.Linear` layers of a CPU fp32 model for `PrepackedLinear`, after
 checking on one layer that the op exists in this torch build and agrees with `F.linear` (to fp32
 rounding). The ops are PyTorch's own (`torch.ops.mkldnn`, what torch.compile's CPU backend uses for
@@ -24,13 +35,14 @@ the kernel can reclaim. Measured: RssAnon +0.5 GB, RssFile unchanged, for the 12
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PrepackUnavailable", "PrepackedLinear", "prepack_linear_layers"]
+__all__ = ["PrepackUnavailable", "PrepackedLinear", "calibrate_stock_rows", "prepack_linear_layers"]
 
 # The row count the weight layout is tuned for: a full decoding batch (the default max_batch_size is 8,
 # benchmarks use 16). Other row counts are computed correctly, only possibly a little slower.
@@ -44,27 +56,74 @@ class PrepackUnavailable(RuntimeError):
     """This torch build has no usable oneDNN linear (the model then keeps its default kernels)."""
 
 
-class PrepackedLinear(torch.nn.Module):
-    """`torch.nn.Linear`'s forward on a oneDNN-reordered copy of its weight (inference only)."""
+# Up to this many rows, the stock kernel (`cpu_prepack_stock_rows`'s default, measured on host C).
+STOCK_ROWS = 2
+# Row counts tried by `calibrate_stock_rows`: past 8 rows oneDNN won on every layer and CPU measured.
+CALIBRATION_ROWS = (1, 2, 4, 8)
 
-    def __init__(self, linear: torch.nn.Linear, *, batch_hint: int = BATCH_HINT) -> None:
+
+class PrepackedLinear(torch.nn.Module):
+    """`torch.nn.Linear`'s forward on a oneDNN-reordered copy of its weight (inference only); inputs of
+    at most `stock_rows` rows go to the stock kernel on the original weight (kept only then)."""
+
+    def __init__(self, linear: torch.nn.Linear, *, batch_hint: int = BATCH_HINT, stock_rows: int = 0) -> None:
         super().__init__()
+        if stock_rows < 0:
+            raise ValueError("stock_rows must be >= 0")
         self.in_features = linear.in_features
         self.out_features = linear.out_features
+        self.stock_rows = stock_rows
         weight = linear.weight.detach()
         self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(weight, batch_hint))
         bias = None if linear.bias is None else linear.bias.detach().clone()
         self.register_buffer("bias", bias)
+        # Not a buffer: it is the checkpoint's tensor (often shared, e.g. a tied output layer), not state.
+        self.stock_weight: torch.Tensor | None = weight if stock_rows else None
+        self.stock_bias: torch.Tensor | None = bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
+        if self.stock_weight is not None and rows.shape[0] <= self.stock_rows:
+            return torch.nn.functional.linear(x, self.stock_weight, self.stock_bias)
         if not rows.is_contiguous():
             rows = rows.contiguous()
         out = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, self.bias, "none", [], "")
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked"
+        stock = f", stock kernel up to {self.stock_rows} rows" if self.stock_rows else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked{stock}"
+
+
+def _best_ms(fn: Any, x: torch.Tensor, repeats: int) -> float:
+    """The least of `repeats` timings: other load only ever adds time."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(x)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def calibrate_stock_rows(linear: torch.nn.Linear, *, repeats: int = 7) -> int:
+    """The largest row count up to which the stock kernel beat oneDNN on every count of
+    `CALIBRATION_ROWS` tried so far, on this machine (0: oneDNN from one row). Both kernels are timed
+    alternately and the best of `repeats` is kept, so a burst of other load disturbs both alike."""
+    packed = PrepackedLinear(linear)
+    stock_rows = 0
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for rows in CALIBRATION_ROWS:
+            x = torch.randn(rows, linear.in_features, generator=generator, dtype=linear.weight.dtype)
+            linear(x), packed(x)  # first calls: allocations, oneDNN primitive creation
+            stock_ms = packed_ms = float("inf")
+            for _ in range(repeats):
+                stock_ms = min(stock_ms, _best_ms(linear, x, 1))
+                packed_ms = min(packed_ms, _best_ms(packed, x, 1))
+            if stock_ms >= packed_ms:
+                break
+            stock_rows = rows
+    return stock_rows
 
 
 def _check(linear: torch.nn.Linear) -> None:
@@ -89,10 +148,11 @@ def _check(linear: torch.nn.Linear) -> None:
         raise PrepackUnavailable(f"oneDNN linear is not usable here: {type(exc).__name__}: {exc}") from exc
 
 
-def prepack_linear_layers(model: Any, *, min_weights: int = MIN_WEIGHTS) -> int:
+def prepack_linear_layers(model: Any, *, min_weights: int = MIN_WEIGHTS, stock_rows: int = STOCK_ROWS) -> int:
     """Replaces the `torch.nn.Linear` layers of a CPU fp32 model that have at least `min_weights`
     weights, in place; returns how many. Raises PrepackUnavailable (the model untouched) when the check
-    fails or the model is not CPU fp32."""
+    fails or the model is not CPU fp32. `stock_rows`: inputs of that many rows or fewer keep the stock
+    kernel (the `cpu_prepack_stock_rows` setting)."""
     # (parent, name), not the layers: each original layer can go as soon as it is swapped.
     targets = [
         (parent, name)
@@ -110,5 +170,5 @@ def prepack_linear_layers(model: Any, *, min_weights: int = MIN_WEIGHTS) -> int:
     _check(first)
     del first
     for parent, name in targets:
-        setattr(parent, name, PrepackedLinear(getattr(parent, name)))
+        setattr(parent, name, PrepackedLinear(getattr(parent, name), stock_rows=stock_rows))
     return len(targets)

@@ -47,7 +47,9 @@ class RequestSampler:
         self.params = params
         self._eos = eos_token_id
         self._suppress = tuple(suppress_token_ids)
-        self._suppress_mask: torch.Tensor | None = None  # built at the first step (needs the vocab size)
+        # Per "is end-of-text blocked": the mask of tokens set to -inf, built at the first step (it needs
+        # the vocab size), None when nothing is blocked.
+        self._masks: dict[bool, torch.Tensor | None] = {}
         self._generator: torch.Generator | None = None
         if params.do_sample:
             self._generator = torch.Generator(device=device)
@@ -67,6 +69,21 @@ class RequestSampler:
         probs = torch.nn.functional.softmax(scores, dim=-1)
         return torch.multinomial(probs, num_samples=1, generator=self._generator).squeeze(1)
 
+    def _blocked(self, scores: torch.Tensor, *, eos: bool) -> torch.Tensor | None:
+        """The tokens MinNewTokensLength (`eos`) and SuppressTokens set to -inf, as one cached mask: both
+        processors write the same -inf, so one `where` gives their result bitwise, without building a
+        vocabulary-sized mask at every step."""
+        if eos not in self._masks:
+            ids = [i for i in self._suppress if i < scores.shape[-1]]  # ids past the logits: ignored,
+            if eos:  # as `generate` does (tokens added to the tokenizer only)
+                ids.append(self._eos)
+            mask = None
+            if ids:
+                mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+                mask[ids] = True
+            self._masks[eos] = mask
+        return self._masks[eos]
+
     def process(self, token_ids: torch.Tensor | None, scores: torch.Tensor, generated: int) -> torch.Tensor:
         """The processed scores, mirroring transformers' processors op for op (so results are bitwise
         equal): RepetitionPenalty, MinNewTokensLength, SuppressTokens, then for sampling Temperature,
@@ -78,17 +95,9 @@ class RequestSampler:
             score = torch.gather(scores, 1, token_ids)
             score = torch.where(score < 0, score * p.repetition_penalty, score / p.repetition_penalty)
             scores = scores.scatter(1, token_ids, score)
-        if generated < p.min_new_tokens:
-            eos_mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
-            eos_mask[self._eos] = True
-            scores = torch.where(eos_mask, -torch.inf, scores)
-        if self._suppress:
-            if self._suppress_mask is None:
-                mask = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
-                # Ids past the logits (tokens added to the tokenizer only) are ignored, as `generate` does.
-                mask[[i for i in self._suppress if i < scores.shape[-1]]] = True
-                self._suppress_mask = mask
-            scores = torch.where(self._suppress_mask, -torch.inf, scores)
+        blocked = self._blocked(scores, eos=generated < p.min_new_tokens)
+        if blocked is not None:
+            scores = torch.where(blocked, -torch.inf, scores)
         if not p.do_sample:
             return scores
         if p.temperature != 1.0:

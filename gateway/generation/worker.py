@@ -8,6 +8,7 @@ already running is told to stop through its `threading.Event`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -17,15 +18,33 @@ from typing import ParamSpec, TypeVar
 from gateway.errors import ResourceExhausted
 
 P = ParamSpec("P")
+
+
+def _set_torch_threads(count: int) -> None:
+    import torch  # only for workers that run torch (the moderation worker)
+
+    torch.set_num_threads(count)
+
+
 T = TypeVar("T")
 
 
 class Worker:
     def __init__(
-        self, name: str, *, max_queue: int, threads: int = 1, observe: Callable[[float], None] | None = None
+        self,
+        name: str,
+        *,
+        max_queue: int,
+        threads: int = 1,
+        observe: Callable[[float], None] | None = None,
+        torch_threads: int | None = None,
     ) -> None:
-        """`observe` receives each job's seconds (queue wait + run), e.g. a latency histogram."""
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        """`observe` receives each job's seconds (queue wait + run), e.g. a latency histogram.
+        `torch_threads`: torch's intra-op threads in the worker's threads (None: torch's default)."""
+        initializer = None if torch_threads is None else functools.partial(_set_torch_threads, torch_threads)
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=name, initializer=initializer
+        )
         self._name = name
         self._max_queue = max_queue
         self._pending = 0

@@ -99,14 +99,36 @@ def test_a_full_queue_gets_resource_exhausted_at_once(make_gateway: Callable[...
 def test_gateway_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """bench/bench_gateway.py end to end on tiny models: a real `modgate serve`, the baseline process."""
     out = tmp_path / "result.json"
-    assert run_bench("bench_gateway", ["--quick", "--out", str(out)]) == 0
+    assert run_bench("bench_gateway", ["--quick", "--variants", "fp32,int8", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["variants"]) == {"fp32", "int8"}
     for variant in result["variants"].values():
-        assert [p["clients"] for p in variant["phases"]] == [1, 4, 16]
+        assert [p["clients"] for p in variant["phases"]] == [1, 4, 16, 32]
         assert all(p["requests"] == p["clients"] and p["ratio"] > 0 for p in variant["phases"])
     report = capsys.readouterr().out
     assert "| gateway (gRPC) | int8 | 16 | 16 |" in report and "Targets:" in report
+    assert "- N=32 throughput >= 10x baseline (fp32)" in report
+    assert "- N=1 throughput >= 1x baseline (int8)" in report
+
+
+@pytest.mark.slow
+def test_cost_curve_quick_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/bench_curve.py end to end on tiny models: the table, the JSON and the hand-drawn SVG."""
+    assert run_bench("bench_curve", ["--quick", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "curve.json").read_text())
+    assert [(p["prompt_tokens"], p["clients"]) for p in result["points"]] == [
+        (32, 1),
+        (32, 4),
+        (32, 16),
+        (256, 1),
+        (256, 4),
+    ]
+    assert all(p["requests"] == p["clients"] and p["tokens_per_s"] > 0 for p in result["points"])
+    assert result["limits"]["sgemm_gflops"] > 0 and result["limits"]["copy_gbps"] > 0
+    svg = (tmp_path / "curve.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4  # 2 panels x 2 prompt lengths
+    report = capsys.readouterr().out
+    assert "| 256 | 4 | 4 |" in report and "fp32 sgemm" in report
 
 
 @pytest.mark.slow

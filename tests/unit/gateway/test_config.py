@@ -56,9 +56,11 @@ def test_env_booleans_and_numbers() -> None:
             "MODGATE_CPU_PREPACK": "false",
             "MODGATE_PREFILL_CHUNK": "0",
             "MODGATE_RATE_LIMIT_STORE": "database",
+            "MODGATE_CPU_PREPACK_STOCK_ROWS": "0",
         },
     )
     assert (s.cpu_prepack, s.prefill_chunk, s.rate_limit_store) == (False, 0, "database")
+    assert s.cpu_prepack_stock_rows == 0 and load_settings(None, env={}).cpu_prepack_stock_rows == 2
 
 
 @pytest.mark.parametrize(
@@ -73,6 +75,7 @@ def test_env_booleans_and_numbers() -> None:
         ({"MODGATE_PREFILL_CHUNK": "-1"}, "prefill_chunk must be 0 \\(one pass\\) or more"),
         ({"MODGATE_RATE_LIMIT_STORE": "redis"}, "rate_limit_store must be one of memory, database"),
         ({"MODGATE_CPU_PREPACK": "sometimes"}, "cpu_prepack has an invalid value"),
+        ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "-1"}, "cpu_prepack_stock_rows must be 0"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -47,3 +47,42 @@ def test_chunked_prefill_equals_one_pass(lm: LoadedModel, chunk: int) -> None:
         torch.testing.assert_close(chunked_logits, whole_logits, rtol=1e-4, atol=1e-4)
         assert torch.equal(chunked.mask, whole.mask) and torch.equal(chunked.positions, whole.positions)
         assert greedy(lm.model, chunked, chunked_logits, 12) == greedy(lm.model, whole, whole_logits, 12)
+
+
+def test_a_step_without_padding_passes_no_mask_and_gives_the_same_logits(lm: LoadedModel) -> None:
+    """Unpadded rows step without an attention mask (the model's causal mask is the same mask); the
+    logits equal those of the step given the all-ones mask, bitwise, also past the local window."""
+    tok = lm.tokenizer
+    prompt = tok("The garden was quiet and the rain fell on the old stone wall. " * 30)["input_ids"][:270]
+    assert len(prompt) > lm.model.config.window_size
+    seen: list[object] = []
+
+    def spy(**kwargs: object) -> object:
+        seen.append(kwargs["attention_mask"])
+        return lm.model(**kwargs)
+
+    def masked(**kwargs: object) -> object:  # the step as it was: always the explicit mask
+        rows, length = kwargs["input_ids"].shape[0], kwargs["cache"].get_seq_length() + 1  # type: ignore[attr-defined]
+        kwargs["attention_mask"] = torch.ones(rows, length, dtype=torch.long)
+        return lm.model(**kwargs)
+
+    with torch.inference_mode():
+        states = []
+        for _ in range(2):
+            state, logits = BatchState.prefill(
+                lm.model, [prompt, prompt], [1, 1], pad_token_id=tok.pad_token_id
+            )
+            state.next_tokens = logits.argmax(-1)
+            states.append(state)
+        for _ in range(3):
+            fast, slow = states[0].step(spy), states[1].step(masked)
+            assert torch.equal(fast, slow)
+            for state in states:
+                state.next_tokens = fast.argmax(-1)
+        assert seen == [None, None, None]
+        padded, logits = BatchState.prefill(
+            lm.model, [prompt, prompt[:5]], [1, 1], pad_token_id=tok.pad_token_id
+        )
+        padded.next_tokens = logits.argmax(-1)
+        padded.step(spy)
+    assert isinstance(seen[-1], torch.Tensor) and seen[-1].shape == (2, len(prompt) + 1)

@@ -11,7 +11,12 @@ import torch
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import SamplingParams
-from gateway.generation.prepack import PrepackedLinear, PrepackUnavailable, prepack_linear_layers
+from gateway.generation.prepack import (
+    PrepackedLinear,
+    PrepackUnavailable,
+    calibrate_stock_rows,
+    prepack_linear_layers,
+)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -27,6 +32,46 @@ def test_prepacked_linear_equals_linear(bias: bool, shape: tuple[int, ...]) -> N
     assert got.shape == want.shape == (*shape[:-1], 40)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert transposed.shape == (shape[0], 40)
+
+
+@pytest.mark.parametrize("shape", [(1, 24), (2, 24), (1, 2, 24), (3, 24), (16, 24), (2, 3, 24)])
+def test_inputs_of_few_rows_take_the_stock_kernel_on_the_original_weight(shape: tuple[int, ...]) -> None:
+    """With `stock_rows=2`, one or two rows are computed by F.linear on the layer's own weight, more rows
+    by oneDNN on the packed copy. The packed copy is a zero weight here, to tell the two paths apart."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 40)
+    packed = PrepackedLinear(linear, stock_rows=2)
+    zero = torch.nn.Linear(24, 40)
+    torch.nn.init.zeros_(zero.weight)
+    packed.packed_weight = PrepackedLinear(zero).packed_weight
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        got = packed(x)
+        want = linear(x)
+    rows = x.reshape(-1, 24).shape[0]
+    if rows <= 2:
+        assert torch.equal(got, want)
+    else:
+        assert torch.equal(got, linear.bias.detach().expand_as(got))  # zero weights: the bias alone
+
+
+def test_stock_rows_zero_keeps_no_reference_to_the_original_weight() -> None:
+    linear = torch.nn.Linear(24, 40)
+    assert PrepackedLinear(linear).stock_weight is None
+    assert PrepackedLinear(linear, stock_rows=1).stock_weight is not None
+    with pytest.raises(ValueError, match="stock_rows"):
+        PrepackedLinear(linear, stock_rows=-1)
+
+
+def test_calibration_returns_a_measured_row_count() -> None:
+    """Which kernel wins depends on the machine; the answer is one of the counts tried, or 0."""
+    assert calibrate_stock_rows(torch.nn.Linear(64, 128), repeats=2) in (0, 1, 2, 4, 8)
+
+
+def test_prepacking_passes_stock_rows_to_every_layer() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)).eval()
+    assert prepack_linear_layers(model, min_weights=0, stock_rows=3) == 2
+    assert [m.stock_rows for m in model.modules() if isinstance(m, PrepackedLinear)] == [3, 3]
 
 
 def test_large_enough_linears_are_replaced_and_other_modules_are_kept() -> None:
