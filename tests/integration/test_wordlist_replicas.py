@@ -13,8 +13,6 @@ so the decisions made under list v1 have a ticket to replay.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,12 +27,10 @@ from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.cli import cli
 from gateway.client import GatewayClient, action_name
-from gateway.storage import migrate
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput
 from tests.integration.keys import make_keys
-from tests.support.pg import postgres_server
-from tests.support.serve_process import free_ports, serve_command, spawn_serve, wait_serving
+from tests.support.replicas import two_replicas
 
 pytestmark = pytest.mark.postgres
 
@@ -49,38 +45,7 @@ SEED = 7
 
 @pytest.fixture(scope="module")
 def cluster(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    config = tmp_path_factory.mktemp("wordlist-replicas") / "modgate.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    for pg in postgres_server():
-        url = pg.url_for(pg.create())
-        migrate.upgrade(url)
-        addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
-        procs: list[subprocess.Popen[str]] = []
-        try:
-            for address in addresses:
-                argv = serve_command(
-                    demo_model_dir,
-                    config=config,
-                    grpc_address=address,
-                    database_url=url,
-                    no_web=True,
-                    metrics_address="",
-                )
-                procs.append(spawn_serve(argv, MODGATE_POLICY_REFRESH_S="0.3"))
-            for address, proc in zip(addresses, procs, strict=True):
-                wait_serving(address, proc)
-            yield {
-                "a": addresses[0],
-                "b": addresses[1],
-                "url": url,
-                "config": str(config),
-                "model": str(demo_model_dir),
-            }
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.communicate(timeout=60)
+    yield from two_replicas(demo_model_dir, tmp_path_factory.mktemp("wordlist-replicas"), CONFIG)
 
 
 def _generate(address: str, key: str) -> tuple[str, str, str]:
