@@ -23,7 +23,10 @@ from tests.support.serve_process import free_ports, serve_command, spawn_serve, 
 pytestmark = pytest.mark.slow
 
 CLIENTS = 12
-CALLS_PER_CLIENT = 6
+# More than the load can finish before the kill: the kill comes once KILL_AFTER calls were answered
+# (a fixed sleep let a faster gateway answer every call first, and then nothing was cut off).
+CALLS_PER_CLIENT = 40
+KILL_AFTER = CLIENTS
 
 
 def start(demo_model_dir: Path, address: str, database_url: str) -> subprocess.Popen[str]:
@@ -47,10 +50,13 @@ def test_kill_9_under_load_loses_nothing(demo_model_dir: Path, tmp_path: Path) -
     answered: dict[str, int] = {}  # request id -> number of outputs the client received
     failed: list[str] = []
     lock = threading.Lock()
+    killed = threading.Event()
 
     def client(n: int) -> None:
         with GatewayClient(address, timeout=30) as c:
             for k in range(CALLS_PER_CLIENT):
+                if killed.is_set():  # calls after the kill would only wait out the client's retries
+                    return
                 rid = f"load-{n}-{k}"
                 try:
                     response = c.generate(
@@ -70,8 +76,11 @@ def test_kill_9_under_load_loses_nothing(demo_model_dir: Path, tmp_path: Path) -
         threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
         for t in threads:
             t.start()
-        time.sleep(3.0)  # let the load run, then kill without warning
+        deadline = time.monotonic() + 120
+        while len(answered) < KILL_AFTER and time.monotonic() < deadline:  # let the load run, then kill
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
+        killed.set()
         proc.communicate(timeout=30)
         for t in threads:
             t.join(60)
