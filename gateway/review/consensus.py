@@ -188,10 +188,12 @@ def not_given_by(reviewer: Reviewer) -> Any:
     )
 
 
-def no_reject_given() -> Any:
-    """A WHERE clause on ReviewItem: no reviewer has rejected it so far. An `approve` review deadline
-    applies only to such items: it is for holds nobody objected to, never a way past a reviewer's reject."""
-    return ~exists().where(ReviewerVerdict.item_id == ReviewItem.id, ReviewerVerdict.decision == REJECT)
+def only_approvals_given() -> Any:
+    """A WHERE clause on ReviewItem: every verdict given so far (if any) approves the text as generated.
+    An `approve` review deadline applies only to such items: it is for holds nobody objected to, never a
+    way past a reviewer's reject, nor past an edit (the reviewer did not accept the text as it stands,
+    and the deadline would release exactly that text)."""
+    return ~exists().where(ReviewerVerdict.item_id == ReviewItem.id, ReviewerVerdict.decision != APPROVE)
 
 
 def votes_of(*, session: Session, item_id: str) -> list[Vote]:

@@ -607,7 +607,7 @@ def apply_deadlines(
         if deadline.action is DeadlineAction.ESCALATE:
             query = query.where(ReviewItem.escalated.is_(False))
         if deadline.action is DeadlineAction.APPROVE:
-            query = query.where(cons.no_reject_given())
+            query = query.where(cons.only_approvals_given())
         if is_postgresql(session):
             query = query.with_for_update(of=ReviewItem, skip_locked=True)
         for item_id, version in session.execute(query).all():

@@ -332,24 +332,25 @@ def test_the_report_reads_the_verdicts_for_agreement(
     assert "agreement between reviewers" in table and "66.7%" in table
 
 
-def test_an_approve_deadline_never_overrides_a_reviewers_reject(
+def test_an_approve_deadline_never_overrides_a_reviewers_reject_or_edit(
     db: sessionmaker[Session], add_reviewer: AddReviewer
 ) -> None:
-    held(db), held(db)
+    held(db), held(db), held(db)
     rule = two(ConsensusRule.UNANIMOUS)
     alice = add_reviewer()
     given = {verdict(db, alice, "reject", rule).id: "reject"}
-    given[verdict(db, alice, "approve", rule, at=1).id] = "approve"
+    given[verdict(db, alice, "edit", rule, edited_text="a kinder text", at=1).id] = "edit"
+    given[verdict(db, alice, "approve", rule, at=2).id] = "approve"
     later = T0 + timedelta(days=1)
     with db() as s, s.begin():
         done = apply_deadlines(
             session=s, deadlines={"default": Deadline(timedelta(hours=1), DeadlineAction.APPROVE)}, now=later
         )
     assert done == [("default", DeadlineAction.APPROVE)]
-    [rejected_id] = [i for i, d in given.items() if d == "reject"]
-    [approved_id] = [i for i, d in given.items() if d == "approve"]
-    assert output(db, rejected_id).status == OutputStatus.HELD, "waits for its second verdict"
-    assert output(db, approved_id).released_text == TEXT
+    by_decision = {d: i for i, d in given.items()}
+    for objected in ("reject", "edit"):
+        assert output(db, by_decision[objected]).status == OutputStatus.HELD, "waits for its second verdict"
+    assert output(db, by_decision["approve"]).released_text == TEXT
 
 
 def test_reviewers_racing_through_a_consensus_queue_decide_each_item_once(
