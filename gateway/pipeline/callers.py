@@ -56,6 +56,11 @@ class Caller:
         return None if AUDIT_ALL in self.scopes else self.tenant
 
     @property
+    def actor(self) -> str:
+        """Who the audit log says acted: the key, or the tenant when auth is off."""
+        return f"key:{self.key_id}" if self.key_id else f"tenant:{self.tenant}"
+
+    @property
     def rate_key(self) -> str:
         """What rate limits count against: the key, or the tenant when auth is off."""
         return self.key_id or f"tenant:{self.tenant}"

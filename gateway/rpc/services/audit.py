@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import audit_pb2 as au_pb
@@ -21,6 +20,7 @@ from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.audit import MAX_LIMIT, query, verify
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.pipeline.callers import AUDIT_ALL, current_caller
+from gateway.rpc.services.convert import timestamp
 from gateway.storage.models import AuditEvent
 from gateway.storage.tx import in_transaction
 from gateway.timewindow import check_window
@@ -31,11 +31,9 @@ DEFAULT_LIMIT = 100
 def event_to_pb(event: AuditEvent) -> au_pb.AuditEvent:
     payload = Struct()
     payload.update(event.payload or {})
-    created = Timestamp()
-    created.FromDatetime(event.created_at)
     return au_pb.AuditEvent(
         id=event.id,
-        created_at=created,
+        created_at=timestamp(event.created_at),
         event_type=event.event_type,
         actor=event.actor,
         tenant=event.tenant or "",

@@ -9,7 +9,10 @@ one probe at a time (docs/operations.md, "What a client learns about withheld te
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, overload
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import moderation_pb2 as mod_pb
@@ -36,6 +39,21 @@ _FINISH_TO_PB = {
     FinishReason.END_OF_TEXT: gen_pb.FINISH_REASON_END_OF_TEXT,
     FinishReason.STOP_SEQUENCE: gen_pb.FINISH_REASON_STOP_SEQUENCE,
 }
+
+
+@overload
+def timestamp(value: datetime) -> Timestamp: ...
+@overload
+def timestamp(value: None) -> None: ...
+@overload
+def timestamp(value: datetime | None) -> Timestamp | None: ...
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """A database time as a protobuf Timestamp (None stays None: the field is left unset)."""
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
 
 
 def raw_params_from_pb(p: gen_pb.SamplingParameters) -> RawParams:

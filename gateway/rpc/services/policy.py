@@ -7,16 +7,13 @@ file; an unknown version NOT_FOUND; activating the served version FAILED_PRECOND
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import policy_pb2 as pol_pb
 from gateway.api.v1 import policy_pb2_grpc as pol_grpc
 from gateway.errors import InvalidArgument
-from gateway.pipeline.callers import Caller, current_caller
+from gateway.pipeline.callers import current_caller
 from gateway.policies.render import diff_versions, to_toml
 from gateway.policies.resolve import MAX_NAME_CHARS, table_from_toml
 from gateway.policies.store import (
@@ -28,17 +25,10 @@ from gateway.policies.store import (
     in_config_change,
     set_version,
 )
+from gateway.rpc.services.convert import timestamp
 from gateway.storage.tx import in_read_only
 from moderation.backtest import MAX_PROPOSAL_CHARS
 from moderation.config import ModerationConfigError
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def version_to_pb(info: VersionInfo) -> pol_pb.PolicyVersion:
@@ -48,15 +38,11 @@ def version_to_pb(info: VersionInfo) -> pol_pb.PolicyVersion:
         policy_toml=to_toml(info.body),
         active=info.active,
         created_by=info.created_by,
-        created_at=_timestamp(info.created_at),
+        created_at=timestamp(info.created_at),
         activated_revision=info.activated_revision or 0,
         activated_by=info.activated_by or "",
-        activated_at=_timestamp(info.activated_at),
+        activated_at=timestamp(info.activated_at),
     )
-
-
-def _actor(caller: Caller) -> str:
-    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
 
 
 def _version(value: int, field: str) -> int:
@@ -107,7 +93,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
     async def SetPolicy(
         self, request: pol_pb.SetPolicyRequest, context: grpc.aio.ServicerContext
     ) -> pol_pb.PolicyVersion:
-        actor = _actor(current_caller())
+        actor = current_caller().actor
         if len(request.policy_toml) > MAX_PROPOSAL_CHARS:
             raise InvalidArgument("policy_toml", f"at most {MAX_PROPOSAL_CHARS} characters")
         try:
@@ -134,7 +120,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
     async def ActivatePolicyVersion(
         self, request: pol_pb.ActivatePolicyVersionRequest, context: grpc.aio.ServicerContext
     ) -> pol_pb.ActivatePolicyVersionResponse:
-        actor = _actor(current_caller())
+        actor = current_caller().actor
         version = _version(request.version, "version")
 
         def work(session: Session) -> pol_pb.ActivatePolicyVersionResponse:

@@ -6,17 +6,16 @@ to a reviewer account, which is who the label is by; the text shown is what the 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import qa_pb2 as qa_pb
 from gateway.api.v1 import qa_pb2_grpc as qa_grpc
 from gateway.errors import InvalidArgument, NotFound
 from gateway.review import qa
+from gateway.rpc.services.convert import timestamp
 from gateway.rpc.services.review import ReviewServicer
 from gateway.storage.models import ModerationAction, QaSample, QaState, Reviewer
 from gateway.storage.tx import in_transaction
@@ -31,14 +30,6 @@ _STATE_TO_PB = {
     QaState.FINE: qa_pb.QA_STATE_FINE,
 }
 _LABEL_FROM_PB = {qa_pb.QA_STATE_HARMFUL: "harmful", qa_pb.QA_STATE_FINE: "fine"}
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def sample_to_pb(sample: QaSample, *, labelled_by: str = "") -> qa_pb.QaSample:
@@ -65,7 +56,7 @@ def sample_to_pb(sample: QaSample, *, labelled_by: str = "") -> qa_pb.QaSample:
         labelled_by=labelled_by,
     )
     for field, value in (("labelled_at", sample.labelled_at), ("created_at", sample.created_at)):
-        ts = _ts(value)
+        ts = timestamp(value)
         if ts is not None:
             getattr(msg, field).CopyFrom(ts)
     return msg

@@ -48,10 +48,6 @@ def _check_reason(reason: str) -> None:
         raise InvalidArgument("reason", "must not contain NUL characters")
 
 
-def caller_actor(caller: Caller) -> str:
-    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
-
-
 class WatchExpired(GatewayError):
     """A watch reached `Watches.max_s` before a decision: the client calls WatchResult again."""
 
@@ -123,7 +119,7 @@ class ResultReader:
             append(
                 session=session,
                 event_type=events.RESULT_READ,
-                actor=caller_actor(caller),
+                actor=caller.actor,
                 tenant=caller.tenant,
                 request_id=view.request_id,
                 ticket=ticket,
@@ -145,7 +141,7 @@ class ResultReader:
                 ticket=ticket,
                 tenant=caller.tenant,
                 reason=reason,
-                actor=caller_actor(caller),
+                actor=caller.actor,
             )
             return get_result(session=session, ticket=ticket, tenant=caller.tenant)
 

@@ -8,11 +8,9 @@ visible. The generated text is shown only to the holder of a claim.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import moderation_pb2 as mod_pb
@@ -24,6 +22,7 @@ from gateway.review import consensus as cons
 from gateway.review import queue
 from gateway.review.prompt_runs import is_prompt_output
 from gateway.review.reviewers import usernames
+from gateway.rpc.services.convert import timestamp
 from gateway.storage.models import Reviewer, ReviewerVerdict, ReviewItem, ReviewState
 from gateway.storage.tx import in_transaction
 
@@ -50,14 +49,6 @@ _ACTION_TO_PB = {
     "hold": mod_pb.MODERATION_ACTION_HELD,
     "block": mod_pb.MODERATION_ACTION_BLOCKED,
 }
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def _lease(seconds: int) -> int:
@@ -113,7 +104,7 @@ def item_to_pb(
         ("created_at", item.created_at),
         ("decided_at", item.decided_at),
     ):
-        ts = _ts(value)
+        ts = timestamp(value)
         if ts is not None:
             getattr(msg, field).CopyFrom(ts)
     if with_text:

@@ -7,13 +7,13 @@ Registrations are audited with actor `key:<key id>`.
 from __future__ import annotations
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import webhooks_pb2 as wh_pb
 from gateway.api.v1 import webhooks_pb2_grpc as wh_grpc
 from gateway.errors import InvalidArgument
-from gateway.pipeline.callers import Caller, current_caller
+from gateway.pipeline.callers import current_caller
+from gateway.rpc.services.convert import timestamp
 from gateway.storage.models import WebhookEndpoint
 from gateway.storage.tx import in_read_only, in_transaction
 from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_endpoint
@@ -24,13 +24,12 @@ MAX_ID_CHARS = 64
 
 
 def webhook_to_pb(endpoint: WebhookEndpoint) -> wh_pb.Webhook:
-    created = Timestamp()
-    created.FromDatetime(endpoint.created_at)
-    return wh_pb.Webhook(id=endpoint.id, url=endpoint.url, events=list(endpoint.events), created_at=created)
-
-
-def _actor(caller: Caller) -> str:
-    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
+    return wh_pb.Webhook(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=list(endpoint.events),
+        created_at=timestamp(endpoint.created_at),
+    )
 
 
 class WebhookServicer(wh_grpc.WebhookServiceServicer):
@@ -50,7 +49,7 @@ class WebhookServicer(wh_grpc.WebhookServiceServicer):
                 tenant=caller.tenant,
                 url=request.url,
                 events=list(request.events),
-                actor=_actor(caller),
+                actor=caller.actor,
             )
             return wh_pb.AddWebhookResponse(webhook=webhook_to_pb(endpoint), secret=secret)
 
@@ -75,9 +74,7 @@ class WebhookServicer(wh_grpc.WebhookServiceServicer):
             raise InvalidArgument("id", f"must be 1-{MAX_ID_CHARS} characters")
 
         def work(session: Session) -> wh_pb.RemoveWebhookResponse:
-            remove_endpoint(
-                session=session, endpoint_id=request.id, actor=_actor(caller), tenant=caller.tenant
-            )
+            remove_endpoint(session=session, endpoint_id=request.id, actor=caller.actor, tenant=caller.tenant)
             return wh_pb.RemoveWebhookResponse()
 
         return await in_transaction(self._sessions, work)

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.errors import InvalidArgument
-from gateway.pipeline.callers import Caller, current_caller
+from gateway.pipeline.callers import current_caller
 from gateway.policies.store import in_config_change
+from gateway.rpc.services.convert import timestamp
 from gateway.storage.tx import in_read_only
 from gateway.wordlists import store
 from gateway.wordlists.store import ListInfo
@@ -32,8 +32,6 @@ MAX_ITEMS = store.MAX_ENTRIES  # per repeated field: bounds the work of one requ
 
 def list_to_pb(info: ListInfo, *, entries: bool = True) -> wl_pb.WordList:
     snap = info.snapshot
-    created = Timestamp()
-    created.FromDatetime(info.created_at)
     return wl_pb.WordList(
         id=snap.list_id,
         name=snap.name,
@@ -46,16 +44,12 @@ def list_to_pb(info: ListInfo, *, entries: bool = True) -> wl_pb.WordList:
         word_count=len(snap.words),
         allow_count=len(snap.allow),
         created_by=info.created_by,
-        created_at=created,
+        created_at=timestamp(info.created_at),
         attached=[
             wl_pb.WordListAttachment(kind=_KIND_PB[a.target_kind], target=a.target, revision=a.revision)
             for a in info.attachments
         ],
     )
-
-
-def _actor(caller: Caller) -> str:
-    return f"key:{caller.key_id}" if caller.key_id else f"tenant:{caller.tenant}"
 
 
 def _items(values: Iterable[str], field: str) -> list[str]:
@@ -72,7 +66,7 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     async def CreateWordList(
         self, request: wl_pb.CreateWordListRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.WordList:
-        actor = _actor(current_caller())
+        actor = current_caller().actor
         words, allow = _items(request.words, "words"), _items(request.allow, "allow")
         return await in_config_change(
             self._sessions,
@@ -86,7 +80,7 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     async def ChangeWordList(
         self, request: wl_pb.ChangeWordListRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.WordList:
-        actor = _actor(current_caller())
+        actor = current_caller().actor
         changes = {
             field: _items(getattr(request, field), field)
             for field in ("add_words", "remove_words", "add_allow", "remove_allow")
@@ -148,7 +142,7 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     async def _attach(
         self, request: wl_pb.AttachWordListRequest, *, attached: bool
     ) -> wl_pb.AttachWordListResponse:
-        actor = _actor(current_caller())
+        actor = current_caller().actor
         kind = _KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind", "must be WORD_LIST_TARGET_POLICY or WORD_LIST_TARGET_TENANT")
