@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from gateway.errors import InvalidArgument
 
@@ -62,6 +64,16 @@ SCALAR_PARAMS: dict[str, type] = {
     "min_new_tokens": int,
 }
 PARAMETER_NAMES: tuple[str, ...] = (*SCALAR_PARAMS, "stop")
+
+
+def sampling_params_from_record(parameters: Mapping[str, Any]) -> SamplingParams:
+    """The parameters a request was recorded with, back as `SamplingParams` (the recorder stores the
+    dataclass as a dict, `stop` as a list); keys that are not fields are ignored. Replay and the
+    prompt-run worker both rebuild a recorded call from this."""
+    names = {f.name for f in fields(SamplingParams)}
+    raw = {k: v for k, v in parameters.items() if k in names}
+    raw["stop"] = tuple(raw.get("stop", ()))
+    return SamplingParams(**raw)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.generation.params import SamplingParams
+from gateway.generation.params import SamplingParams, sampling_params_from_record
 from gateway.pipeline.callers import Caller
 from gateway.pipeline.core import GenerationPipeline
 from gateway.pipeline.recording import RequestHandle
@@ -36,16 +36,12 @@ from gateway.storage.tx import run_in_transaction
 log = logging.getLogger(__name__)
 
 SEED_MODULUS = 2**63
-_PARAM_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
 
 
 def run_params(run: ClaimedRun) -> SamplingParams:
     """The recorded parameters for one sequence (see the module docstring)."""
-    raw = {k: v for k, v in run.parameters.items() if k in _PARAM_FIELDS}
-    raw["stop"] = tuple(raw.get("stop", ()))
-    raw["num_return_sequences"] = 1
-    raw["seed"] = (int(raw.get("seed", 0)) + run.sequence_index) % SEED_MODULUS
-    return SamplingParams(**raw)
+    seed = (int(run.parameters.get("seed", 0)) + run.sequence_index) % SEED_MODULUS
+    return dataclasses.replace(sampling_params_from_record(run.parameters), num_return_sequences=1, seed=seed)
 
 
 class PromptRunWorker:

@@ -24,7 +24,7 @@ from gateway.audit.chain import append
 from gateway.errors import NotFound
 from gateway.generation.batcher import Batcher
 from gateway.generation.generator import FinishReason, Generator
-from gateway.generation.params import SamplingParams
+from gateway.generation.params import sampling_params_from_record
 from gateway.generation.worker import Worker
 from gateway.policies.live import LiveModerator, current_moderator
 from gateway.policies.store import recorded_policy
@@ -37,7 +37,6 @@ from moderation.replay import compare_decisions
 from moderation.types import Decision
 
 T = TypeVar("T")
-_PARAM_FIELDS = {f for f in SamplingParams.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -109,12 +108,6 @@ async def load_recorded(sessions: sessionmaker[Session], ticket: str) -> Recorde
     return await in_transaction(sessions, work)
 
 
-def _params(recorded: Recorded) -> SamplingParams:
-    raw = {k: v for k, v in recorded.parameters.items() if k in _PARAM_FIELDS}
-    raw["stop"] = tuple(raw.get("stop", ()))
-    return SamplingParams(**raw)
-
-
 async def replay(
     ticket: str,
     *,
@@ -158,7 +151,10 @@ async def replay(
         decision = await _run(moderation_worker, _rescreen, moderator, recorded.prompt, policy, notes)
     else:
         sequences = await batcher.generate(
-            recorded.prompt, _params(recorded), cancel=threading.Event(), should_stop=lambda: False
+            recorded.prompt,
+            sampling_params_from_record(recorded.parameters),
+            cancel=threading.Event(),
+            should_stop=lambda: False,
         )
         text = sequences[recorded.sequence_index].text
         (decision,) = await _run(moderation_worker, moderator.moderate, [text], policy=policy)

@@ -38,13 +38,13 @@ class PromptScreen:
     ) -> list[PromptVerdict | None]:
         """One verdict per prompt (None for all when the policy screens nothing: no scorer runs), counted
         per action."""
-        if not moderator.policy(policy).prompt_screening:
+        chosen = moderator.policy(policy)
+        if not chosen.prompt_screening:
             return [None] * len(prompts)
         verdicts = await self._worker.run(cancel, screen_prompts, moderator, list(prompts), policy=policy)
         assert verdicts is not None
-        name = moderator.policy(policy).name
         for v in verdicts:
-            PROMPT_SCREENING.labels(name, v.action.name.lower()).inc()
+            PROMPT_SCREENING.labels(chosen.name, v.action.name.lower()).inc()
         return list(verdicts)
 
 

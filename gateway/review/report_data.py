@@ -117,10 +117,7 @@ def rated_items(
     items: dict[str, tuple[str, tuple[str, ...], list[tuple[str, str]]]] = {}
     for item_id, reviewer_id, decision, policy, reasons in session.execute(stmt):
         if item_id not in items:
-            held_by = tuple(
-                dict.fromkeys(r["category"] for r in reasons or [] if r.get("action") in _HOLDING)
-            )
-            items[item_id] = (policy, held_by, [])
+            items[item_id] = (policy, _held_by(reasons), [])
         items[item_id][2].append((reviewer_id, decision))
     return [RatedItem(policy, held_by, tuple(verdicts)) for policy, held_by, verdicts in items.values()]
 

@@ -292,7 +292,6 @@ def test_an_approval_with_no_worker_running_is_generated_after_restart(
     first = start(prompt_runs=False)  # approves, but runs no worker: as if it crashed after deciding
     out = hold_prompt(first, keys["client"])
     decide(first, keys["pia"], claim(first, keys["pia"], out.ticket), rv_pb.REVIEW_DECISION_APPROVE)
-    time.sleep(0.3)
     run = run_of(db_url, out.ticket)
     assert run is not None and run.state is PromptRunState.PENDING
     with GatewayClient(first.address, api_key=keys["client"]) as client:

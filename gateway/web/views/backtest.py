@@ -21,6 +21,7 @@ from starlette.responses import Response
 from gateway.errors import InvalidArgument
 from gateway.review.backtest_data import Window, recorded_outputs, undecided_count
 from gateway.storage.models import Reviewer
+from gateway.timewindow import check_window
 from gateway.web.base import BaseView
 from gateway.web.views.audit import parse_time
 from gateway.web.views.report import MAX_TENANT_CHARS
@@ -81,8 +82,7 @@ def parse_form(values: dict[str, str], text: str, known: Mapping[str, Any]) -> B
     if since is None:
         raise InvalidArgument("since", "is required: the backtest reads outputs created from then on")
     until = parse_time("until", values["until"])
-    if until is not None and since >= until:
-        raise InvalidArgument("until", "must be after since")
+    check_window(since, until)
     tenant = values["tenant"] or None
     if tenant is not None and len(tenant) > MAX_TENANT_CHARS:
         raise InvalidArgument("tenant", f"must be at most {MAX_TENANT_CHARS} characters")
