@@ -447,20 +447,8 @@ def _finish(
     now: datetime,
 ) -> None:
     """The final decision's effects on the output, its audit events and the tenant's webhook."""
-    _, output_status, event_type = _DECISION_EFFECT[decision]
-    output = decided.output
-    output.status = output_status
-    prompt = is_prompt_output(output)
-    if prompt:  # nothing to release: an approval queues the generation (gateway/review/prompt_runs.py)
-        settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
-    elif decision is Decision.APPROVE:
-        output.released_text = output.generated_text
-    elif decision is Decision.EDIT:
-        output.released_text = edited_text
-    else:
-        output.released_text = None
-    session.flush()
-
+    event_type = _DECISION_EFFECT[decision][2]
+    prompt = _settle_output(session, decided.output, decision, edited_text, now)
     payload: dict[str, Any] = {"reason": reason}
     if decision is Decision.EDIT and edited_text is not None:
         # The edited text is released, so its hash tells no one anything new; the original is withheld
@@ -472,6 +460,27 @@ def _finish(
     _webhook(
         session, decided, webhook_events.APPEAL_DECIDED if decided.appeal else webhook_events.REVIEW_DECIDED
     )
+
+
+def _settle_output(
+    session: Session, output: GenerationOutput, decision: Decision, edited_text: str | None, now: datetime
+) -> bool:
+    """The one place a decision (a reviewer's, the consensus', a deadline's) sets what an output
+    releases: approve releases the generated text, edit the edited text, reject nothing; a held prompt
+    releases nothing either, its approval queues the generation (gateway/review/prompt_runs.py).
+    Returns whether the output is a prompt item."""
+    output.status = _DECISION_EFFECT[decision][1]
+    prompt = is_prompt_output(output)
+    if prompt:
+        settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
+    elif decision is Decision.APPROVE:
+        output.released_text = output.generated_text
+    elif decision is Decision.EDIT:
+        output.released_text = edited_text
+    else:
+        output.released_text = None
+    session.flush()
+    return prompt
 
 
 def _give_verdict(
@@ -625,18 +634,12 @@ def _apply_deadline(session: Session, item_id: str, version: int, deadline: Dead
             return False
     else:
         decision = Decision.APPROVE if deadline.action is DeadlineAction.APPROVE else Decision.REJECT
-        state, output_status, _ = _DECISION_EFFECT[decision]
+        state = _DECISION_EFFECT[decision][0]
         values = {"state": state, "decided_at": now, "decision_reason": reason, "updated_at": now}
         item = _transition(session, item_id, version, pending, values)
         if item is None:
             return False
-        output = item.output
-        output.status = output_status
-        if is_prompt_output(output):
-            settle_prompt(session=session, output=output, approved=decision is Decision.APPROVE, now=now)
-        else:
-            output.released_text = output.generated_text if decision is Decision.APPROVE else None
-        session.flush()
+        _settle_output(session, item.output, decision, None, now)
     _audit(
         session,
         events.REVIEW_DEADLINE_PASSED,
