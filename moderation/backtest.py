@@ -74,13 +74,19 @@ def proposal_from_toml(text: str, *, name: str, known: Mapping[str, Policy]) -> 
     `[moderation.policies.NAME]` table (`extends`, `thresholds`, ...). Checked by the config's own rules
     (`config.build_policy`), so a mistake is named as in the config; `extends` may name any of `known`.
     Raises ModerationConfigError."""
+    return build_policy(name, table_from_toml(text), known=known)
+
+
+def table_from_toml(text: str) -> dict[str, Any]:
+    """The keys of one `[moderation.policies.NAME]` table from a policy file (a proposal here, a new
+    stored version for `modgate policy set`), parsed and bounded but not checked: the caller checks the
+    keys and values by the config's rules. Raises ModerationConfigError."""
     if len(text) > MAX_PROPOSAL_CHARS:
         raise ModerationConfigError(f"the policy file is over {MAX_PROPOSAL_CHARS} characters")
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModerationConfigError(f"not valid TOML: {exc}") from None
-    return build_policy(name, table, known=known)
 
 
 def _name(action: Action) -> str:

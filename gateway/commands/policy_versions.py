@@ -74,8 +74,8 @@ def show_command(ctx: click.Context, name: str | None, version: int | None, as_j
 def set_command(ctx: click.Context, name: str, file: str) -> None:
     """Store FILE as a new version of policy NAME (checked like [moderation.policies.NAME] in the config
     file). It is not served until `modgate policy activate VERSION`."""
-    from gateway.policies.resolve import table_from_toml
     from gateway.policies.store import set_version
+    from moderation.backtest import table_from_toml
     from moderation.config import ModerationConfigError
 
     try:

@@ -6,15 +6,13 @@ with the TOML's error message), when it is activated, and when a replica rebuild
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from moderation.backtest import MAX_PROPOSAL_CHARS
 from moderation.config import ModerationConfigError, build_policies
 from moderation.policy import Policy
 
-__all__ = ["check_name", "ordered", "resolve", "table_from_toml"]
+__all__ = ["check_name", "ordered", "resolve"]
 
 MAX_NAME_CHARS = 128
 
@@ -34,17 +32,6 @@ def check_name(name: str) -> str:
             f"spaces, got {name!r}"
         )
     return name
-
-
-def table_from_toml(text: str) -> dict[str, Any]:
-    """The keys of one `[moderation.policies.NAME]` table from a policy file (as `policy backtest` reads
-    it). Only parsed here; `resolve` checks the keys and values."""
-    if len(text) > MAX_PROPOSAL_CHARS:
-        raise ModerationConfigError(f"the policy file is over {MAX_PROPOSAL_CHARS} characters")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModerationConfigError(f"not valid TOML: {exc}") from None
 
 
 def ordered(tables: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

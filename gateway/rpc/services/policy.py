@@ -15,7 +15,7 @@ from gateway.api.v1 import policy_pb2_grpc as pol_grpc
 from gateway.errors import InvalidArgument
 from gateway.pipeline.callers import current_caller
 from gateway.policies.render import diff_versions, to_toml
-from gateway.policies.resolve import MAX_NAME_CHARS, table_from_toml
+from gateway.policies.resolve import MAX_NAME_CHARS
 from gateway.policies.store import (
     VersionInfo,
     activate,
@@ -27,7 +27,7 @@ from gateway.policies.store import (
 )
 from gateway.rpc.services.convert import timestamp
 from gateway.storage.tx import in_read_only
-from moderation.backtest import MAX_PROPOSAL_CHARS
+from moderation.backtest import MAX_PROPOSAL_CHARS, table_from_toml
 from moderation.config import ModerationConfigError
 
 
