@@ -44,7 +44,7 @@ def show_command(ctx: click.Context, name: str | None, version: int | None, as_j
     """The served version of every stored policy (or of NAME), as a policy file (TOML) that `policy set`
     reads back."""
     from gateway.policies.render import to_toml
-    from gateway.policies.store import active_set, get_version
+    from gateway.policies.store import active_set, get_version, served_infos
 
     with open_session(ctx) as session:
         if version is not None:
@@ -53,8 +53,8 @@ def show_command(ctx: click.Context, name: str | None, version: int | None, as_j
             served = active_set(session=session)
             if name is not None and name not in served.versions:
                 raise click.ClickException(f"no stored policy {name!r}")
-            chosen = [name] if name is not None else list(served.versions)
-            infos = [get_version(session=session, version=served.versions[n]) for n in chosen]
+            every = served_infos(session=session, served=served)
+            infos = [every[name]] if name is not None else list(every.values())
     if as_json:
         for info in infos:
             click.echo(json.dumps(_row(info)))

@@ -23,6 +23,7 @@ from gateway.policies.store import (
     get_version,
     history,
     in_config_change,
+    served_infos,
     set_version,
 )
 from gateway.rpc.services.convert import timestamp
@@ -63,7 +64,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
             return pol_pb.ListPoliciesResponse(
                 revision=served.revision,
                 policies=[
-                    version_to_pb(get_version(session=session, version=v)) for v in served.versions.values()
+                    version_to_pb(info) for info in served_infos(session=session, served=served).values()
                 ],
             )
 
