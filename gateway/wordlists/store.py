@@ -370,22 +370,29 @@ def get_list(*, session: Session, name: str, tenant: str = "", version: int | No
     chosen = latest if version is None else session.get(WordListVersion, (row.id, version))
     if chosen is None:
         raise NotFound(f"word list {_label(name, tenant)} has no version {version}")
-    attached = [
+    return _info(row, chosen, latest.version, _attached_to(row.id, _attachments(session, None)))
+
+
+def _attached_to(list_id: int, attachments: dict[tuple[int, str, str], int]) -> list[Attachment]:
+    return [
         Attachment(kind, target, revision)
-        for (list_id, kind, target), revision in sorted(_attachments(session, None).items())
-        if list_id == row.id
+        for (attached_id, kind, target), revision in sorted(attachments.items())
+        if attached_id == list_id
     ]
-    return _info(row, chosen, latest.version, attached)
 
 
 def list_lists(*, session: Session, tenant: str | None = None) -> list[ListInfo]:
-    """Every list at its latest version (only `tenant`'s own when given; "" for the global ones)."""
+    """Every list at its latest version (only `tenant`'s own when given; "" for the global ones); the
+    attachments are read once for all of them."""
     query = select(WordList).order_by(WordList.tenant, WordList.name)
     if tenant is not None:
         query = query.where(WordList.tenant == tenant)
-    return [
-        get_list(session=session, name=row.name, tenant=row.tenant) for row in session.scalars(query).all()
-    ]
+    attachments = _attachments(session, None)
+    infos = []
+    for row in session.scalars(query).all():
+        latest = _latest(session, row.id)
+        infos.append(_info(row, latest, latest.version, _attached_to(row.id, attachments)))
+    return infos
 
 
 def history(*, session: Session, name: str, tenant: str = "") -> list[ListInfo]:
