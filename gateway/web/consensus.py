@@ -7,15 +7,14 @@ only to an admin on an escalated item (the admin decides it, and needs to know w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from gateway.review import consensus as cons
-from gateway.storage.models import GenerationOutput, Reviewer, ReviewItem, ReviewState
+from gateway.storage.models import Reviewer, ReviewItem, ReviewState
 
 _OPEN = (ReviewState.PENDING, ReviewState.CLAIMED)
 
@@ -56,23 +55,3 @@ def consensus_view(
         if shown
         else [],
     )
-
-
-def progress(
-    session: Session, item_ids: Sequence[str], consensus: Mapping[str, cons.Consensus]
-) -> dict[str, str]:
-    """item id -> "1 of 2 verdicts" for the open items that need several (the queue's badge)."""
-    if not consensus or not item_ids:
-        return {}
-    items = session.scalars(
-        select(ReviewItem)
-        .options(selectinload(ReviewItem.output).selectinload(GenerationOutput.request))
-        .where(ReviewItem.id.in_(item_ids))
-    ).all()
-    counts = cons.verdict_counts(session=session, item_ids=list(item_ids))
-    shown = {}
-    for item in items:
-        wanted = cons.required(item, consensus)
-        if wanted is not None:
-            shown[item.id] = f"{counts.get(item.id, 0)} of {wanted.verdicts} verdicts"
-    return shown

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.review import consensus as cons
 from gateway.review import queue
 from gateway.review.deadlines import Deadline, DeadlineAction
 from gateway.review.prompt_runs import is_prompt_output
@@ -44,6 +45,7 @@ class QueueRow:
     top_scores: list[tuple[str, float]]
     due: str | None = None  # what the policy's review deadline will do, and when ("reject in 12m")
     prompt: bool = False  # a held (or appealed blocked) prompt: nothing was generated
+    verdicts: str | None = None  # "1 of 2 verdicts" for an item that needs several reviewers
 
     @property
     def top_score(self) -> float:
@@ -130,6 +132,7 @@ def queue_view(
     sort: str,
     descending: bool,
     deadlines: Mapping[str, Deadline] | None = None,
+    consensus: Mapping[str, cons.Consensus] | None = None,
 ) -> QueueView:
     now = utcnow()
     items = queue.list_items(
@@ -139,9 +142,13 @@ def queue_view(
     items = items[:QUEUE_LIMIT]
     loaded = _preload(session, items)
     names = _names(session, {i.claimed_by or "" for i in items})
+    counts = (
+        cons.verdict_counts(session=session, item_ids=[i.id for i in items]) if consensus and items else {}
+    )
     rows = []
     for item in items:
         output = item.output
+        wanted = cons.required(item, consensus) if consensus else None
         lapsed = item.state == ReviewState.CLAIMED and (
             item.lease_expires_at is None or item.lease_expires_at <= now
         )
@@ -162,6 +169,9 @@ def queue_view(
                 reasons=present.reason_views(output.reasons),
                 top_scores=present.top_scores(output.scores),
                 due=due(item, deadlines or {}, now),
+                verdicts=f"{counts.get(item.id, 0)} of {wanted.verdicts} verdicts"
+                if wanted is not None
+                else None,
             )
         )
     key = _sort_key(sort)

@@ -19,7 +19,6 @@ from gateway.review import queue
 from gateway.storage.models import Reviewer
 from gateway.web import data
 from gateway.web.base import BaseView
-from gateway.web.consensus import progress
 
 
 def _sorting(request: Request) -> tuple[str, bool]:
@@ -33,16 +32,16 @@ def _sorting(request: Request) -> tuple[str, bool]:
 
 
 class _QueueView(BaseView):
-    def rows(
-        self, sort: str, descending: bool
-    ) -> Callable[[Session, Reviewer], tuple[data.QueueView, dict[str, str]]]:
-        """The rows, and "1 of 2 verdicts" for those that need several reviewers."""
-
-        def work(session: Session, reviewer: Reviewer) -> tuple[data.QueueView, dict[str, str]]:
-            view = data.queue_view(
-                session, reviewer, sort=sort, descending=descending, deadlines=self.ctx.deadlines
+    def rows(self, sort: str, descending: bool) -> Callable[[Session, Reviewer], data.QueueView]:
+        def work(session: Session, reviewer: Reviewer) -> data.QueueView:
+            return data.queue_view(
+                session,
+                reviewer,
+                sort=sort,
+                descending=descending,
+                deadlines=self.ctx.deadlines,
+                consensus=self.ctx.consensus,
             )
-            return view, progress(session, [r.id for r in view.rows], self.ctx.consensus)
 
         return work
 
@@ -51,8 +50,8 @@ class QueuePage(_QueueView):
     async def get(self, request: Request) -> Response:
         sort, descending = _sorting(request)
 
-        view, verdicts = await self.db(request, self.rows(sort, descending))
-        return self.render(request, "queue.html", {"view": view, "verdicts": verdicts, "poll_seconds": 5})
+        view = await self.db(request, self.rows(sort, descending))
+        return self.render(request, "queue.html", {"view": view, "poll_seconds": 5})
 
 
 class QueueRows(_QueueView):
@@ -61,7 +60,7 @@ class QueueRows(_QueueView):
     async def get(self, request: Request) -> Response:
         sort, descending = _sorting(request)
 
-        view, verdicts = await self.db(request, self.rows(sort, descending))
+        view = await self.db(request, self.rows(sort, descending))
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(
                 {
@@ -75,13 +74,13 @@ class QueueRows(_QueueView):
                             "escalated": r.escalated,
                             "created_at": r.created_at.isoformat(),
                             "due": r.due,
-                            "verdicts": verdicts.get(r.id),
+                            "verdicts": r.verdicts,
                         }
                         for r in view.rows
                     ],
                 }
             )
-        return self.render(request, "_queue_partial.html", {"view": view, "verdicts": verdicts})
+        return self.render(request, "_queue_partial.html", {"view": view})
 
 
 class ClaimNext(BaseView):
