@@ -37,10 +37,6 @@ class LiveModerator:
     def revision(self) -> int | None:
         return self._state[1]
 
-    @property
-    def router(self) -> WordListRouter | None:
-        return self._state[2]
-
     def for_call(self, tenant: str | None, policy: str | None) -> Moderator:
         """The moderator a call of `tenant` under `policy` decides with: the current one extended with
         the word lists attached to that policy and that tenant. Read once per call, like `current`."""

@@ -63,11 +63,6 @@ class WordListRouter:
             self._variants[key] = extend_with(self._base, {s.ref: s for s in lists}.values())
         return self._variants[key]
 
-    @property
-    def variants(self) -> int:
-        """How many moderators with lists this revision holds (metrics, tests)."""
-        return len(self._variants)
-
     def for_call(self, tenant: str | None, policy: str | None) -> Moderator:
         """The moderator for a call of `tenant` under `policy` (None: the default policy)."""
         name = policy if policy is not None else self._base.default_policy
