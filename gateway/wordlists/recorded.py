@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway.wordlists.serving import extended_by
 from gateway.wordlists.store import snapshots
 from moderation.moderator import Moderator
 from moderation.scorers.profanity import ProfanityScorer, list_refs
@@ -49,10 +50,6 @@ def with_recorded_lists(
             f"scorer {scorer.name!r} replayed with its recorded word lists "
             + ", ".join(f"{s.name} v{s.version}" for s in lists)
         )
-        return scorer.extended(
-            words=[w for s in lists for w in s.words],
-            allow=[a for s in lists for a in s.allow],
-            refs=refs,
-        )
+        return extended_by(scorer, lists)
 
     return base.with_scorers(replace)

@@ -19,22 +19,28 @@ from moderation.moderator import Moderator
 from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Scorer
 
-__all__ = ["WordListRouter", "extend_with"]
+__all__ = ["WordListRouter", "extend_with", "extended_by"]
 
 log = logging.getLogger(__name__)
 
 
-def extend_with(base: Moderator, lists: Iterable[Snapshot]) -> Moderator:
-    """`base` with every profanity scorer extended by `lists` (blocks and allows)."""
+def extended_by(scorer: ProfanityScorer, lists: Iterable[Snapshot]) -> ProfanityScorer:
+    """`scorer` extended by `lists` (blocks and allows), in the order of their refs: its version then
+    names them (`moderation.scorers.profanity.list_refs`), the same whether served or replayed."""
     chosen = sorted(lists, key=lambda s: s.ref)
-    words = [w for s in chosen for w in s.words]
-    allow = [a for s in chosen for a in s.allow]
-    refs = [s.ref for s in chosen]
+    return scorer.extended(
+        words=[w for s in chosen for w in s.words],
+        allow=[a for s in chosen for a in s.allow],
+        refs=[s.ref for s in chosen],
+    )
+
+
+def extend_with(base: Moderator, lists: Iterable[Snapshot]) -> Moderator:
+    """`base` with every profanity scorer extended by `lists`."""
+    chosen = list(lists)
 
     def replace(scorer: Scorer) -> Scorer:
-        if isinstance(scorer, ProfanityScorer):
-            return scorer.extended(words=words, allow=allow, refs=refs)
-        return scorer
+        return extended_by(scorer, chosen) if isinstance(scorer, ProfanityScorer) else scorer
 
     return base.with_scorers(replace)
 
