@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.storage.base import utcnow
 from gateway.storage.models import ReviewItem, ReviewState
 from moderation.types import Decision
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -89,37 +92,58 @@ def observe_decisions(decisions: Sequence[Decision], generated_tokens: int) -> N
     GENERATED_TOKENS.inc(generated_tokens)
 
 
-class ReviewQueueCollector(Collector):
-    """Queue depth by state and the age of the oldest pending item, read from the database at scrape
-    time (so that every replica reports the shared queue), at most every `min_interval_s`."""
+class _DatabaseCollector(Collector, Generic[T]):
+    """Gauges read from the database at scrape time (so that every replica reports the shared state),
+    at most every `min_interval_s`; a database that cannot be read leaves a gap, never a failed scrape."""
+
+    what = ""  # for the warning: "could not read <what>"
 
     def __init__(self, sessions: sessionmaker[Session], *, min_interval_s: float = 5.0) -> None:
         self._sessions = sessions
         self._min_interval = min_interval_s
-        self._cached: tuple[float, dict[str, int], float] | None = None
+        self._cached: tuple[float, T] | None = None
 
-    def _read(self) -> tuple[dict[str, int], float]:
+    def _query(self, session: Session) -> T:
+        raise NotImplementedError
+
+    def _families(self, data: T) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
+
+    def _read(self) -> T:
         now = time.monotonic()
         if self._cached and now - self._cached[0] < self._min_interval:
-            return self._cached[1], self._cached[2]
+            return self._cached[1]
         with self._sessions() as s:
-            counts = {
-                str(state.value): n
-                for state, n in s.execute(select(ReviewItem.state, func.count()).group_by(ReviewItem.state))
-            }
-            oldest = s.scalar(
-                select(func.min(ReviewItem.created_at)).where(ReviewItem.state == ReviewState.PENDING)
-            )
-        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
-        self._cached = (now, counts, age)
-        return counts, age
+            data = self._query(s)
+        self._cached = (now, data)
+        return data
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            counts, age = self._read()
-        except Exception:  # a scrape must not fail because the database is down; the gap shows it
-            log.warning("metrics: could not read the review queue", exc_info=True)
+            data = self._read()
+        except Exception:
+            log.warning("metrics: could not read %s", self.what, exc_info=True)
             return
+        yield from self._families(data)
+
+
+class ReviewQueueCollector(_DatabaseCollector[tuple[dict[str, int], float]]):
+    """Queue depth by state and the age of the oldest pending item."""
+
+    what = "the review queue"
+
+    def _query(self, session: Session) -> tuple[dict[str, int], float]:
+        counts = {
+            str(state.value): n
+            for state, n in session.execute(select(ReviewItem.state, func.count()).group_by(ReviewItem.state))
+        }
+        oldest = session.scalar(
+            select(func.min(ReviewItem.created_at)).where(ReviewItem.state == ReviewState.PENDING)
+        )
+        return counts, (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+
+    def _families(self, data: tuple[dict[str, int], float]) -> Iterator[GaugeMetricFamily]:
+        counts, age = data
         depth = GaugeMetricFamily("modgate_review_queue_items", "Review items by state.", labels=["state"])
         for state in ReviewState:
             depth.add_metric([state.value], counts.get(state.value, 0))
@@ -129,36 +153,21 @@ class ReviewQueueCollector(Collector):
         )
 
 
-class QaSampleCollector(Collector):
-    """QA samples of released outputs by state (pending: the labelling backlog; harmful, fine), read at
-    scrape time like the review queue, at most every `min_interval_s`."""
+class QaSampleCollector(_DatabaseCollector[dict[str, int]]):
+    """QA samples of released outputs by state (pending: the labelling backlog; harmful, fine)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, min_interval_s: float = 5.0) -> None:
-        self._sessions = sessions
-        self._min_interval = min_interval_s
-        self._cached: tuple[float, dict[str, int]] | None = None
+    what = "the QA samples"
 
-    def _read(self) -> dict[str, int]:
+    def _query(self, session: Session) -> dict[str, int]:
         from gateway.review.qa import state_counts
 
-        now = time.monotonic()
-        if self._cached and now - self._cached[0] < self._min_interval:
-            return self._cached[1]
-        with self._sessions() as s:
-            counts = state_counts(session=s)
-        self._cached = (now, counts)
-        return counts
+        return state_counts(session=session)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            counts = self._read()
-        except Exception:  # as for the review queue: a gap, not a failed scrape
-            log.warning("metrics: could not read the QA samples", exc_info=True)
-            return
+    def _families(self, data: dict[str, int]) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "modgate_qa_samples", "QA samples of released outputs by state.", labels=["state"]
         )
-        for state, n in sorted(counts.items()):
+        for state, n in sorted(data.items()):
             family.add_metric([state], n)
         yield family
 
