@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import append, events
 from gateway.ops.metrics import REVIEW_DEADLINES
+from gateway.ops.periodic import repeat
 from gateway.review.deadlines import Deadline
 from gateway.review.queue import apply_deadlines, release_expired
 from gateway.storage.base import utcnow
@@ -104,9 +105,8 @@ async def run_periodically(
 ) -> None:
     """Until cancelled; a failing pass is logged and retried at the next interval (the database may be
     down for a while, and the gateway must recover without a restart)."""
-    while True:
-        try:
-            await asyncio.to_thread(sweep, sessions, stale_after=stale_after, deadlines=deadlines)
-        except Exception:
-            log.exception("maintenance pass failed; retrying in %.0fs", interval_s)
-        await asyncio.sleep(interval_s)
+
+    async def one_pass() -> None:
+        await asyncio.to_thread(sweep, sessions, stale_after=stale_after, deadlines=deadlines)
+
+    await repeat(one_pass, interval_s=interval_s, what="maintenance pass", logger=log)

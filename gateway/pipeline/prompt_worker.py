@@ -25,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.generation.params import SamplingParams, sampling_params_from_record
+from gateway.ops.periodic import backoff_step, repeat
 from gateway.pipeline.callers import Caller
 from gateway.pipeline.core import GenerationPipeline
 from gateway.pipeline.recording import RequestHandle
@@ -105,7 +106,7 @@ class PromptRunWorker:
         except AlreadyRun:
             log.info("prompt run %d was finished by another worker; this outcome is not recorded", run.id)
         except Exception as exc:
-            delay = min(self._retry_max_s, self._retry_base_s * 2 ** max(0, min(run.attempts - 1, 30)))
+            delay = backoff_step(run.attempts, base_s=self._retry_base_s, max_s=self._retry_max_s)
             log.warning(
                 "prompt run %d (ticket %s) failed (%s); retrying in %.0fs",
                 run.id,
@@ -124,13 +125,7 @@ class PromptRunWorker:
             log.info("prompt run %d (ticket %s) generated", run.id, run.ticket)
 
     async def run(self, *, interval_s: float) -> None:
-        """Until cancelled. A full batch is followed at once by the next; a failing pass (database down)
-        is logged and retried after the interval."""
-        while True:
-            try:
-                claimed = await self.run_due()
-            except Exception:
-                log.exception("prompt-run pass failed; retrying in %.1fs", interval_s)
-                claimed = 0
-            if claimed < self._batch:
-                await asyncio.sleep(interval_s)
+        """Until cancelled (`gateway.ops.periodic.repeat`)."""
+        await repeat(
+            self.run_due, interval_s=interval_s, what="prompt-run pass", logger=log, batch=self._batch
+        )

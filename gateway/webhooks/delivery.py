@@ -30,6 +30,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from gateway.ops.metrics import WEBHOOK_SENDS
+from gateway.ops.periodic import backoff_step, repeat
 from gateway.storage.base import utcnow
 from gateway.storage.engine import is_postgresql
 from gateway.storage.models import DeliveryState, WebhookDelivery, WebhookEndpoint
@@ -60,7 +61,7 @@ class RetryPolicy:
     def backoff(self, attempts: int, rng: random.Random) -> float:
         """Seconds before try `attempts + 1`: the exponential step, of which a random half is jitter (so
         that the retries of many events failing together spread out instead of arriving together)."""
-        step = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, min(attempts - 1, 60)))
+        step = backoff_step(attempts, base_s=self.retry_base_s, max_s=self.retry_max_s)
         return step / 2 + rng.uniform(0, step / 2)
 
 
@@ -240,22 +241,25 @@ class WebhookWorker:
         )
 
     async def run(self, *, interval_s: float) -> None:
-        """Until cancelled. A full batch is followed at once by the next; a failing pass (database down)
-        is logged and retried after the interval. Old delivered rows are pruned about hourly."""
+        """Until cancelled (`gateway.ops.periodic.repeat`). Old delivered rows are pruned about hourly."""
         next_prune = time.monotonic()
-        while True:
-            try:
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_EVERY_S
-                    pruned = await self.prune()
-                    if pruned:
-                        log.info("webhooks: pruned %d delivered event(s) from the outbox", pruned)
-                sent = await self.deliver_due()
-            except Exception:
-                log.exception("webhook delivery pass failed; retrying in %.1fs", interval_s)
-                sent = 0
-            if sent < self._policy.batch:
-                await asyncio.sleep(interval_s)
+
+        async def one_pass() -> int:
+            nonlocal next_prune
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                pruned = await self.prune()
+                if pruned:
+                    log.info("webhooks: pruned %d delivered event(s) from the outbox", pruned)
+            return await self.deliver_due()
+
+        await repeat(
+            one_pass,
+            interval_s=interval_s,
+            what="webhook delivery pass",
+            logger=log,
+            batch=self._policy.batch,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
