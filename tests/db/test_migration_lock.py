@@ -31,6 +31,28 @@ def _upgrade_process(url: str) -> subprocess.Popen[str]:
     )
 
 
+def _wait_until_queued_on_the_lock(url: str, process: subprocess.Popen[str]) -> None:
+    """Until PostgreSQL shows a session waiting for (not holding) the migration lock: the process has
+    started and reached the lock, so had it not waited it would already be migrating."""
+    key = migrate.MIGRATION_LOCK_KEY
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid = :high AND objid = :low AND objsubid = 1"
+    )
+    engine = make_engine(url)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                if connection.execute(query, {"high": key >> 32, "low": key & 0xFFFFFFFF}).scalar_one():
+                    return
+            assert process.poll() is None, process.communicate()[0]
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    raise AssertionError("the upgrade never queued on the migration lock")
+
+
 @pytest.fixture
 def fresh_pg_url(pg_server: PostgresServer) -> str:
     return pg_server.url_for(pg_server.create())
@@ -56,7 +78,7 @@ def test_upgrade_waits_for_the_lock_holder(fresh_pg_url: str) -> None:
     """While another session holds the lock (a replica migrating), an upgrade waits, then finds head."""
     with migrate.migration_lock(fresh_pg_url):
         waiting = _upgrade_process(fresh_pg_url)
-        time.sleep(4)  # long enough for the process to start and reach the lock (it would have migrated)
+        _wait_until_queued_on_the_lock(fresh_pg_url, waiting)
         assert waiting.poll() is None, waiting.communicate()[0]
         assert migrate.current(fresh_pg_url) is None
         migrate.command.upgrade(migrate.alembic_config(fresh_pg_url), "head")  # the holder migrates
