@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.review.prompt_runs import PROMPT_SCREENED
 from gateway.storage.models import (
     GenerationOutput,
     GenerationRequest,
@@ -46,7 +47,14 @@ def _held_by(reasons: Any) -> tuple[str, ...]:
 
 def in_window(stmt: S, *, since: datetime | None, until: datetime | None, tenant: str | None) -> S:
     """`stmt` (which joins GenerationRequest) narrowed to outputs created in [since, until) of `tenant`:
-    the one window the report and the backtest share."""
+    the one window the report and the backtest share.
+
+    Screened prompts' slots are left out: their scores and verdicts are about a prompt, not a generated
+    text, so counting them would move the output thresholds the report suggests and the backtest checks
+    (a screened prompt is counted by `modgate_prompt_screening_total` and audited)."""
+    stmt = stmt.where(
+        or_(GenerationOutput.finish_reason.is_(None), GenerationOutput.finish_reason != PROMPT_SCREENED)
+    )
     if since is not None:
         stmt = stmt.where(GenerationOutput.created_at >= since)
     if until is not None:

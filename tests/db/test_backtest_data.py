@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.review.backtest_data import Window, recorded_outputs, undecided_count
+from gateway.review.prompt_runs import PROMPT_SCREENED
 from gateway.review.queue import claim_next, create_review_item, decide
+from gateway.review.report_data import rated_items, reviewed_outputs
 from gateway.storage.models import GenerationOutput, RequestStatus, Reviewer
 from gateway.storage.records import record_output, record_request, set_request_status
 from moderation.identity import NeutralScores
@@ -96,3 +98,40 @@ def test_reads_what_was_recorded_and_filters(db: sessionmaker[Session], add_revi
         assert not list(recorded_outputs(session=s, window=Window(since=now + timedelta(minutes=5))))
         assert len(list(recorded_outputs(session=s, window=Window(until=now + timedelta(minutes=5))))) == 3
         assert not list(recorded_outputs(session=s, window=Window(until=now - timedelta(hours=1))))
+
+
+def test_screened_prompts_are_in_neither_the_report_nor_the_backtest(
+    db: sessionmaker[Session], add_reviewer: object
+) -> None:
+    """A held prompt's slot carries the prompt's scores and a verdict on the prompt: counting it as an
+    output would move the suggested output thresholds and the backtest's tables."""
+    reviewer: Reviewer = add_reviewer()  # type: ignore[operator]
+    hold = {"category": "toxicity", "score": 0.9, "threshold": 0.8, "action": "hold"}
+    with db() as s, s.begin():
+        screened = _output(
+            s,
+            tenant="acme",
+            action="hold",
+            scores={"toxicity": 0.9},
+            reasons=[{**hold, "category": "prompt:toxicity"}],
+            finish_reason=PROMPT_SCREENED,
+        )
+        create_review_item(session=s, output=screened)
+        _output(s, tenant="acme", action="hold", scores={"toxicity": 0.85}, reasons=[hold])
+    with db() as s, s.begin():
+        item = claim_next(session=s, reviewer=reviewer)
+        assert item is not None and item.output_id == screened.id
+        decide(
+            session=s,
+            item_id=item.id,
+            reviewer=reviewer,
+            expected_version=item.version,
+            decision="approve",
+            reason="fine prompt",
+        )
+    with db() as s:
+        (backtested,) = recorded_outputs(session=s, window=Window())
+        assert dict(backtested.scores) == {"toxicity": 0.85} and backtested.verdict is None
+        (reported,) = reviewed_outputs(session=s)
+        assert reported.category_scores == {"toxicity": 0.85} and reported.verdict is None
+        assert rated_items(session=s) == []
