@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -353,13 +353,20 @@ class GenerationPipeline:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
+        field: str = "input_string",
         end_user: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """StreamStarted, then released text chunks (each scored before it is yielded), then
-        StreamFinished with the outcome of the whole text (recorded before it is yielded)."""
+        StreamFinished with the outcome of the whole text (recorded before it is yielded).
+
+        Everything that can refuse the call (the key's policy, the rate limit, the prompt's length in
+        tokens, recording the request) happens before StreamStarted: an edge that must answer a refusal
+        before its first byte (HTTP's status line) takes that first event, then starts its answer. An
+        edge that stops iterating early closes the generator (`aclose`): the record is marked cancelled
+        and unused tokens are given back. `field`: the prompt's name in the client's request, for errors."""
         released: list[str] = []
         async with self.admitted(
-            caller, request_id, params, [prompt], stream=True, end_user=end_user
+            caller, request_id, params, [prompt], stream=True, field=field, end_user=end_user
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
             pinned = moderator_for_call(

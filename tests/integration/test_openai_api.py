@@ -21,6 +21,8 @@ from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 
+HUGE = "the garden and the library " * 1000  # 27,000 characters: more tokens than the context holds
+
 
 @pytest.fixture(scope="module")
 def server(make_gateway: Callable[..., ServerThread]) -> ServerThread:
@@ -38,6 +40,7 @@ def keys(db_url: str) -> dict[str, str]:
             "revoked": {"tenant": "oai", "scopes": ["generate"], "revoked": True},
             "auditor": {"tenant": "oai", "scopes": ["audit"]},
             "slow": {"tenant": "oai", "scopes": ["generate"], "requests_per_minute": 1},
+            "slow-stream": {"tenant": "oai", "scopes": ["generate"], "requests_per_minute": 1},
         },
     )
 
@@ -236,6 +239,30 @@ def test_keys_scopes_and_rate_limits(server: ServerThread, keys: dict[str, str],
     with pytest.raises(openai.RateLimitError) as info:
         slow.completions.create(model=model, prompt="x", max_tokens=2)
     assert int(info.value.response.headers["retry-after"]) >= 1
+
+
+def test_a_refused_stream_is_an_http_error_not_a_200(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    """Admission (rate limit, context length) runs before the stream's 200: the SDK raises the same
+    errors as for a plain call, with `Retry-After` and the OpenAI name of the prompt field."""
+    slow = client(server, keys["slow-stream"])
+    assert list(slow.completions.create(model=model, prompt="x", max_tokens=2, stream=True))
+    with pytest.raises(openai.RateLimitError) as limited:
+        slow.completions.create(model=model, prompt="x", max_tokens=2, stream=True)
+    assert int(limited.value.response.headers["retry-after"]) >= 1
+    oai = client(server, keys["app"])
+    with pytest.raises(openai.BadRequestError) as long_prompt:
+        oai.completions.create(
+            model=model, prompt=HUGE, max_tokens=2, stream=True, extra_headers={"X-Request-Id": "oai-huge"}
+        )
+    assert long_prompt.value.param == "prompt" and "context" in long_prompt.value.message
+    with pytest.raises(openai.BadRequestError) as long_chat:
+        oai.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": HUGE}], max_tokens=2, stream=True
+        )
+    assert long_chat.value.param == "messages"
+    assert withheld_text(db_url, "oai-huge") == []  # refused before it was recorded
 
 
 def test_oversized_and_deeply_nested_bodies_are_refused_in_openais_shape(

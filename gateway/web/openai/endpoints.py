@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError, InvalidArgument, NotFound
 from gateway.generation.params import SamplingParams
 from gateway.pipeline.callers import Authenticate, Caller
-from gateway.pipeline.core import GenerationPipeline, StreamFinished, StreamStarted
+from gateway.pipeline.core import GenerationPipeline, StreamEvent, StreamFinished
 from gateway.rpc.services.results import ResultReader
-from gateway.web.edge import OWN_BODY_LIMIT, caller_for, error_headers, read_json, request_id_for
+from gateway.web.edge import (
+    OWN_BODY_LIMIT,
+    ClosingStreamingResponse,
+    caller_for,
+    error_headers,
+    read_json,
+    request_id_for,
+)
 from gateway.web.openai import responses as shape
 from gateway.web.openai.chat import ChatTemplate
 from gateway.web.openai.requests import OpenAIRequest, openai_param, parse_chat, parse_completion
@@ -163,12 +170,7 @@ class OpenAIEndpoints:
         kind = "chat.completion" if chat else "text_completion"
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{request_id}"
         if call.stream:
-            events = self._stream_events(caller, request_id, call, params, chat=chat, ident=ident)
-            return StreamingResponse(
-                events,
-                media_type="text/event-stream",
-                headers={"X-Request-Id": request_id, "Cache-Control": "no-cache"},
-            )
+            return await self._stream(caller, request_id, call, params, chat=chat, ident=ident)
         cancel = threading.Event()
         try:
             done = await self._pipeline.generate(
@@ -197,7 +199,7 @@ class OpenAIEndpoints:
         }
         return JSONResponse(body, headers={"X-Request-Id": request_id})
 
-    async def _stream_events(
+    async def _stream(
         self,
         caller: Caller,
         request_id: str,
@@ -206,9 +208,48 @@ class OpenAIEndpoints:
         *,
         chat: bool,
         ident: str,
-    ) -> AsyncIterator[bytes]:
-        """SSE chunks of released text only; the last names the outcome. An error after the first byte
-        cannot change the HTTP status: it is sent as an `error` event, then the stream ends."""
+    ) -> Response:
+        """The call is admitted (key policy, rate limit, prompt length, record) before the 200 goes out:
+        its first event, StreamStarted, comes after all of that, so a refusal is the same HTTP error as
+        for a plain call (429 with `Retry-After`, 400 naming `prompt` / `messages`). The response closes
+        the pipeline's generator however the stream ends (`ClosingStreamingResponse`)."""
+        field = prompts_field(chat)
+        cancel = threading.Event()
+        events = self._pipeline.stream(
+            caller,
+            request_id,
+            call.prompts[0],
+            params,
+            cancel=cancel,
+            should_stop=cancel.is_set,
+            field=field,
+            end_user=call.user,
+        )
+        try:
+            await anext(events)  # StreamStarted: the call is admitted and recorded
+        except GatewayError as exc:  # the generator has ended: nothing was recorded or is left to close
+            failed = refusal(exc, field)
+            return error_response(failed.error, failed.param, request_id)
+        body = self._sse(events, call, chat=chat, ident=ident)
+
+        async def close() -> None:
+            cancel.set()  # the client went away or the stream ended: no more generation for it
+            await body.aclose()
+            await events.aclose()  # not started, or abandoned mid-way: the call is marked cancelled
+
+        return ClosingStreamingResponse(
+            body,
+            close=close,
+            media_type="text/event-stream",
+            headers={"X-Request-Id": request_id, "Cache-Control": "no-cache"},
+        )
+
+    async def _sse(
+        self, events: AsyncIterator[StreamEvent], call: OpenAIRequest, *, chat: bool, ident: str
+    ) -> AsyncGenerator[bytes, None]:
+        """SSE chunks of released text only, after StreamStarted; the last names the outcome. An error
+        after the first byte cannot change the HTTP status: it is sent as an `error` event, then the
+        stream ends."""
         created = int(time.time())
         kind = "chat.completion.chunk" if chat else "text_completion"
 
@@ -223,31 +264,18 @@ class OpenAIEndpoints:
                 return {"index": 0, "delta": delta, "finish_reason": finish, **extra}
             return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, **extra}
 
-        cancel = threading.Event()
+        if chat:
+            yield chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
         try:
-            async for event in self._pipeline.stream(
-                caller,
-                request_id,
-                call.prompts[0],
-                params,
-                cancel=cancel,
-                should_stop=cancel.is_set,
-                end_user=call.user,
-            ):
-                if isinstance(event, StreamStarted):
-                    if chat:
-                        role = {"role": "assistant", "content": ""}
-                        yield chunk({"index": 0, "delta": role, "finish_reason": None})
-                elif isinstance(event, StreamFinished):
+            async for event in events:
+                if isinstance(event, StreamFinished):
                     outcome = event.outcome
                     final = text_choice("", shape.finish_reason(outcome), modgate=shape.moderation(outcome))
                     yield chunk(final)
                     if call.include_usage:
                         yield chunk(None, usage=shape.usage([outcome]))
-                elif event:
+                elif isinstance(event, str) and event:
                     yield chunk(text_choice(event))
         except GatewayError as exc:
             yield shape.sse(shape.error_body(exc, None))
-        finally:
-            cancel.set()  # the client went away or the stream ended: no more generation for it
         yield shape.sse("[DONE]")
