@@ -113,11 +113,12 @@ class OpenAIEndpoints:
         return JSONResponse(self._model_object())
 
     async def result(self, request: Request) -> Response:
-        """GetResult over HTTP: the same tenant rules (another tenant's ticket is 404) and audit."""
+        """GetResult over HTTP (`ResultReader.get`): the same tenant rules (another tenant's ticket is
+        404), the same request from the key's requests-per-minute bucket (429 when empty), the same audit."""
         request_id = request_id_for(request)
         try:
             caller = await caller_for(request, self._authenticate, "generate")
-            view = await self._results.read(request.path_params["ticket"], caller)
+            view = await self._results.get(request.path_params["ticket"], caller)
         except GatewayError as exc:
             return error_response(exc, "ticket", request_id)
         return JSONResponse(
