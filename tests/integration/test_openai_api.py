@@ -224,6 +224,11 @@ def test_unknown_arguments_and_models_are_refused(
     with pytest.raises(openai.BadRequestError) as info:
         oai.completions.create(model=model, prompt="x", extra_body={"temprature": 0.5})
     assert info.value.param == "temprature"
+    with pytest.raises(openai.BadRequestError) as chat:
+        oai.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}], extra_body={"prompt_cache_key": "k"}
+        )
+    assert chat.value.param == "prompt_cache_key" and "prompt_cache_key" in chat.value.message
     with pytest.raises(openai.NotFoundError) as missing:
         oai.completions.create(model="gpt-4o", prompt="x")
     assert missing.value.param == "model"

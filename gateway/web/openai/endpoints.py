@@ -157,10 +157,13 @@ class OpenAIEndpoints:
                 raise _Refused(NotFound(unknown), "model")
             if call.stream and len(call.prompts) != 1:
                 raise InvalidArgument("prompt", "a stream carries one prompt; send a list without stream")
+        except GatewayError as exc:  # named as the client sent it: nothing to rename
+            raise _Refused(exc, getattr(exc, "field", None)) from None
+        try:
             params = self._pipeline.prepare(call.prompts, call.raw, field=field, stream=call.stream)
-            return caller, call, params
-        except GatewayError as exc:
+        except GatewayError as exc:  # named as the pipeline names it: renamed to OpenAI's
             raise refusal(exc, field) from None
+        return caller, call, params
 
     async def _complete(self, request: Request, *, chat: bool) -> Response:
         request_id = request_id_for(request)

@@ -3,7 +3,8 @@
 Every documented parameter is either honoured or refused by name: a value other than the default for
 one modgate cannot honour (logprobs, echo, penalties, tools, ...) is a 400 naming it, and so is a name
 OpenAI does not have. Nothing is silently ignored. Ranges are not checked here: `GenerationPipeline.
-prepare` checks them for every front door, and `openai_param` renames its field names back.
+prepare` checks them for every front door, and `openai_param` renames its field names back (its
+errors only: a parse error here names the field as the client sent it).
 """
 
 from __future__ import annotations
@@ -200,13 +201,15 @@ def parse_chat(body: Any, template: ChatTemplate) -> OpenAIRequest:
 
 
 def openai_param(field: str | None, prompts_field: str) -> str | None:
-    """The OpenAI name of a field the pipeline named ("max_new_tokens" -> "max_tokens")."""
+    """The OpenAI name of a field the pipeline named: its prompts (`input_string`, `input_string[i]`),
+    `parameters.x` and its own parameter names ("max_new_tokens" -> "max_tokens"). For the pipeline's
+    errors only: a parse error already names the field as the client sent it (`prompt_cache_key`)."""
     if field is None:
         return None
-    if field.startswith(("input_string", "prompt")):
-        return prompts_field + field.removeprefix("input_string").removeprefix("prompt")
-    name = field.removeprefix("parameters.")
-    head, bracket, rest = name.partition("[")
+    head, bracket, rest = field.partition("[")
+    if head == "input_string":
+        return prompts_field + bracket + rest
+    head = head.removeprefix("parameters.")
     return _BACK.get(head, head) + bracket + rest
 
 

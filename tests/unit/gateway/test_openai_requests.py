@@ -73,6 +73,16 @@ def test_the_pipelines_field_names_go_back_to_openais() -> None:
     assert openai_param("stop[2]", "prompt") == "stop[2]"
     assert openai_param("input_string[1]", "prompt") == "prompt[1]"
     assert openai_param("input_string", "messages") == "messages"
+    assert openai_param("input_string[3]", "messages") == "messages[3]"
+    assert openai_param("parameters.max_new_tokens", "prompt") == "max_tokens"
+    assert openai_param("prompt[2]", "prompt") == "prompt[2]"  # already the client's name
+
+
+def test_only_the_pipelines_own_names_are_renamed() -> None:
+    """A name that merely starts like a prompt field is the client's own, refused as it was sent."""
+    assert openai_param("prompt_cache_key", "messages") == "prompt_cache_key"
+    assert openai_param("input_strings", "prompt") == "input_strings"
+    assert openai_param("promptly", "messages") == "promptly"
 
 
 def test_chat_messages_become_a_transcript_with_a_stop() -> None:
