@@ -203,6 +203,7 @@ def test_withheld_text_is_in_no_byte_of_the_answer(
         ({"temperature": -1}, "temperature"),
         ({"max_tokens": 100_000}, "max_tokens"),
         ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 0}, "logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"n": 2, "stream": True}, "n"),

@@ -31,7 +31,8 @@ _COMMON_DEFAULTS: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
 }
-COMPLETION_DEFAULTS = {**_COMMON_DEFAULTS, "echo": (None, False), "logprobs": (None, 0), "suffix": (None, "")}
+# `logprobs`: null only. OpenAI's legacy API answers `logprobs: 0` with the sampled tokens' logprobs.
+COMPLETION_DEFAULTS = {**_COMMON_DEFAULTS, "echo": (None, False), "logprobs": (None,), "suffix": (None, "")}
 CHAT_DEFAULTS = {
     **_COMMON_DEFAULTS,
     "logprobs": (None, False),
@@ -128,9 +129,14 @@ def check_keys(body: Any, allowed: set[str], defaults: Mapping[str, tuple[Any, .
     if unknown:
         raise InvalidArgument(unknown[0], "unrecognized request argument")
     for name, accepted in defaults.items():
-        if name in body and body[name] not in accepted:
+        if name in body and not any(_same_json(body[name], value) for value in accepted):
             raise InvalidArgument(name, "is not supported by this gateway (only its default is accepted)")
     return body
+
+
+def _same_json(given: Any, accepted: Any) -> bool:
+    """Equal and of the same JSON type: Python's `0 == False`, but JSON's 0 is not false."""
+    return type(given) is type(accepted) and bool(given == accepted)
 
 
 def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> RawParams:

@@ -34,7 +34,10 @@ def test_defaults_are_accepted_and_other_values_refused_by_name() -> None:
     completion(echo=False, logprobs=None, presence_penalty=0, frequency_penalty=0.0, logit_bias={}, best_of=1)
     for name, value in [
         ("echo", True),
+        ("echo", 0),  # JSON's 0 is not false
         ("logprobs", 1),
+        ("logprobs", 0),  # OpenAI still answers the sampled tokens' logprobs for 0: only null is "none"
+        ("logprobs", False),
         ("presence_penalty", 0.1),
         ("logit_bias", {"50256": -100}),
         ("suffix", "end"),
@@ -83,6 +86,15 @@ def test_only_the_pipelines_own_names_are_renamed() -> None:
     assert openai_param("prompt_cache_key", "messages") == "prompt_cache_key"
     assert openai_param("input_strings", "prompt") == "input_strings"
     assert openai_param("promptly", "messages") == "promptly"
+
+
+def test_chat_defaults_are_compared_by_json_type_too() -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    parse_chat({**chat, "logprobs": False, "top_logprobs": 0, "presence_penalty": 0.0}, ChatTemplate())
+    for name, value in [("logprobs", 0), ("store", 0), ("top_logprobs", False), ("top_logprobs", 0.0)]:
+        with pytest.raises(InvalidArgument) as info:
+            parse_chat({**chat, name: value}, ChatTemplate())
+        assert info.value.field == name
 
 
 def test_chat_messages_become_a_transcript_with_a_stop() -> None:
