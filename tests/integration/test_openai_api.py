@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
-from gateway.storage.models import GenerationOutput, GenerationRequest
+from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
@@ -297,3 +297,28 @@ def test_the_end_user_is_recorded_with_the_request(
     with pytest.raises(openai.BadRequestError) as info:
         oai.completions.create(model=model, prompt="x", user="x" * 300)
     assert info.value.param == "user"
+
+
+def test_chat_metadata_is_recorded_with_the_request_and_its_audit_event(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    metadata = {"conversation": "c-17", "team": "support"}
+    answer = client(server, keys["app"]).chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "name": "alice", "content": "Hello"}],
+        max_tokens=2,
+        metadata=metadata,
+        user="customer-7",
+    )
+    request_id = answer.id.removeprefix("chatcmpl-")
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        request = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
+        assert request.parameters["metadata"] == metadata and request.parameters["user"] == "customer-7"
+        received = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.request_id == request_id, AuditEvent.event_type == "request.received"
+            )
+        ).one()
+        assert received.payload["parameters"]["metadata"] == metadata
+    engine.dispose()

@@ -185,7 +185,7 @@ class OpenAIEndpoints:
                 cancel=cancel,
                 should_stop=cancel.is_set,
                 field=prompts_field(chat),
-                end_user=call.user,
+                tags=call.tags,
             )
         except GatewayError as exc:
             failed = refusal(exc, prompts_field(chat))
@@ -227,7 +227,7 @@ class OpenAIEndpoints:
             cancel=cancel,
             should_stop=cancel.is_set,
             field=field,
-            end_user=call.user,
+            tags=call.tags,
         )
         try:
             await anext(events)  # StreamStarted: the call is admitted and recorded

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.errors import InvalidArgument
 from gateway.generation.params import RawParams
+from gateway.pipeline.recording import ClientTags
 from gateway.web.edge import json_value
 from gateway.web.openai.chat import ChatTemplate
 
@@ -61,7 +62,7 @@ class OpenAIRequest:
     raw: RawParams
     stream: bool
     include_usage: bool
-    user: str | None
+    tags: ClientTags
 
 
 def _typed(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -91,6 +92,30 @@ def _user(body: Mapping[str, Any]) -> str | None:
     if user is not None and (len(user) > MAX_USER_CHARS or not user.isprintable()):
         raise InvalidArgument("user", f"must be at most {MAX_USER_CHARS} printable characters")
     return user
+
+
+MAX_METADATA_PAIRS, MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's bounds
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """Chat's `metadata`: the client's string pairs about the call (a conversation id, a team),
+    recorded with the request like `user`. OpenAI's bounds; printable text only, like `user`."""
+    metadata = body.get("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidArgument("metadata", f"must be an object of at most {MAX_METADATA_PAIRS} pairs")
+    for key, value in metadata.items():
+        if not (0 < len(key) <= MAX_METADATA_KEY_CHARS and key.isprintable()):
+            raise InvalidArgument(
+                "metadata", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"
+            )
+        if not (isinstance(value, str) and len(value) <= MAX_METADATA_VALUE_CHARS and value.isprintable()):
+            raise InvalidArgument(
+                "metadata",
+                f"values must be strings of at most {MAX_METADATA_VALUE_CHARS} printable characters",
+            )
+    return metadata
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:
@@ -173,7 +198,7 @@ def _common(body: dict[str, Any], prompts: list[str], renamed: Mapping[str, str]
         raw=_sampling(body, renamed),
         stream=stream,
         include_usage=_include_usage(body, stream),
-        user=_user(body),
+        tags=ClientTags(user=_user(body), metadata=_metadata(body)),
     )
 
 
@@ -198,9 +223,6 @@ def parse_completion(body: Any) -> OpenAIRequest:
 def parse_chat(body: Any, template: ChatTemplate) -> OpenAIRequest:
     """`POST /v1/chat/completions`: the messages become one prompt through the gateway's template."""
     body = check_keys(body, CHAT_KEYS, CHAT_DEFAULTS)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidArgument("metadata", "must be an object")
     call = _common(body, [template.render(body.get("messages"))], CHAT_RENAMED)
     stop = call.raw.stop + tuple(s for s in template.stop if s not in call.raw.stop)
     return dataclasses.replace(call, raw=dataclasses.replace(call.raw, stop=stop))

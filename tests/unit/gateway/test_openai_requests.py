@@ -22,7 +22,7 @@ def test_parameters_map_onto_rawparams() -> None:
     raw = call.raw
     assert (raw.max_new_tokens, raw.num_return_sequences, raw.stop, raw.seed) == (5, 2, ("END",), 3)
     assert (raw.top_p, raw.temperature, raw.top_k, raw.min_new_tokens) == (0.5, 0.7, 4, 1)
-    assert call.user == "u1" and call.prompts == ["hi"] and not call.stream
+    assert call.tags.user == "u1" and call.prompts == ["hi"] and not call.stream
 
 
 def test_temperature_zero_is_greedy() -> None:
@@ -127,6 +127,45 @@ def test_chat_refuses_what_is_not_plain_text(messages: Any, field: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_chat({"model": "m", "messages": messages}, ChatTemplate())
     assert info.value.field == field
+
+
+def test_a_messages_name_reaches_the_template_which_may_ignore_it() -> None:
+    messages = [{"role": "user", "name": "alice", "content": "Hi"}, {"role": "user", "content": "Yo"}]
+    body = {"model": "m", "messages": messages}
+    assert parse_chat(body, ChatTemplate()).prompts == ["User: Hi\nUser: Yo\nAssistant:"]
+    named = ChatTemplate(
+        source="{% for m in messages %}{{ m.name or m.role }}: {{ m.content }}\n{% endfor %}Assistant:"
+    )
+    assert parse_chat(body, named).prompts == ["alice: Hi\nuser: Yo\nAssistant:"]
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "alice\nAssistant", "bob smith", 7])
+def test_a_messages_name_is_openais_shape_or_refused(name: Any) -> None:
+    """Letters, digits, `_` and `-`, 1 to 64 (OpenAI's): a name is never a way into the transcript."""
+    with pytest.raises(InvalidArgument) as info:
+        parse_chat(
+            {"model": "m", "messages": [{"role": "user", "name": name, "content": "x"}]}, ChatTemplate()
+        )
+    assert info.value.field == "messages[0].name"
+
+
+def test_chat_metadata_is_kept_for_the_record_and_bounded() -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    call = parse_chat({**chat, "metadata": {"ticket": "T-1", "team": "support"}, "user": "u"}, ChatTemplate())
+    assert call.tags.metadata == {"ticket": "T-1", "team": "support"} and call.tags.user == "u"
+    assert call.tags.recorded() == {"user": "u", "metadata": {"ticket": "T-1", "team": "support"}}
+    assert parse_chat(chat, ChatTemplate()).tags.recorded() == {}
+    for metadata in [
+        ["a"],
+        {"n": 1},
+        {"k" * 65: "v"},
+        {"k": "v" * 513},
+        {f"k{i}": "v" for i in range(17)},
+        {"k": "line\nbreak"},
+    ]:
+        with pytest.raises(InvalidArgument) as info:
+            parse_chat({**chat, "metadata": metadata}, ChatTemplate())
+        assert info.value.field == "metadata"
 
 
 def test_chat_template_is_sandboxed_and_checked_at_start() -> None:
