@@ -15,6 +15,7 @@ from gateway.review.queue import claim_next, decide
 from gateway.review.reviewers import get_reviewer
 from gateway.storage.engine import make_engine
 from moderation.types import Action
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 from tests.support.held import hold_output
@@ -35,6 +36,13 @@ def keys(db_url: str) -> dict[str, str]:
             "app": {"tenant": "oai-results", "scopes": ["generate"]},
             "one": {"tenant": "oai-results", "scopes": ["generate"], "requests_per_minute": 1},
             "other": {"tenant": "oai-elsewhere", "scopes": ["generate"]},
+            "block": {"tenant": "oai-results", "scopes": ["generate"], "policy": "test-block"},
+            "block-one": {
+                "tenant": "oai-results",
+                "scopes": ["generate"],
+                "policy": "test-block",
+                "requests_per_minute": 1,
+            },
         },
         reviewers=["oai-reviewer"],
     )
@@ -105,3 +113,52 @@ def test_an_approved_result_carries_the_approved_text(
     approve(db_url, ticket)
     approved = get(server, ticket, keys["app"]).json()
     assert approved["state"] == "approved" and approved["text"] == "words a reviewer let through"
+
+
+def blocked_ticket(server: ServerThread, key: str) -> str:
+    """A /v1 completion the key's policy blocks; its ticket."""
+    answer = httpx.post(
+        f"{server.web_url}/v1/completions",
+        json={"model": model_of(server), "prompt": PROMPT, "max_tokens": FLAG_TOKENS, "seed": FLAG_SEED},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    ).json()
+    [choice] = answer["choices"]
+    assert choice["modgate"]["action"] == "blocked"
+    return str(choice["modgate"]["ticket"])
+
+
+def model_of(server: ServerThread) -> str:
+    assert server.server is not None
+    return server.server.pipeline.served_model
+
+
+def appeal(server: ServerThread, ticket: str, key: str, body: object = None) -> httpx.Response:
+    return httpx.post(
+        f"{server.web_url}/v1/modgate/results/{ticket}/appeal",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def test_a_blocked_output_is_appealed_over_http(server: ServerThread, keys: dict[str, str]) -> None:
+    ticket = blocked_ticket(server, keys["block"])
+    assert get(server, ticket, keys["block"]).json()["state"] == "blocked"
+    assert appeal(server, ticket, keys["other"], {"reason": "x"}).status_code == 404  # another tenant's
+    bad = appeal(server, ticket, keys["block"], {"reason": "x" * 2001})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "reason"
+    unknown = appeal(server, ticket, keys["block"], {"reason": "x", "urgent": True})
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "urgent"
+    appealed = appeal(server, ticket, keys["block"], {"reason": "a false positive"})
+    assert appealed.status_code == 200
+    assert appealed.json()["state"] == "pending" and appealed.json()["text"] is None
+    assert get(server, ticket, keys["block"]).json()["state"] == "pending"
+    again = appeal(server, ticket, keys["block"])  # no body: no reason
+    assert again.status_code == 409 and "already in the review queue" in again.json()["error"]["message"]
+
+
+def test_an_appeal_takes_a_request_from_the_keys_bucket(server: ServerThread, keys: dict[str, str]) -> None:
+    ticket = blocked_ticket(server, keys["block-one"])
+    limited = appeal(server, ticket, keys["block-one"], {"reason": "please"})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1

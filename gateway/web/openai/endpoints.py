@@ -1,5 +1,6 @@
 """The OpenAI-compatible HTTP API on the web port: `/v1/completions`, `/v1/chat/completions`,
-`/v1/models`, and `/v1/modgate/results/{ticket}` to fetch a held output's reviewed result.
+`/v1/models`, `/v1/modgate/results/{ticket}` to fetch a held output's reviewed result (GetResult), and
+`/v1/modgate/results/{ticket}/appeal` to appeal a blocked one (Appeal).
 
 The same keys (scope `generate`), rate limits, pipeline, records and audit as gRPC and `POST /score`:
 this module only translates OpenAI's shapes to the pipeline's and back (`requests`, `responses`).
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.errors import GatewayError, InvalidArgument, NotFound
+from gateway.errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
 from gateway.generation.params import SamplingParams
 from gateway.pipeline.callers import Authenticate, Caller
 from gateway.pipeline.core import GenerationPipeline, StreamEvent, StreamFinished
@@ -26,12 +27,19 @@ from gateway.web.edge import (
     ClosingStreamingResponse,
     caller_for,
     error_headers,
+    read_body,
     read_json,
     request_id_for,
 )
 from gateway.web.openai import responses as shape
 from gateway.web.openai.chat import ChatTemplate
-from gateway.web.openai.requests import OpenAIRequest, openai_param, parse_chat, parse_completion
+from gateway.web.openai.requests import (
+    OpenAIRequest,
+    openai_param,
+    parse_appeal,
+    parse_chat,
+    parse_completion,
+)
 
 
 class _Refused(Exception):
@@ -54,6 +62,13 @@ def refusal(exc: GatewayError, prompts: str) -> _Refused:
     if param == exc.field:
         return _Refused(exc, param)
     return _Refused(type(exc)(param or "", str(exc).split(": ", 1)[1]), param)
+
+
+def ticket_param(exc: GatewayError) -> str | None:
+    """The parameter a result call's refusal concerns: the field named, or the ticket it could not use."""
+    if isinstance(exc, InvalidArgument):
+        return exc.field
+    return "ticket" if isinstance(exc, NotFound | FailedPrecondition) else None
 
 
 def error_response(exc: GatewayError, param: str | None, request_id: str) -> JSONResponse:
@@ -87,9 +102,15 @@ class OpenAIEndpoints:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.model, methods=["GET"]),
             Route("/v1/modgate/results/{ticket}", self.result, methods=["GET"]),
+            Route(
+                "/v1/modgate/results/{ticket}/appeal",
+                self.appeal,
+                methods=["POST"],
+                max_body_size=OWN_BODY_LIMIT,
+            ),
         ]
 
-    # GET
+    # Models, and a ticket's result (GET) and appeal (POST)
 
     def _model_object(self) -> dict[str, Any]:
         return {"id": self._model, "object": "model", "created": self._created, "owned_by": "modgate"}
@@ -120,22 +141,22 @@ class OpenAIEndpoints:
             caller = await caller_for(request, self._authenticate, "generate")
             view = await self._results.get(request.path_params["ticket"], caller)
         except GatewayError as exc:
-            return error_response(exc, "ticket", request_id)
-        return JSONResponse(
-            {
-                "object": "modgate.result",
-                "ticket": view.ticket,
-                "state": view.state.value,
-                "text": view.text,
-                "request_id": view.request_id,
-                "prompt_index": view.prompt_index,
-                "sequence_index": view.sequence_index,
-                "decided_at": view.decided_at.isoformat() if view.decided_at else None,
-            },
-            headers={"X-Request-Id": request_id},
-        )
+            return error_response(exc, ticket_param(exc), request_id)
+        return JSONResponse(shape.result(view), headers={"X-Request-Id": request_id})
 
-    # POST
+    async def appeal(self, request: Request) -> Response:
+        """Appeal over HTTP (`ResultReader.appeal`): a blocked output's ticket enters the review queue, by
+        gRPC's rules (its tenant only, one request from the key's bucket, blocked and not yet queued)."""
+        request_id = request_id_for(request)
+        try:
+            caller = await caller_for(request, self._authenticate, "generate")
+            reason = parse_appeal(await read_body(request))
+            view = await self._results.appeal(request.path_params["ticket"], reason, caller)
+        except GatewayError as exc:
+            return error_response(exc, ticket_param(exc), request_id)
+        return JSONResponse(shape.result(view), headers={"X-Request-Id": request_id})
+
+    # Completions (POST)
 
     async def completions(self, request: Request) -> Response:
         return await self._complete(request, chat=False)

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.errors import InvalidArgument
 from gateway.generation.params import RawParams
 from gateway.pipeline.recording import ClientTags
-from gateway.web.edge import json_value
+from gateway.web.edge import json_value, parse_json
 from gateway.web.openai.chat import ChatTemplate
 
 # OpenAI's name -> RawParams' name, for what the two share.
@@ -226,6 +226,15 @@ def parse_chat(body: Any, template: ChatTemplate) -> OpenAIRequest:
     call = _common(body, [template.render(body.get("messages"))], CHAT_RENAMED)
     stop = call.raw.stop + tuple(s for s in template.stop if s not in call.raw.stop)
     return dataclasses.replace(call, raw=dataclasses.replace(call.raw, stop=stop))
+
+
+def parse_appeal(raw: bytes) -> str:
+    """`POST /v1/modgate/results/{ticket}/appeal`: `{"reason": "..."}`, or no body (no reason). The
+    reason's length and characters are checked where gRPC's Appeal checks them (`ResultReader.appeal`)."""
+    if not raw.strip():
+        return ""
+    body = check_keys(parse_json(raw), {"reason"}, {})
+    return _string(body, "reason") or ""
 
 
 def openai_param(field: str | None, prompts_field: str) -> str | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from openai.types import completion_create_params
+from openai.types.chat import completion_create_params as chat_create_params
 
 from gateway.errors import InvalidArgument
 from gateway.web.openai.chat import ChatTemplate, ChatTemplateError
-from gateway.web.openai.requests import openai_param, parse_chat, parse_completion
+from gateway.web.openai.requests import CHAT_KEYS, COMPLETION_KEYS, openai_param, parse_chat, parse_completion
 
 
 def completion(**body: Any) -> Any:
@@ -179,3 +182,38 @@ def test_chat_template_is_sandboxed_and_checked_at_start() -> None:
             {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}, ChatTemplate()
         )
     assert info.value.field == "tools"
+
+
+# OpenAI's chat arguments modgate does not implement: refused as unrecognised, listed in docs/api.md.
+UNIMPLEMENTED_CHAT = {
+    "audio",
+    "moderation",
+    "prediction",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "safety_identifier",
+    "verbosity",
+    "web_search_options",
+}
+
+
+def sdk_arguments(params: Any) -> set[str]:
+    return set(params.__required_keys__ | params.__optional_keys__)
+
+
+def test_every_argument_the_openai_package_sends_is_taken_or_refused_by_name() -> None:
+    """A newer `openai` package with a new argument fails here until it is honoured or listed (and
+    documented) as refused: nothing it sends is silently ignored."""
+    assert sdk_arguments(completion_create_params.CompletionCreateParamsBase) <= COMPLETION_KEYS
+    chat = sdk_arguments(chat_create_params.CompletionCreateParamsBase)
+    assert chat - CHAT_KEYS == UNIMPLEMENTED_CHAT
+    docs = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    for name in sorted(UNIMPLEMENTED_CHAT):
+        assert f"`{name}`" in docs
+        with pytest.raises(InvalidArgument) as info:
+            parse_chat(
+                {"model": "m", "messages": [{"role": "user", "content": "x"}], name: "x"}, ChatTemplate()
+            )
+        assert info.value.field == name and "unrecognized" in str(info.value)
