@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -35,7 +35,14 @@ from gateway.pipeline.callers import Caller
 from gateway.pipeline.moderation_batching import ModerationBatcher
 from gateway.pipeline.ratelimit import Limiter
 from gateway.pipeline.ratelimit import Limits as RateLimits
-from gateway.pipeline.recording import OutcomeHook, OutputRecord, Recorder, ReleasedPrefix, RequestHandle
+from gateway.pipeline.recording import (
+    ClientTags,
+    OutcomeHook,
+    OutputRecord,
+    Recorder,
+    ReleasedPrefix,
+    RequestHandle,
+)
 from gateway.pipeline.screening import PromptScreen, screened_records
 from gateway.policies.live import LiveModerator, current_moderator, moderator_for_call
 from moderation.moderator import Moderator
@@ -223,7 +230,7 @@ class GenerationPipeline:
         *,
         stream: bool,
         field: str = "input_string",
-        end_user: str | None = None,
+        tags: ClientTags | None = None,
     ) -> AsyncIterator[Admission]:
         """Admits the call, commits its record before any generation work, marks the record failed or
         cancelled if the body raises, and gives back unused reserved tokens.
@@ -245,7 +252,7 @@ class GenerationPipeline:
                 params=params,
                 prompts=prompts,
                 stream=stream,
-                end_user=end_user,
+                tags=tags,
             )
             async with self._recorder.failure_guard(admission.record, lambda: admission.released()):
                 yield admission
@@ -272,17 +279,17 @@ class GenerationPipeline:
         cancel: threading.Event,
         should_stop: Callable[[], bool],
         field: str = "input_string",
-        end_user: str | None = None,
+        tags: ClientTags | None = None,
         screen: bool = True,
         then: OutcomeHook | None = None,
     ) -> Completed:
         """Every sequence of every prompt, moderated in one batch and recorded before returning. `field`:
-        the prompts' name in the client's request, for errors. `end_user`: the client's own id of the
-        person behind the call (OpenAI's `user`), recorded with the request for abuse tracing.
+        the prompts' name in the client's request, for errors. `tags`: what the client says about the call
+        (OpenAI's `user`, `metadata`), recorded with the request for abuse tracing.
         `screen=False`: no prompt screening (a reviewer approved the prompt;
         gateway/pipeline/prompt_worker.py); `then`: runs in the outcome's transaction (`Recorder.outcome`)."""
         async with self.admitted(
-            caller, request_id, params, prompts, stream=False, field=field, end_user=end_user
+            caller, request_id, params, prompts, stream=False, field=field, tags=tags
         ) as admission:
             pinned = moderator_for_call(
                 self._moderator, admission.call.tenant, admission.call.policy
@@ -353,13 +360,20 @@ class GenerationPipeline:
         *,
         cancel: threading.Event,
         should_stop: Callable[[], bool],
-        end_user: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+        field: str = "input_string",
+        tags: ClientTags | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
         """StreamStarted, then released text chunks (each scored before it is yielded), then
-        StreamFinished with the outcome of the whole text (recorded before it is yielded)."""
+        StreamFinished with the outcome of the whole text (recorded before it is yielded).
+
+        Everything that can refuse the call (the key's policy, the rate limit, the prompt's length in
+        tokens, recording the request) happens before StreamStarted: an edge that must answer a refusal
+        before its first byte (HTTP's status line) takes that first event, then starts its answer. An
+        edge that stops iterating early closes the generator (`aclose`): the record is marked cancelled
+        and unused tokens are given back. `field`: the prompt's name in the client's request, for errors."""
         released: list[str] = []
         async with self.admitted(
-            caller, request_id, params, [prompt], stream=True, end_user=end_user
+            caller, request_id, params, [prompt], stream=True, field=field, tags=tags
         ) as admission:
             yield StreamStarted(request_id=request_id, model=self.served_model, seed=params.seed)
             pinned = moderator_for_call(

@@ -52,6 +52,26 @@ _ACTION = {
 
 
 @dataclass(frozen=True)
+class ClientTags:
+    """What a client says about its call, for an operator tracing it back: `user` (OpenAI's: the
+    client's own id of the person behind the call) and `metadata` (OpenAI's chat `metadata`: string
+    pairs). Recorded with the request's parameters and its `request.received` audit event; the edge that
+    takes them bounds them (gateway/web/openai/requests.py)."""
+
+    user: str | None = None
+    metadata: Mapping[str, str] | None = None
+
+    def recorded(self) -> dict[str, Any]:
+        """The entries for the request's parameters: only those the client gave."""
+        given: dict[str, Any] = {}
+        if self.user is not None:
+            given["user"] = self.user
+        if self.metadata:
+            given["metadata"] = dict(self.metadata)
+        return given
+
+
+@dataclass(frozen=True)
 class OutputRecord:
     prompt_index: int
     prompt: str
@@ -117,14 +137,13 @@ class Recorder:
         params: SamplingParams,
         prompts: Sequence[str],
         stream: bool,
-        end_user: str | None = None,
+        tags: ClientTags | None = None,
     ) -> RequestHandle:
-        """`end_user` (OpenAI's `user`: the client's id of the person behind the call) is recorded with
-        the parameters, where an operator tracing abuse looks."""
+        """`tags` (the client's `user` and `metadata`) are recorded with the parameters, where an operator
+        tracing abuse looks."""
         parameters: dict[str, Any] = dataclasses.asdict(params)
         parameters["stop"] = list(params.stop)
-        if end_user is not None:
-            parameters["user"] = end_user
+        parameters.update(tags.recorded() if tags is not None else {})
 
         def work(session: Session) -> RequestHandle:
             row = record_request(

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway.errors import GatewayError, InvalidArgument
 from gateway.pipeline.callers import HTTP_KEY_HINT, Authenticate, Caller, bearer_token, resolve_caller
@@ -94,3 +97,27 @@ def parse_json(raw: bytes) -> Any:
 
 async def read_json(request: Request) -> Any:
     return parse_json(await read_body(request))
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streamed answer that runs `close` however it ends: sent whole, the client gone before the
+    first byte or during the body, or the task cancelled. Starlette closes nothing it did not iterate to
+    the end, and an async generator left suspended keeps what it holds (a pipeline call's admission:
+    its record, its reserved tokens, its place in the batcher) until the garbage collector finalises it."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        close: Callable[[], Awaitable[None]],
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, headers=headers, media_type=media_type)
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._close()

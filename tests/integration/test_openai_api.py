@@ -1,6 +1,6 @@
 """The OpenAI-compatible API, driven by the official `openai` package against a real gateway: the same
-keys, limits, moderation and records as gRPC; held and blocked outputs are never text in any byte of the
-answer, streamed or not."""
+keys, limits, moderation and records as gRPC. Held and blocked outputs in any byte of the answer, and the
+audit trail beside gRPC's: test_openai_withheld.py; results and appeals: test_openai_results.py."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
-from gateway.storage.models import GenerationOutput, GenerationRequest
+from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
+
+HUGE = "the garden and the library " * 1000  # 27,000 characters: more tokens than the context holds
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,7 @@ def keys(db_url: str) -> dict[str, str]:
             "revoked": {"tenant": "oai", "scopes": ["generate"], "revoked": True},
             "auditor": {"tenant": "oai", "scopes": ["audit"]},
             "slow": {"tenant": "oai", "scopes": ["generate"], "requests_per_minute": 1},
+            "slow-stream": {"tenant": "oai", "scopes": ["generate"], "requests_per_minute": 1},
         },
     )
 
@@ -171,35 +174,13 @@ def test_held_output_is_a_content_filter_choice_with_a_ticket(
     assert other_tenant.status_code == 403  # no generate scope
 
 
-@pytest.mark.parametrize("key", ["hold", "block"])
-@pytest.mark.parametrize("stream", [False, True])
-def test_withheld_text_is_in_no_byte_of_the_answer(
-    server: ServerThread, keys: dict[str, str], model: str, db_url: str, key: str, stream: bool
-) -> None:
-    request_id = f"oai-leak-{key}-{stream}"
-    body = {"model": model, "prompt": PROMPT, "max_tokens": FLAG_TOKENS, "seed": FLAG_SEED, "stream": stream}
-    r = httpx.post(
-        f"{server.web_url}/v1/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {keys[key]}", "X-Request-Id": request_id},
-        timeout=60,
-    )
-    assert r.status_code == 200
-    assert b"content_filter" in r.content
-    [text] = withheld_text(db_url, request_id)
-    words = [w for w in text.split() if len(w) >= 4]
-    assert text.strip() and text.encode() not in r.content
-    assert not [w for w in words if w.encode() in r.content]
-    if stream:
-        assert r.content.rstrip().endswith(b"data: [DONE]")
-
-
 @pytest.mark.parametrize(
     ("params", "param"),
     [
         ({"temperature": -1}, "temperature"),
         ({"max_tokens": 100_000}, "max_tokens"),
         ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 0}, "logprobs"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"n": 2, "stream": True}, "n"),
@@ -221,6 +202,11 @@ def test_unknown_arguments_and_models_are_refused(
     with pytest.raises(openai.BadRequestError) as info:
         oai.completions.create(model=model, prompt="x", extra_body={"temprature": 0.5})
     assert info.value.param == "temprature"
+    with pytest.raises(openai.BadRequestError) as chat:
+        oai.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}], extra_body={"prompt_cache_key": "k"}
+        )
+    assert chat.value.param == "prompt_cache_key" and "prompt_cache_key" in chat.value.message
     with pytest.raises(openai.NotFoundError) as missing:
         oai.completions.create(model="gpt-4o", prompt="x")
     assert missing.value.param == "model"
@@ -236,6 +222,34 @@ def test_keys_scopes_and_rate_limits(server: ServerThread, keys: dict[str, str],
     with pytest.raises(openai.RateLimitError) as info:
         slow.completions.create(model=model, prompt="x", max_tokens=2)
     assert int(info.value.response.headers["retry-after"]) >= 1
+
+
+def test_a_refused_stream_is_an_http_error_not_a_200(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    """Admission (rate limit, context length) runs before the stream's 200: the SDK raises the same
+    errors as for a plain call, with `Retry-After` and the OpenAI name of the prompt field."""
+    slow = client(server, keys["slow-stream"])
+    assert list(slow.completions.create(model=model, prompt="x", max_tokens=2, stream=True))
+    with pytest.raises(openai.RateLimitError) as limited:
+        slow.completions.create(model=model, prompt="x", max_tokens=2, stream=True)
+    assert int(limited.value.response.headers["retry-after"]) >= 1
+    oai = client(server, keys["app"])
+    with pytest.raises(openai.BadRequestError) as long_prompt:
+        oai.completions.create(
+            model=model, prompt=HUGE, max_tokens=2, stream=True, extra_headers={"X-Request-Id": "oai-huge"}
+        )
+    assert long_prompt.value.param == "prompt" and "context" in long_prompt.value.message
+    with pytest.raises(openai.BadRequestError) as long_chat:
+        oai.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": HUGE}], max_tokens=2, stream=True
+        )
+    assert long_chat.value.param == "messages"
+    engine = make_engine(db_url)
+    with Session(engine) as s:  # refused before it was recorded
+        huge = select(GenerationRequest).where(GenerationRequest.request_id == "oai-huge")
+        assert not s.scalars(huge).all()
+    engine.dispose()
 
 
 def test_oversized_and_deeply_nested_bodies_are_refused_in_openais_shape(
@@ -264,3 +278,28 @@ def test_the_end_user_is_recorded_with_the_request(
     with pytest.raises(openai.BadRequestError) as info:
         oai.completions.create(model=model, prompt="x", user="x" * 300)
     assert info.value.param == "user"
+
+
+def test_chat_metadata_is_recorded_with_the_request_and_its_audit_event(
+    server: ServerThread, keys: dict[str, str], model: str, db_url: str
+) -> None:
+    metadata = {"conversation": "c-17", "team": "support"}
+    answer = client(server, keys["app"]).chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "name": "alice", "content": "Hello"}],
+        max_tokens=2,
+        metadata=metadata,
+        user="customer-7",
+    )
+    request_id = answer.id.removeprefix("chatcmpl-")
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        request = s.scalars(select(GenerationRequest).where(GenerationRequest.request_id == request_id)).one()
+        assert request.parameters["metadata"] == metadata and request.parameters["user"] == "customer-7"
+        received = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.request_id == request_id, AuditEvent.event_type == "request.received"
+            )
+        ).one()
+        assert received.payload["parameters"]["metadata"] == metadata
+    engine.dispose()

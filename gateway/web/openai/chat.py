@@ -3,11 +3,15 @@ written out as a transcript ending where the assistant's turn begins, and genera
 model would start writing the user's next turn.
 
 The template is Jinja (as Hugging Face chat templates are), run in a sandbox: it is configuration, but a
-template must not reach Python objects. It sees `messages` (each with `role` and `content` as a string).
+template must not reach Python objects. It sees `messages`, each with `role`, `content` (a string) and,
+when the client gave one, `name` (OpenAI's participant name: letters, digits, `_` and `-`, so that it
+cannot write a turn of its own into the transcript). The default template does not render `name`: its
+speakers are the roles, which is where the stop sequence cuts; a custom template may (`m.name or m.role`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,7 @@ DEFAULT_CHAT_TEMPLATE = (
 # Where the model starts the user's next turn on its own: the answer ends there.
 DEFAULT_CHAT_STOP = ("\nUser:",)
 ROLES = ("system", "developer", "user", "assistant")
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenAI's pattern for a participant's name
 
 
 class ChatTemplateError(ValueError):
@@ -57,8 +62,17 @@ def normalise_messages(messages: Any) -> list[dict[str, str]]:
         role = message.get("role")
         if role not in ROLES:
             raise InvalidArgument(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}")
-        out.append({"role": role, "content": _content(i, message.get("content"))})
+        normalised = {"role": role, "content": _content(i, message.get("content"))}
+        if message.get("name") is not None:
+            normalised["name"] = _name(i, message["name"])
+        out.append(normalised)
     return out
+
+
+def _name(index: int, name: Any) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise InvalidArgument(f"messages[{index}].name", "must be 1 to 64 letters, digits, '_' or '-'")
+    return name
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every documented parameter is either honoured or refused by name: a value other than the default for
 one modgate cannot honour (logprobs, echo, penalties, tools, ...) is a 400 naming it, and so is a name
 OpenAI does not have. Nothing is silently ignored. Ranges are not checked here: `GenerationPipeline.
-prepare` checks them for every front door, and `openai_param` renames its field names back.
+prepare` checks them for every front door, and `openai_param` renames its field names back (its
+errors only: a parse error here names the field as the client sent it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from gateway.errors import InvalidArgument
 from gateway.generation.params import RawParams
-from gateway.web.edge import json_value
+from gateway.pipeline.recording import ClientTags
+from gateway.web.edge import json_value, parse_json
 from gateway.web.openai.chat import ChatTemplate
 
 # OpenAI's name -> RawParams' name, for what the two share.
@@ -30,7 +32,8 @@ _COMMON_DEFAULTS: dict[str, tuple[Any, ...]] = {
     "frequency_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
 }
-COMPLETION_DEFAULTS = {**_COMMON_DEFAULTS, "echo": (None, False), "logprobs": (None, 0), "suffix": (None, "")}
+# `logprobs`: null only. OpenAI's legacy API answers `logprobs: 0` with the sampled tokens' logprobs.
+COMPLETION_DEFAULTS = {**_COMMON_DEFAULTS, "echo": (None, False), "logprobs": (None,), "suffix": (None, "")}
 CHAT_DEFAULTS = {
     **_COMMON_DEFAULTS,
     "logprobs": (None, False),
@@ -59,7 +62,7 @@ class OpenAIRequest:
     raw: RawParams
     stream: bool
     include_usage: bool
-    user: str | None
+    tags: ClientTags
 
 
 def _typed(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -89,6 +92,30 @@ def _user(body: Mapping[str, Any]) -> str | None:
     if user is not None and (len(user) > MAX_USER_CHARS or not user.isprintable()):
         raise InvalidArgument("user", f"must be at most {MAX_USER_CHARS} printable characters")
     return user
+
+
+MAX_METADATA_PAIRS, MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's bounds
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """Chat's `metadata`: the client's string pairs about the call (a conversation id, a team),
+    recorded with the request like `user`. OpenAI's bounds; printable text only, like `user`."""
+    metadata = body.get("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidArgument("metadata", f"must be an object of at most {MAX_METADATA_PAIRS} pairs")
+    for key, value in metadata.items():
+        if not (0 < len(key) <= MAX_METADATA_KEY_CHARS and key.isprintable()):
+            raise InvalidArgument(
+                "metadata", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"
+            )
+        if not (isinstance(value, str) and len(value) <= MAX_METADATA_VALUE_CHARS and value.isprintable()):
+            raise InvalidArgument(
+                "metadata",
+                f"values must be strings of at most {MAX_METADATA_VALUE_CHARS} printable characters",
+            )
+    return metadata
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:
@@ -127,9 +154,14 @@ def check_keys(body: Any, allowed: set[str], defaults: Mapping[str, tuple[Any, .
     if unknown:
         raise InvalidArgument(unknown[0], "unrecognized request argument")
     for name, accepted in defaults.items():
-        if name in body and body[name] not in accepted:
+        if name in body and not any(_same_json(body[name], value) for value in accepted):
             raise InvalidArgument(name, "is not supported by this gateway (only its default is accepted)")
     return body
+
+
+def _same_json(given: Any, accepted: Any) -> bool:
+    """Equal and of the same JSON type: Python's `0 == False`, but JSON's 0 is not false."""
+    return type(given) is type(accepted) and bool(given == accepted)
 
 
 def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> RawParams:
@@ -166,7 +198,7 @@ def _common(body: dict[str, Any], prompts: list[str], renamed: Mapping[str, str]
         raw=_sampling(body, renamed),
         stream=stream,
         include_usage=_include_usage(body, stream),
-        user=_user(body),
+        tags=ClientTags(user=_user(body), metadata=_metadata(body)),
     )
 
 
@@ -191,22 +223,30 @@ def parse_completion(body: Any) -> OpenAIRequest:
 def parse_chat(body: Any, template: ChatTemplate) -> OpenAIRequest:
     """`POST /v1/chat/completions`: the messages become one prompt through the gateway's template."""
     body = check_keys(body, CHAT_KEYS, CHAT_DEFAULTS)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidArgument("metadata", "must be an object")
     call = _common(body, [template.render(body.get("messages"))], CHAT_RENAMED)
     stop = call.raw.stop + tuple(s for s in template.stop if s not in call.raw.stop)
     return dataclasses.replace(call, raw=dataclasses.replace(call.raw, stop=stop))
 
 
+def parse_appeal(raw: bytes) -> str:
+    """`POST /v1/modgate/results/{ticket}/appeal`: `{"reason": "..."}`, or no body (no reason). The
+    reason's length and characters are checked where gRPC's Appeal checks them (`ResultReader.appeal`)."""
+    if not raw.strip():
+        return ""
+    body = check_keys(parse_json(raw), {"reason"}, {})
+    return _string(body, "reason") or ""
+
+
 def openai_param(field: str | None, prompts_field: str) -> str | None:
-    """The OpenAI name of a field the pipeline named ("max_new_tokens" -> "max_tokens")."""
+    """The OpenAI name of a field the pipeline named: its prompts (`input_string`, `input_string[i]`),
+    `parameters.x` and its own parameter names ("max_new_tokens" -> "max_tokens"). For the pipeline's
+    errors only: a parse error already names the field as the client sent it (`prompt_cache_key`)."""
     if field is None:
         return None
-    if field.startswith(("input_string", "prompt")):
-        return prompts_field + field.removeprefix("input_string").removeprefix("prompt")
-    name = field.removeprefix("parameters.")
-    head, bracket, rest = name.partition("[")
+    head, bracket, rest = field.partition("[")
+    if head == "input_string":
+        return prompts_field + bracket + rest
+    head = head.removeprefix("parameters.")
     return _BACK.get(head, head) + bracket + rest
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.generation.generator import FinishReason
 from gateway.pipeline.core import Outcome
+from gateway.review.results import ResultView
 
 FINISH = {FinishReason.LENGTH: "length", FinishReason.END_OF_TEXT: "stop", FinishReason.STOP_SEQUENCE: "stop"}
 ACTION = {"RELEASE": "released", "MASK": "masked", "HOLD": "held", "BLOCK": "blocked"}
@@ -76,6 +77,20 @@ def chat_choice(outcome: Outcome, n: int) -> dict[str, Any]:
         "logprobs": None,
         "finish_reason": finish_reason(outcome),
         "modgate": moderation(outcome),
+    }
+
+
+def result(view: ResultView) -> dict[str, Any]:
+    """A ticket's result (`GET /v1/modgate/results/{ticket}`, its appeal): text only once released."""
+    return {
+        "object": "modgate.result",
+        "ticket": view.ticket,
+        "state": view.state.value,
+        "text": view.text,
+        "request_id": view.request_id,
+        "prompt_index": view.prompt_index,
+        "sequence_index": view.sequence_index,
+        "decided_at": view.decided_at.isoformat() if view.decided_at else None,
     }
 
 
