@@ -14,7 +14,11 @@ import grpc
 
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import policy_pb2 as pol_pb
+from gateway.api.v1 import qa_pb2 as qa_pb
 from gateway.api.v1 import review_pb2 as rv_pb
+from gateway.api.v1 import webhooks_pb2 as wh_pb
+from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.client import requests as build
 from gateway.client.core import CLIENT_TIMEOUT, ClientCore, StreamCore
 from gateway.client.params import Sampling
@@ -190,3 +194,152 @@ class AsyncGatewayClient(ClientCore):
 
     async def audit_verify(self, *, timeout: float | None = CLIENT_TIMEOUT) -> au_pb.VerifyResponse:
         return await self._unary(self._audit.Verify, au_pb.VerifyRequest(), timeout=timeout)
+
+    # QaService
+
+    async def list_qa_samples(
+        self, *, limit: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[qa_pb.QaSample]:
+        request = qa_pb.ListQaSamplesRequest(limit=limit)
+        return list((await self._unary(self._qa.ListQaSamples, request, timeout=timeout)).samples)
+
+    async def label_qa_sample(
+        self,
+        sample_id: str,
+        label: str | int,
+        *,
+        categories: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> qa_pb.QaSample:
+        request = build.label_qa_sample(sample_id, label, categories)
+        return await self._unary(self._qa.LabelQaSample, request, timeout=timeout)
+
+    # WebhookService
+
+    async def add_webhook(
+        self, url: str, events: Iterable[str], *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> wh_pb.AddWebhookResponse:
+        request = build.add_webhook(url, events)
+        return await self._unary(self._webhooks.AddWebhook, request, timeout=timeout)
+
+    async def list_webhooks(self, *, timeout: float | None = CLIENT_TIMEOUT) -> list[wh_pb.Webhook]:
+        request = wh_pb.ListWebhooksRequest()
+        return list((await self._unary(self._webhooks.ListWebhooks, request, timeout=timeout)).webhooks)
+
+    async def remove_webhook(self, webhook_id: str, *, timeout: float | None = CLIENT_TIMEOUT) -> None:
+        request = wh_pb.RemoveWebhookRequest(id=webhook_id)
+        await self._unary(self._webhooks.RemoveWebhook, request, timeout=timeout)
+
+    # PolicyService
+
+    async def list_policies(self, *, timeout: float | None = CLIENT_TIMEOUT) -> pol_pb.ListPoliciesResponse:
+        request = pol_pb.ListPoliciesRequest()
+        return await self._unary(self._policy.ListPolicies, request, timeout=timeout)
+
+    async def list_policy_versions(
+        self, *, name: str = "", timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[pol_pb.PolicyVersion]:
+        request = pol_pb.ListPolicyVersionsRequest(name=name)
+        return list((await self._unary(self._policy.ListPolicyVersions, request, timeout=timeout)).versions)
+
+    async def get_policy_version(
+        self, version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.PolicyVersion:
+        request = pol_pb.GetPolicyVersionRequest(version=version)
+        return await self._unary(self._policy.GetPolicyVersion, request, timeout=timeout)
+
+    async def set_policy(
+        self, name: str, policy_toml: str, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.PolicyVersion:
+        request = pol_pb.SetPolicyRequest(name=name, policy_toml=policy_toml)
+        return await self._unary(self._policy.SetPolicy, request, timeout=timeout)
+
+    async def diff_policy_versions(
+        self, from_version: int, to_version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> str:
+        request = pol_pb.DiffPolicyVersionsRequest(from_version=from_version, to_version=to_version)
+        return (await self._unary(self._policy.DiffPolicyVersions, request, timeout=timeout)).diff
+
+    async def activate_policy_version(
+        self, version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.ActivatePolicyVersionResponse:
+        request = pol_pb.ActivatePolicyVersionRequest(version=version)
+        return await self._unary(self._policy.ActivatePolicyVersion, request, timeout=timeout)
+
+    # WordListService
+
+    async def create_word_list(
+        self,
+        name: str,
+        *,
+        tenant: str = "",
+        words: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> wl_pb.WordList:
+        request = build.create_word_list(name, tenant=tenant, words=words, allow=allow)
+        return await self._unary(self._wordlists.CreateWordList, request, timeout=timeout)
+
+    async def change_word_list(
+        self,
+        name: str,
+        *,
+        tenant: str = "",
+        add_words: Iterable[str] = (),
+        remove_words: Iterable[str] = (),
+        add_allow: Iterable[str] = (),
+        remove_allow: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> wl_pb.WordList:
+        request = build.change_word_list(
+            name,
+            tenant=tenant,
+            add_words=add_words,
+            remove_words=remove_words,
+            add_allow=add_allow,
+            remove_allow=remove_allow,
+        )
+        return await self._unary(self._wordlists.ChangeWordList, request, timeout=timeout)
+
+    async def get_word_list(
+        self, name: str, *, tenant: str = "", version: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> wl_pb.WordList:
+        request = wl_pb.GetWordListRequest(name=name, tenant=tenant, version=version)
+        return await self._unary(self._wordlists.GetWordList, request, timeout=timeout)
+
+    async def list_word_lists(
+        self, *, tenant: str = "", only_global: bool = False, timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[wl_pb.WordList]:
+        request = wl_pb.ListWordListsRequest(tenant=tenant, only_global=only_global)
+        return list((await self._unary(self._wordlists.ListWordLists, request, timeout=timeout)).lists)
+
+    async def list_word_list_versions(
+        self, name: str, *, tenant: str = "", timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[wl_pb.WordList]:
+        request = wl_pb.ListWordListVersionsRequest(name=name, tenant=tenant)
+        reply = await self._unary(self._wordlists.ListWordListVersions, request, timeout=timeout)
+        return list(reply.versions)
+
+    async def attach_word_list(
+        self,
+        name: str,
+        kind: str | int,
+        target: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> int:
+        request = build.attach_word_list(name, kind, target, tenant=tenant)
+        return (await self._unary(self._wordlists.AttachWordList, request, timeout=timeout)).revision
+
+    async def detach_word_list(
+        self,
+        name: str,
+        kind: str | int,
+        target: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> int:
+        request = build.attach_word_list(name, kind, target, tenant=tenant)
+        return (await self._unary(self._wordlists.DetachWordList, request, timeout=timeout)).revision

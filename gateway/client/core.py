@@ -8,7 +8,11 @@ from typing import Any
 
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.api.v1 import policy_pb2_grpc as pol_grpc
+from gateway.api.v1 import qa_pb2_grpc as qa_grpc
 from gateway.api.v1 import review_pb2_grpc as rv_grpc
+from gateway.api.v1 import webhooks_pb2_grpc as wh_grpc
+from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.client.retry import Deadline, RetryPolicy
 
 Metadata = tuple[tuple[str, str], ...]
@@ -24,7 +28,7 @@ def call_metadata(api_key: str | None, request_id: str | None) -> Metadata:
 
 
 class ClientCore:
-    """The three services' stubs on `channel` (sync or `grpc.aio`), the key, the timeout, the policy."""
+    """Every service's stub on `channel` (sync or `grpc.aio`), the key, the timeout, the retry policy."""
 
     def __init__(
         self, channel: Any, *, api_key: str | None, timeout: float | None, retry: RetryPolicy | None
@@ -33,6 +37,10 @@ class ClientCore:
         self._generation = gen_grpc.GenerationServiceStub(channel)
         self._review = rv_grpc.ReviewServiceStub(channel)
         self._audit = au_grpc.AuditServiceStub(channel)
+        self._qa = qa_grpc.QaServiceStub(channel)
+        self._webhooks = wh_grpc.WebhookServiceStub(channel)
+        self._policy = pol_grpc.PolicyServiceStub(channel)
+        self._wordlists = wl_grpc.WordListServiceStub(channel)
         self._api_key = api_key
         self._timeout = timeout
         self._retry = retry or RetryPolicy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict, get_type_hints
 
 from gateway.api.v1 import generation_pb2 as gen_pb
@@ -38,10 +38,16 @@ def sampling_parameters(**params: object) -> gen_pb.SamplingParameters:
     if unknown:
         raise TypeError(f"unknown sampling parameter(s): {', '.join(sorted(unknown))}")
     given: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
-    stop = given.pop("stop", ())
-    if isinstance(stop, str):  # "END" would otherwise become three one-letter stop sequences
-        raise TypeError("stop must be a sequence of strings, not a string")
-    return gen_pb.SamplingParameters(stop=list(stop), **given)
+    stop = string_list(given.pop("stop", ()), "stop")
+    return gen_pb.SamplingParameters(stop=stop, **given)
+
+
+def string_list(values: Iterable[str], field: str) -> list[str]:
+    """`values` as a list; a bare string is a TypeError, since it would otherwise become one entry per
+    character ("END" as three one-letter stop sequences, "spam" as four word-list entries)."""
+    if isinstance(values, str):
+        raise TypeError(f"{field} must be a sequence of strings, not a string")
+    return list(values)
 
 
 def action_name(action: int) -> str:

@@ -1,4 +1,5 @@
-"""The synchronous client for every gateway service: generation and results, review, audit.
+"""The synchronous client for every gateway service: generation and results, review, QA labels, audit,
+webhooks, and the operators' policies and word lists.
 
 It imports neither torch nor transformers, so that a client starts fast. Failed calls are retried as
 `gateway.client.retry` says; `timeout` bounds a call with its retries.
@@ -14,7 +15,11 @@ import grpc
 
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import generation_pb2 as gen_pb
+from gateway.api.v1 import policy_pb2 as pol_pb
+from gateway.api.v1 import qa_pb2 as qa_pb
 from gateway.api.v1 import review_pb2 as rv_pb
+from gateway.api.v1 import webhooks_pb2 as wh_pb
+from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.client import requests as build
 from gateway.client.core import CLIENT_TIMEOUT, ClientCore, StreamCore
 from gateway.client.params import Sampling
@@ -198,3 +203,179 @@ class GatewayClient(ClientCore):
 
     def audit_verify(self, *, timeout: float | None = CLIENT_TIMEOUT) -> au_pb.VerifyResponse:
         return self._unary(self._audit.Verify, au_pb.VerifyRequest(), timeout=timeout)
+
+    # QaService (a key with the `review` scope, bound to a reviewer account: who the label is by)
+
+    def list_qa_samples(
+        self, *, limit: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[qa_pb.QaSample]:
+        """Unlabelled samples of released outputs, oldest first (`limit` 1..500, default 100), each with
+        the text its client received: a label judges what was sent, not what was withheld."""
+        request = qa_pb.ListQaSamplesRequest(limit=limit)
+        return list(self._unary(self._qa.ListQaSamples, request, timeout=timeout).samples)
+
+    def label_qa_sample(
+        self,
+        sample_id: str,
+        label: str | int,
+        *,
+        categories: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> qa_pb.QaSample:
+        """ "harmful" with one or more of the sample's `label_choices`, or "fine" with none. Labels are
+        final (a second is FAILED_PRECONDITION): they feed the policy report's miss rate."""
+        request = build.label_qa_sample(sample_id, label, categories)
+        return self._unary(self._qa.LabelQaSample, request, timeout=timeout)
+
+    # WebhookService (a key with the `generate` scope: its tenant's endpoints only)
+
+    def add_webhook(
+        self, url: str, events: Iterable[str], *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> wh_pb.AddWebhookResponse:
+        """Registers an endpoint for `events` ("output.held", "review.decided", ...). Keep the reply's
+        `secret` (it verifies each delivery's signature): it is never shown again."""
+        request = build.add_webhook(url, events)
+        return self._unary(self._webhooks.AddWebhook, request, timeout=timeout)
+
+    def list_webhooks(self, *, timeout: float | None = CLIENT_TIMEOUT) -> list[wh_pb.Webhook]:
+        """The tenant's endpoints, oldest first, without their secrets."""
+        request = wh_pb.ListWebhooksRequest()
+        return list(self._unary(self._webhooks.ListWebhooks, request, timeout=timeout).webhooks)
+
+    def remove_webhook(self, webhook_id: str, *, timeout: float | None = CLIENT_TIMEOUT) -> None:
+        """Removes an endpoint and drops its undelivered events; another tenant's is NOT_FOUND."""
+        request = wh_pb.RemoveWebhookRequest(id=webhook_id)
+        self._unary(self._webhooks.RemoveWebhook, request, timeout=timeout)
+
+    # PolicyService (a key with the `policy` scope: operators; no other scope implies it)
+
+    def list_policies(self, *, timeout: float | None = CLIENT_TIMEOUT) -> pol_pb.ListPoliciesResponse:
+        """The version served now of every stored policy, with the revision they come from."""
+        request = pol_pb.ListPoliciesRequest()
+        return self._unary(self._policy.ListPolicies, request, timeout=timeout)
+
+    def list_policy_versions(
+        self, *, name: str = "", timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[pol_pb.PolicyVersion]:
+        """Every stored version (of policy `name` when given), oldest first: the history to diff."""
+        request = pol_pb.ListPolicyVersionsRequest(name=name)
+        return list(self._unary(self._policy.ListPolicyVersions, request, timeout=timeout).versions)
+
+    def get_policy_version(
+        self, version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.PolicyVersion:
+        """One stored version, served or not, with its table as a policy file (what `set_policy` takes)."""
+        request = pol_pb.GetPolicyVersionRequest(version=version)
+        return self._unary(self._policy.GetPolicyVersion, request, timeout=timeout)
+
+    def set_policy(
+        self, name: str, policy_toml: str, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.PolicyVersion:
+        """Stores a new version of `name` from the keys of its `[moderation.policies.NAME]` table (TOML),
+        checked as the config file would be. Not served until activated, so it can be diffed first."""
+        request = pol_pb.SetPolicyRequest(name=name, policy_toml=policy_toml)
+        return self._unary(self._policy.SetPolicy, request, timeout=timeout)
+
+    def diff_policy_versions(
+        self, from_version: int, to_version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> str:
+        """A unified diff of the two versions as policy files; empty when they are equal."""
+        request = pol_pb.DiffPolicyVersionsRequest(from_version=from_version, to_version=to_version)
+        return self._unary(self._policy.DiffPolicyVersions, request, timeout=timeout).diff
+
+    def activate_policy_version(
+        self, version: int, *, timeout: float | None = CLIENT_TIMEOUT
+    ) -> pol_pb.ActivatePolicyVersionResponse:
+        """Serves `version` for its policy from the returned `revision` on (every replica within
+        `policy_refresh_s`). FAILED_PRECONDITION when it is served already."""
+        request = pol_pb.ActivatePolicyVersionRequest(version=version)
+        return self._unary(self._policy.ActivatePolicyVersion, request, timeout=timeout)
+
+    # WordListService (the `policy` scope too). A list is named by `name` and `tenant`, its owner:
+    # empty for a global list.
+
+    def create_word_list(
+        self,
+        name: str,
+        *,
+        tenant: str = "",
+        words: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> wl_pb.WordList:
+        """A new list at version 1 with block `words` and `allow` entries; it applies to nothing until
+        attached. ALREADY_EXISTS when the owner has a list of that name."""
+        request = build.create_word_list(name, tenant=tenant, words=words, allow=allow)
+        return self._unary(self._wordlists.CreateWordList, request, timeout=timeout)
+
+    def change_word_list(
+        self,
+        name: str,
+        *,
+        tenant: str = "",
+        add_words: Iterable[str] = (),
+        remove_words: Iterable[str] = (),
+        add_allow: Iterable[str] = (),
+        remove_allow: Iterable[str] = (),
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> wl_pb.WordList:
+        """A new version with these entries added and removed, served wherever the list is attached;
+        earlier versions stay, so decisions made under them replay exactly."""
+        request = build.change_word_list(
+            name,
+            tenant=tenant,
+            add_words=add_words,
+            remove_words=remove_words,
+            add_allow=add_allow,
+            remove_allow=remove_allow,
+        )
+        return self._unary(self._wordlists.ChangeWordList, request, timeout=timeout)
+
+    def get_word_list(
+        self, name: str, *, tenant: str = "", version: int = 0, timeout: float | None = CLIENT_TIMEOUT
+    ) -> wl_pb.WordList:
+        """The list at `version` (0: the latest) with its entries and where it is attached."""
+        request = wl_pb.GetWordListRequest(name=name, tenant=tenant, version=version)
+        return self._unary(self._wordlists.GetWordList, request, timeout=timeout)
+
+    def list_word_lists(
+        self, *, tenant: str = "", only_global: bool = False, timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[wl_pb.WordList]:
+        """Every list (only `tenant`'s own, or only the global ones) at its latest version, with entry
+        counts but no entries."""
+        request = wl_pb.ListWordListsRequest(tenant=tenant, only_global=only_global)
+        return list(self._unary(self._wordlists.ListWordLists, request, timeout=timeout).lists)
+
+    def list_word_list_versions(
+        self, name: str, *, tenant: str = "", timeout: float | None = CLIENT_TIMEOUT
+    ) -> list[wl_pb.WordList]:
+        """Every version of one list, oldest first, with counts but no entries."""
+        request = wl_pb.ListWordListVersionsRequest(name=name, tenant=tenant)
+        return list(self._unary(self._wordlists.ListWordListVersions, request, timeout=timeout).versions)
+
+    def attach_word_list(
+        self,
+        name: str,
+        kind: str | int,
+        target: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> int:
+        """Applies the list to `kind` "policy" (a global list only) or "tenant" (a tenant's list: its
+        own tenant only) named `target`; returns the revision it applies from."""
+        request = build.attach_word_list(name, kind, target, tenant=tenant)
+        return self._unary(self._wordlists.AttachWordList, request, timeout=timeout).revision
+
+    def detach_word_list(
+        self,
+        name: str,
+        kind: str | int,
+        target: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = CLIENT_TIMEOUT,
+    ) -> int:
+        """Stops applying the list there; returns the revision it stops at."""
+        request = build.attach_word_list(name, kind, target, tenant=tenant)
+        return self._unary(self._wordlists.DetachWordList, request, timeout=timeout).revision

@@ -19,6 +19,8 @@ from grpc_status import rpc_status
 
 from gateway.api.v1 import generation_pb2 as gen_pb
 from gateway.api.v1 import generation_pb2_grpc as gen_grpc
+from gateway.api.v1 import policy_pb2 as pol_pb
+from gateway.api.v1 import policy_pb2_grpc as pol_grpc
 from gateway.client import NO_RETRY, AsyncGatewayClient, GatewayClient, RetryPolicy
 
 WAIT_S = 0.3
@@ -142,3 +144,33 @@ async def test_the_asyncio_client_retries_alike(flaky: tuple[Flaky, str]) -> Non
         "GenerateStream",
     ]
     assert all(gap >= WAIT_S * 0.9 for gap in gaps(servicer)[:1])
+
+
+class FlakyPolicies(pol_grpc.PolicyServiceServicer):
+    """Refuses every other call with RetryInfo: another service's call waits and retries as Generate's."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def ListPolicies(self, request: Any, context: grpc.ServicerContext) -> pol_pb.ListPoliciesResponse:
+        self.calls.append(time.monotonic())
+        if len(self.calls) % 2:
+            context.abort_with_status(refusal(grpc.StatusCode.UNAVAILABLE, WAIT_S))
+        return pol_pb.ListPoliciesResponse(revision=7)
+
+
+async def test_a_policy_call_retries_like_generate() -> None:
+    servicer = FlakyPolicies()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pol_grpc.add_PolicyServiceServicer_to_server(servicer, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        with GatewayClient(address) as client:
+            assert client.list_policies().revision == 7
+        async with AsyncGatewayClient(address) as aclient:
+            assert (await aclient.list_policies()).revision == 7
+    finally:
+        server.stop(0)
+    assert len(servicer.calls) == 4
+    assert all(b - a >= WAIT_S * 0.9 for a, b in (servicer.calls[0:2], servicer.calls[2:4]))

@@ -11,6 +11,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import status_pb2
 from google.rpc.error_details_pb2 import RetryInfo
 
+from gateway.api.v1 import qa_pb2 as qa_pb
+from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.client import NO_RETRY, RetryPolicy, sampling_parameters
 from gateway.client import requests as build
 from gateway.client.retry import next_delay, server_retry_delay
@@ -101,6 +103,17 @@ def test_policy_and_builders_refuse_nonsense() -> None:
         build.audit_query(after_id=0, limit=10, filters={"since": datetime(2026, 1, 1)})
     with pytest.raises(TypeError, match="unknown audit filter"):
         build.audit_query(after_id=0, limit=10, filters={"tenat": "x"})  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(ValueError, match="kind must be one of policy, tenant"):
+        build.attach_word_list("brand", "everyone", "acme", tenant="")
+    with pytest.raises(ValueError, match="label must be one of harmful, fine"):
+        build.label_qa_sample("s1", "meh", ())
+    # A bare string would otherwise be one entry per character.
+    with pytest.raises(TypeError, match="events must be a sequence of strings"):
+        build.add_webhook("https://example.com/hook", "output.held")
+    with pytest.raises(TypeError, match="remove_allow must be a sequence of strings"):
+        build.change_word_list(
+            "brand", tenant="", add_words=(), remove_words=(), add_allow=(), remove_allow="fan"
+        )
 
 
 def test_builders_fill_the_messages() -> None:
@@ -117,6 +130,14 @@ def test_builders_fill_the_messages() -> None:
     query = build.audit_query(after_id=7, limit=50, filters=filters)
     assert query.after_id == 7 and query.ticket == "tkt_1" and not query.actor
     assert query.since.ToDatetime(tzinfo=UTC) == since
+    attach = build.attach_word_list("brand", "TENANT", "acme", tenant="acme")
+    assert (attach.kind, attach.target, attach.tenant) == (wl_pb.WORD_LIST_TARGET_TENANT, "acme", "acme")
+    assert build.attach_word_list("brand", wl_pb.WORD_LIST_TARGET_POLICY, "default", tenant="").kind == 1
+    label = build.label_qa_sample("s1", "harmful", iter(["profanity"]))
+    assert (label.label, list(label.categories)) == (qa_pb.QA_STATE_HARMFUL, ["profanity"])
+    made = build.create_word_list("brand", tenant="", words=("zorblax",), allow=[])
+    assert (list(made.words), list(made.allow)) == (["zorblax"], [])
+    assert list(build.add_webhook("https://example.com/hook", {"output.held"}).events) == ["output.held"]
     params = sampling_parameters(temperature=0.5, stop=["END"], seed=None)
     assert params.temperature == 0.5 and list(params.stop) == ["END"] and not params.HasField("seed")
 
