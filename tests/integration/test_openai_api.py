@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
 from gateway.storage.engine import make_engine
-from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
+from gateway.storage.models import AuditEvent, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
@@ -59,20 +59,6 @@ def extension(choice: Any) -> dict[str, Any]:
     """The `modgate` object of a choice (an extension: the SDK keeps unknown fields in model_extra)."""
     extra = choice.model_extra or {}
     return dict(extra["modgate"])
-
-
-def withheld_text(db_url: str, request_id: str) -> list[str]:
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        texts = list(
-            s.scalars(
-                select(GenerationOutput.generated_text)
-                .join(GenerationRequest)
-                .where(GenerationRequest.request_id == request_id)
-            )
-        )
-    engine.dispose()
-    return texts
 
 
 def test_models_lists_the_served_name_and_grpc_uses_it(

@@ -13,16 +13,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.client import GatewayClient
-from gateway.storage.engine import make_engine
-from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
 from moderation.types import Action
 from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
+from tests.integration.records import rows_for
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +50,9 @@ def model(server: ServerThread) -> str:
     return server.server.pipeline.served_model
 
 
-def withheld_text(db_url: str, request_id: str) -> list[str]:
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        texts = list(
-            s.scalars(
-                select(GenerationOutput.generated_text)
-                .join(GenerationRequest)
-                .where(GenerationRequest.request_id == request_id)
-            )
-        )
-    engine.dispose()
-    return texts
-
-
 def audit_trail(db_url: str, request_id: str) -> list[tuple[str, str, str | None, str | None]]:
     """The call's audit events: type, actor, tenant, action, in the order they were written."""
-    engine = make_engine(db_url)
-    with Session(engine) as s:
-        rows = s.scalars(
-            select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id)
-        ).all()
-        trail = [(e.event_type, e.actor, e.tenant, e.action) for e in rows]
-    engine.dispose()
-    return trail
+    return [(e.event_type, e.actor, e.tenant, e.action) for e in rows_for(db_url, request_id)[2]]
 
 
 def body_for(endpoint: str, model: str, stream: bool) -> dict[str, Any]:
@@ -107,7 +83,7 @@ def test_withheld_text_is_in_no_byte_of_the_answer(
     )
     assert r.status_code == 200
     assert b"content_filter" in r.content
-    [text] = withheld_text(db_url, request_id)
+    [text] = [o.generated_text for o in rows_for(db_url, request_id)[1]]
     words = [w for w in text.split() if len(w) >= 4]
     assert text.strip() and text.encode() not in r.content
     assert not [w for w in words if w.encode() in r.content]
