@@ -65,7 +65,8 @@ ENV PATH=/opt/modgate/bin:$PATH \
 USER 10001:10001
 WORKDIR /home/modgate
 EXPOSE 50051 8080 9464
-# The gRPC health service: SERVING once the model is loaded, NOT_SERVING while the replica drains.
+# A gRPC Health.Check: passes on SERVING (once the model is loaded); a draining replica refuses it
+# (UNAVAILABLE), so the check fails (docs/deployment.md, "Draining").
 HEALTHCHECK --interval=10s --timeout=5s --start-period=180s --retries=3 \
     CMD ["python", "-m", "gateway.ops.healthcheck"]
 STOPSIGNAL SIGTERM

@@ -394,7 +394,13 @@ class GatewayServer:
             anchors=self._c.anchors,
         )
         tls = self._c.settings
-        self.web = WebServer(app, address, tls_cert_file=tls.tls_cert_file, tls_key_file=tls.tls_key_file)
+        self.web = WebServer(
+            app,
+            address,
+            grace_s=self._c.settings.grace_period_s,
+            tls_cert_file=tls.tls_cert_file,
+            tls_key_file=tls.tls_key_file,
+        )
         try:
             await self.web.start()
         except WebStartupError as exc:
@@ -403,7 +409,9 @@ class GatewayServer:
             raise StartupError(str(exc)) from None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Refuses new calls, lets in-flight ones finish within `grace` seconds, then stops."""
+        """Turns health NOT_SERVING (an open Health.Watch is told), then drains the gRPC and web servers
+        at once: each stops accepting (new calls and connections are refused: UNAVAILABLE, connection
+        refused) and lets calls in flight finish within `grace` seconds, then stops."""
         grace = self._c.settings.grace_period_s if grace is None else grace
         log.info("shutting down: refusing new calls, %.0fs grace for calls in flight", grace)
         await self._health.enter_graceful_shutdown()
@@ -412,9 +420,11 @@ class GatewayServer:
             self._prompt_runs.cancel()
             await asyncio.gather(self._prompt_runs, return_exceptions=True)
             self._prompt_runs = None
-        if self.web is not None:
-            await self.web.stop()
-        await self._server.stop(grace)
+        # Concurrently: draining one first would leave the other accepting new calls meanwhile, and
+        # a long /v1 stream would hold gRPC open to new calls for its whole length.
+        await asyncio.gather(
+            self._server.stop(grace), *([self.web.stop(grace)] if self.web is not None else [])
+        )
         self.batcher.shutdown()
         self._mod_worker.shutdown()
         log.info("server stopped")

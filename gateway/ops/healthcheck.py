@@ -4,7 +4,7 @@ SERVING, 1 otherwise, with one line saying why.
 For container health checks (the Dockerfile's HEALTHCHECK, deploy/compose.yaml), which need a command
 inside the image; Kubernetes asks the same health service with its built-in gRPC probe. It imports only
 grpc and the health stubs (no torch, no settings file), so that a check every few seconds costs little.
-A replica that is draining answers NOT_SERVING and fails the check: the balancer stops sending to it.
+A replica that is draining has stopped accepting calls: the check is refused (UNAVAILABLE) and fails.
 """
 
 from __future__ import annotations

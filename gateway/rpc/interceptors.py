@@ -6,6 +6,7 @@ generated text: the traceback goes to the server log.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -43,6 +44,23 @@ def status_for(exc: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+def as_message_stream(behavior: Behavior) -> Behavior:
+    """A server-streaming behaviour as an async generator, which is what the interceptors' stream
+    wrappers iterate. grpc.aio also accepts a coroutine that sends its messages with `context.write()`
+    and returns None (the health service's `Watch` is one); iterating that coroutine failed with
+    INTERNAL. Adapted, it runs inside a generator that yields nothing: its messages still go out through
+    `context.write()`, and its errors and its end reach the wrappers as a generator's would."""
+    if not inspect.iscoroutinefunction(behavior):
+        return behavior
+
+    async def messages(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await behavior(request, context)
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    return messages
+
+
 def wrap_handler(
     handler: grpc.RpcMethodHandler,
     unary: Callable[[Behavior], Behavior],
@@ -59,7 +77,7 @@ def wrap_handler(
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            stream(handler.unary_stream),
+            stream(as_message_stream(handler.unary_stream)),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -98,7 +116,8 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     behind an L7 balancer, a replica that dies after sending headers leaves the balancer nothing to do
     but reset the stream, which the client sees as INTERNAL; before headers, the balancer answers 502,
     which the client sees as UNAVAILABLE and retries (tests/deploy/, kill -9 behind nginx). The id is
-    also in the trailing metadata, so that a refused call carries it.
+    also in the trailing metadata, so that a refused call carries it (and a stream that sends with
+    `context.write()`, the health service's Watch, carries it only there).
     """
 
     async def intercept_service(

@@ -2,7 +2,8 @@
 
 The socket is bound here, before uvicorn starts, so that a busy port is a clear :class:`StartupError`
 at start-up (and port 0 gives a free port the tests can read back). uvicorn's own signal handling is
-switched off: ``gateway.server.serve`` owns SIGTERM/SIGINT and stops both servers in order.
+switched off: ``gateway.server.serve`` owns SIGTERM/SIGINT and drains both servers at once, with the
+same grace (``grace_period_s``) for the requests in flight.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -46,14 +48,17 @@ def _bind(address: str) -> socket.socket:
 
 
 class WebServer:
-    """``await start()`` -> port; ``await stop()``. One instance serves one app on one address."""
+    """``await start()`` -> port; ``await stop()``. One instance serves one app on one address.
+
+    `grace_s`: how long `stop` lets requests in flight (a streamed /v1 completion) finish once the port
+    is closed; the gateway passes its `grace_period_s`, as for gRPC calls."""
 
     def __init__(
         self,
         app: Any,
         address: str,
         *,
-        grace_s: float = 5.0,
+        grace_s: float,
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
     ) -> None:
@@ -82,7 +87,7 @@ class WebServer:
             lifespan="off",
             server_header=False,
             proxy_headers=True,  # X-Forwarded-Proto from a local TLS proxy marks cookies Secure
-            timeout_graceful_shutdown=max(1, int(self._grace_s)),
+            timeout_graceful_shutdown=math.ceil(self._grace_s),
             ssl_certfile=self._tls[0] if self._tls else None,
             ssl_keyfile=self._tls[1] if self._tls else None,
         )
@@ -96,12 +101,16 @@ class WebServer:
         log.info("reviewer web queue listening on %s", self.url)
         return self.port
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float | None = None) -> None:
+        """Closes the port, lets requests in flight finish within `grace` seconds (default: `grace_s`),
+        then cancels what is left."""
         if self._server is None or self._task is None:
             return
+        grace = self._grace_s if grace is None else grace
+        self._server.config.timeout_graceful_shutdown = math.ceil(grace)
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(self._task, timeout=self._grace_s + 5)
+            await asyncio.wait_for(self._task, timeout=grace + 5)
         except TimeoutError:
             self._server.force_exit = True
             self._task.cancel()

@@ -14,14 +14,32 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "nginx" / "modgate.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-# The access log says which replica took each call (tests count the spread).
-LOG_FORMAT = "$request_uri $status $upstream_addr $upstream_status"
+# The access log says which replica took each call (tests count the spread). Fields are split on "|":
+# a call nginx tried on several replicas lists each attempt, as "a, b" and "502, 200".
+LOG_FORMAT = "$request_uri|$status|$upstream_addr|$upstream_status"
+# nginx separates the attempts of one request with ", " (and groups internal redirects with " : ").
+_ATTEMPTS = re.compile(r",\s*|\s+:\s+")
+
+
+def answered_counts(lines: Iterable[str]) -> dict[str, int]:
+    """Calls each upstream address answered, from access log lines in LOG_FORMAT: an attempt counts for
+    its address only when that address answered it (upstream status 200, for HTTP and gRPC alike); the
+    attempts nginx gave up on (a refused connection, a replica killed mid-call: 502) count for none."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        _uri, _status, addresses, statuses = line.rstrip("\n").split("|")
+        pairs = zip(_ATTEMPTS.split(addresses), _ATTEMPTS.split(statuses), strict=True)
+        for address, status in pairs:
+            if status.strip() == "200" and address.strip() not in ("", "-"):
+                counts[address.strip()] = counts.get(address.strip(), 0) + 1
+    return counts
 
 
 def render(text: str, *, grpc_port: int, web_port: int, grpc: list[str], web: list[str]) -> str:
@@ -114,11 +132,6 @@ class Nginx:
                 self.process.wait(10)
 
     def upstream_counts(self) -> dict[str, int]:
-        """Calls per upstream address from the access log (a retried hop lists several)."""
-        counts: dict[str, int] = {}
+        """Calls each upstream address answered so far (`answered_counts` of the access log)."""
         log = self.directory / "access.log"
-        for line in log.read_text().splitlines() if log.exists() else []:
-            for address in line.split()[2].split(","):
-                if address.strip() not in ("", "-"):
-                    counts[address.strip()] = counts.get(address.strip(), 0) + 1
-        return counts
+        return answered_counts(log.read_text().splitlines() if log.exists() else [])

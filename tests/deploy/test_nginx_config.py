@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.nginx import CONF, NGINX, Nginx, render
+from tests.deploy.nginx import CONF, NGINX, Nginx, answered_counts, render
 
 
 def test_rendering_replaces_only_listen_and_server_lines() -> None:
@@ -33,3 +33,18 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     result = nginx.test_config()
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
+
+
+def test_upstream_counts_are_calls_each_replica_answered() -> None:
+    """Access log lines in LOG_FORMAT: an attempt nginx gave up on and retried elsewhere (a refused
+    connection, a replica killed mid-call) is no call that replica answered."""
+    generate = "/modgate.v1.GenerationService/Generate"
+    lines = [
+        f"{generate}|200|127.0.0.1:11|200",
+        f"{generate}|200|127.0.0.1:11, 127.0.0.1:12|502, 200",  # refused by 11, answered by 12
+        f"{generate}|502|127.0.0.1:11|502",  # 11 died mid-call, nothing to retry on
+        f"{generate}|499|127.0.0.1:13|-",  # the client went away first
+        "/healthz|200|-|-",  # not proxied
+        "/v1/completions|200|127.0.0.1:21, 127.0.0.1:22 : 127.0.0.1:23|502, 504 : 200",
+    ]
+    assert answered_counts(lines) == {"127.0.0.1:11": 1, "127.0.0.1:12": 1, "127.0.0.1:23": 1}

@@ -30,6 +30,24 @@ def test_health_check_reports_serving(gateway: ServerThread) -> None:
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_health_watch_reports_serving_then_not_serving_when_the_server_stops(
+    make_gateway: Callable[..., ServerThread],
+) -> None:
+    """Watch is the health method that streams with `context.write()`: through the interceptors it failed
+    with INTERNAL at once, so a watcher never saw a status (neither SERVING nor the drain's NOT_SERVING)."""
+    server = make_gateway(Action.MASK)
+    with grpc.insecure_channel(server.address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        statuses = iter(watch)
+        assert next(statuses).status == health_pb2.HealthCheckResponse.SERVING
+        stopper = threading.Thread(target=server.stop, kwargs={"grace": 5})
+        stopper.start()
+        assert next(statuses).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()  # the stream is a call in flight: left open, it would hold the stop for its grace
+        stopper.join(30)
+        assert not stopper.is_alive()
+
+
 def test_reflection_lets_a_generic_client_call_generate(gateway: ServerThread) -> None:
     """What grpcurl does: discover the service by reflection, build messages dynamically, call."""
     with grpc.insecure_channel(gateway.address) as channel:
