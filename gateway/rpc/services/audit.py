@@ -15,6 +15,7 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
 from gateway.audit import MAX_LIMIT, query, verify
@@ -55,7 +56,7 @@ class AuditServicer(au_grpc.AuditServiceServicer):
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_LIMIT}, got {limit}")
         filters: dict[str, Any] = {
-            name: getattr(request, name) or None
+            name: fields.text(name, getattr(request, name)) or None
             for name in ("tenant", "request_id", "ticket", "actor", "event_type", "action")
         }
         own_tenant = current_caller().audit_tenant
