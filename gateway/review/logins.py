@@ -1,11 +1,12 @@
 """Reviewer login in three steps, so that the slow password check never runs inside a transaction.
 
-On SQLite every transaction holds the database's one write lock from its first statement (``BEGIN
-IMMEDIATE``, gateway/storage/engine.py), and an Argon2 check takes tens of milliseconds: checking the
+On SQLite every read-write transaction holds the database's one write lock from its first statement
+(``BEGIN IMMEDIATE``, gateway/storage/engine.py), and an Argon2 check takes tens of milliseconds: checking the
 password inside the transaction let a few dozen bad logins a second stall every other writer of the
 gateway. So a login
 
-1. reads the account in a short transaction (no hashing),
+1. reads the stored hash in a read-only transaction (`run_read_only`: on SQLite a deferred BEGIN,
+   which takes no write lock, so a burst of logins does not queue behind, or hold up, the writers),
 2. checks the password, and computes the upgraded hash when the stored one is outdated (scrypt, or
    other Argon2 parameters), with no transaction open,
 3. records the outcome in a second short transaction: the audit event, the upgraded hash. The account
@@ -33,7 +34,7 @@ from gateway.review.passwords import (
     verify_password,
 )
 from gateway.storage.models import Reviewer
-from gateway.storage.tx import run_in_transaction
+from gateway.storage.tx import run_in_transaction, run_read_only
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,6 @@ def login_reviewer(
     Blocking (one Argon2 run): call it off the event loop. Each step opens its own transaction, which is
     why this takes the session factory rather than a session.
     """
-    stored_hash = run_in_transaction(sessions, lambda session: _stored_hash(session, username))
+    stored_hash = run_read_only(sessions, lambda session: _stored_hash(session, username))
     check = _check(password, stored_hash, params)
     return run_in_transaction(sessions, lambda session: _record(session, username, check))

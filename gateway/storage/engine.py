@@ -40,11 +40,19 @@ def normalize_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, for logs and messages (an unparsable one is not echoed at all)."""
+    """The URL without its password, for logs and messages: the password part and any query parameter
+    that carries one (libpq takes `?password=...` and `?sslpassword=...` too) become `***`. A URL with
+    nothing to hide comes back as given; an unparsable one is not echoed at all."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # any parse failure: echo nothing of it
         return "<invalid database URL>"
+    secret_keys = [key for key in parsed.query if "password" in key.lower()]
+    if parsed.password is None and not secret_keys:
+        return url
+    hidden = parsed.update_query_dict(dict.fromkeys(secret_keys, "***")) if secret_keys else parsed
+    # The query is rendered percent-encoded: its '***' as it is in the password part.
+    return hidden.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
 def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> Engine:

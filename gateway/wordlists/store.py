@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import events
 from gateway.audit.chain import append
 from gateway.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from gateway.fields import has_control
 from gateway.policies.store import active_set, latest_revision, new_revision
 from gateway.storage.wordlist_models import WordList, WordListAttachment, WordListVersion
 from moderation.config import ModerationConfigError
@@ -107,6 +108,8 @@ def _entries(raw: Iterable[str], what: str) -> list[str]:
     for entry in entries:
         if len(entry) > MAX_ENTRY_CHARS:
             raise InvalidArgument(what, f"an entry is over {MAX_ENTRY_CHARS} characters")
+        if has_control(entry):  # NUL (which PostgreSQL refuses), escapes: never part of a word
+            raise InvalidArgument(what, "an entry holds a control character")
     return entries
 
 

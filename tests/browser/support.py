@@ -84,11 +84,13 @@ def csrf_of(html: str) -> str:
 
 
 class WebHarness:
-    """A migrated SQLite database, reviewers ``rita`` (reviewer), ``ravi`` (reviewer) and ``ada``
-    (admin), and the web app over it, for Starlette TestClient tests."""
+    """A migrated SQLite database (or the empty database at ``url``), reviewers ``rita`` (reviewer),
+    ``ravi`` (reviewer) and ``ada`` (admin), and the web app over it, for Starlette TestClient tests."""
 
-    def __init__(self, tmp: Path, *, settings: dict[str, Any] | None = None, **app_kwargs: Any) -> None:
-        self.url = f"sqlite:///{tmp / 'web.db'}"
+    def __init__(
+        self, tmp: Path, *, url: str | None = None, settings: dict[str, Any] | None = None, **app_kwargs: Any
+    ) -> None:
+        self.url = url or f"sqlite:///{tmp / 'web.db'}"
         migrate.upgrade(self.url)
         self.engine = make_engine(self.url)
         self.sessions = make_session_factory(self.engine)

@@ -3,10 +3,11 @@ mid-login, logout / password change / disabling moving the epoch, and the 0007 m
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import audit
@@ -100,6 +101,43 @@ def test_an_account_disabled_during_the_check_fails_the_login(
     with db() as s:
         [failed] = audit.query(session=s, event_type="reviewer.login_failed")
         assert failed.payload == {"reason": "disabled"}
+
+
+def test_the_first_read_of_a_login_takes_no_write_lock(
+    db: sessionmaker[Session], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only recording the outcome writes. On SQLite the stored hash is read (and the password checked)
+    while another connection holds the one write lock; on PostgreSQL that read is READ ONLY."""
+    _add(db)
+    read_only: list[str] = []
+    real_read = logins_module._stored_hash
+
+    def spy_read(session: Session, username: str) -> str | None:
+        if engine.dialect.name == "postgresql":
+            read_only.append(str(session.scalar(text("SHOW transaction_read_only"))))
+        return real_read(session, username)
+
+    checked = threading.Event()
+    real_check = logins_module.verify_password
+
+    def spy_check(password: str, encoded: str) -> bool:
+        checked.set()
+        return real_check(password, encoded)
+
+    monkeypatch.setattr(logins_module, "_stored_hash", spy_read)
+    monkeypatch.setattr(logins_module, "verify_password", spy_check)
+    result: list[object] = []
+    login = threading.Thread(
+        target=lambda: result.append(login_reviewer(db, username="alice", password=PASSWORD)), daemon=True
+    )
+    with engine.connect() as writer:
+        writer.exec_driver_sql("SELECT 1")  # on SQLite, BEGIN IMMEDIATE: this connection holds the lock
+        login.start()
+        assert checked.wait(10), "the login's read waited for the writer's lock"
+        writer.rollback()
+    login.join(30)
+    assert result and result[0] is not None, "and it logs in once the writer is done"
+    assert read_only == (["on"] if engine.dialect.name == "postgresql" else [])
 
 
 def test_logout_password_change_and_disable_move_the_epoch(db: sessionmaker[Session]) -> None:

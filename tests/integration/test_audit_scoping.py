@@ -23,10 +23,12 @@ from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 
-# What a moderation.decided event may say: ids, the policy and the scores, never text.
+# What a moderation.decided event may say: ids, the policy and the scores, never text (and, to a tenant's
+# auditor, for a withheld output, which of the scores it does not say: test_audit_withheld_facts.py).
 DECIDED_FIELDS = {"output", "policy", "policy_version", "scorers", "scores", "reasons"} | {
     "identity_checks",
     "shadow",
+    "redacted",
 }
 
 

@@ -106,7 +106,16 @@ def test_a_reviewer_labels_the_sample_over_grpc(
             grpc.StatusCode.INVALID_ARGUMENT,
             "unknown for this output",
         ),
-        ({"label": qa_pb.QA_STATE_FINE, "sample_id": "missing"}, grpc.StatusCode.NOT_FOUND, "not found"),
+        (
+            {"label": qa_pb.QA_STATE_FINE, "sample_id": "00000000-0000-4000-8000-000000000000"},
+            grpc.StatusCode.NOT_FOUND,
+            "not found",
+        ),
+        (
+            {"label": qa_pb.QA_STATE_FINE, "sample_id": "missing"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "sample_id: ",
+        ),
     ],
 )
 def test_bad_labels_get_precise_codes(

@@ -18,6 +18,7 @@ from moderation.types import Action
 from tests.integration.gateway_harness import ServerThread
 
 PASSWORD = "correct horse battery staple"
+NO_ITEM = "00000000-0000-4000-8000-000000000000"  # a well-formed id that names no item
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,9 @@ def test_a_disabled_reviewer_gets_permission_denied_on_every_call(channel: grpc.
     calls = {
         "ListItems": lambda: stub.ListItems(rv_pb.ListItemsRequest(), metadata=md),
         "ClaimNext": lambda: stub.ClaimNext(rv_pb.ClaimNextRequest(), metadata=md),
-        "RenewLease": lambda: stub.RenewLease(rv_pb.RenewLeaseRequest(item_id="x"), metadata=md),
+        "RenewLease": lambda: stub.RenewLease(rv_pb.RenewLeaseRequest(item_id=NO_ITEM), metadata=md),
         "Decide": lambda: stub.Decide(
-            rv_pb.DecideRequest(item_id="x", expected_version=1, decision=rv_pb.REVIEW_DECISION_REJECT),
+            rv_pb.DecideRequest(item_id=NO_ITEM, expected_version=1, decision=rv_pb.REVIEW_DECISION_REJECT),
             metadata=md,
         ),
     }

@@ -5,6 +5,7 @@ POSTs the signed events to a real HTTP receiver. Without the text, in order."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -12,12 +13,14 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.api.v1 import webhooks_pb2 as wh_pb
 from gateway.api.v1 import webhooks_pb2_grpc as wh_grpc
 from gateway.client import GatewayClient, action_name
-from gateway.storage.models import GenerationOutput
+from gateway.storage.engine import make_engine
+from gateway.storage.models import AuditEvent, GenerationOutput
 from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from moderation.types import Action
 from tests.db.test_webhooks import PAYLOAD_KEYS, doc_verifier
@@ -91,7 +94,10 @@ def deliver_until(server: ServerThread, done: Callable[[], bool]) -> None:
     asyncio.run(run())
 
 
-def test_a_tenant_manages_its_own_endpoints(channel: grpc.Channel, keys: dict[str, str]) -> None:
+def test_a_tenant_manages_its_own_endpoints(
+    channel: grpc.Channel, keys: dict[str, str], db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     added = stub(channel).AddWebhook(
         wh_pb.AddWebhookRequest(url="https://hooks.example/a", events=["output.held", "output.held"]),
         metadata=md(keys["client"]),
@@ -100,6 +106,13 @@ def test_a_tenant_manages_its_own_endpoints(channel: grpc.Channel, keys: dict[st
     listed = stub(channel).ListWebhooks(wh_pb.ListWebhooksRequest(), metadata=md(keys["client"]))
     assert added.webhook.id in [w.id for w in listed.webhooks]
     assert added.secret not in str(listed)
+    # Shown once: never logged, never in the audit log (which tenants and operators read).
+    assert added.secret not in caplog.text
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        payloads = [e.payload for e in s.scalars(select(AuditEvent).where(AuditEvent.tenant == TENANT))]
+    engine.dispose()
+    assert added.webhook.id in str(payloads) and added.secret not in str(payloads)  # audited, without it
     # Another tenant neither sees nor removes it.
     theirs = stub(channel).ListWebhooks(wh_pb.ListWebhooksRequest(), metadata=md(keys["other"]))
     assert added.webhook.id not in [w.id for w in theirs.webhooks]

@@ -1,8 +1,10 @@
 """The AuditService servicer: filtered, paged queries of the audit log, and chain verification.
 
-A key with the `audit` scope reads its own tenant's events only; events of other tenants and those of no
-tenant (reviewer accounts, logins) need the operator scope `audit:all`, and so does `Verify`, whose walk
-covers every tenant's rows and whose counts would tell one tenant about another's traffic.
+A key with the `audit` scope reads its own tenant's events only, and those about withheld outputs without
+the facts measured on the withheld text (gateway/audit/redact.py); events of other tenants and those of
+no tenant (reviewer accounts, logins) need the operator scope `audit:all`, which reads the log as stored,
+and so does `Verify`, whose walk covers every tenant's rows and whose counts would tell one tenant about
+another's traffic. Seeds are decimal strings in the payload (a Struct's numbers are doubles).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import audit_pb2 as au_pb
 from gateway.api.v1 import audit_pb2_grpc as au_grpc
-from gateway.audit import MAX_LIMIT, query, verify
+from gateway.audit import MAX_LIMIT, query, redact, verify
+from gateway.audit.redact import Shown
 from gateway.errors import Forbidden, InvalidArgument
 from gateway.pipeline.callers import AUDIT_ALL, current_caller
 from gateway.rpc.services.convert import timestamp
@@ -28,9 +32,26 @@ from gateway.timewindow import check_window
 DEFAULT_LIMIT = 100
 
 
-def event_to_pb(event: AuditEvent) -> au_pb.AuditEvent:
+# A protobuf Struct holds numbers as doubles, exact up to 2**53 only; seeds go up to 2**63 - 1.
+_EXACT_IN_A_DOUBLE = 2**53
+
+
+def lossless(value: Any, key: str = "") -> Any:
+    """`value` for a Struct without loss: a seed, and any integer a double cannot hold exactly, as its
+    decimal string (a seed is always a string, so that its type does not depend on its size)."""
+    if isinstance(value, dict):
+        return {k: lossless(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lossless(v) for v in value]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    return str(value) if is_int and (key == "seed" or abs(value) > _EXACT_IN_A_DOUBLE) else value
+
+
+def event_to_pb(event: AuditEvent, shown: Shown | None = None) -> au_pb.AuditEvent:
+    """`shown`: what a tenant-scoped reader sees in place of the stored payload and hashes
+    (gateway/audit/redact.py)."""
     payload = Struct()
-    payload.update(event.payload or {})
+    payload.update(lossless(shown.payload if shown is not None else event.payload or {}))
     return au_pb.AuditEvent(
         id=event.id,
         created_at=timestamp(event.created_at),
@@ -41,8 +62,8 @@ def event_to_pb(event: AuditEvent) -> au_pb.AuditEvent:
         ticket=event.ticket or "",
         action=event.action or "",
         payload=payload,
-        prev_hash=event.prev_hash,
-        hash=event.hash,
+        prev_hash=shown.prev_hash if shown is not None else event.prev_hash,
+        hash=shown.hash if shown is not None else event.hash,
     )
 
 
@@ -55,7 +76,7 @@ class AuditServicer(au_grpc.AuditServiceServicer):
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_LIMIT}, got {limit}")
         filters: dict[str, Any] = {
-            name: getattr(request, name) or None
+            name: fields.text(name, getattr(request, name)) or None
             for name in ("tenant", "request_id", "ticket", "actor", "event_type", "action")
         }
         own_tenant = current_caller().audit_tenant
@@ -73,7 +94,8 @@ class AuditServicer(au_grpc.AuditServiceServicer):
                 rows = query(session=session, after_id=request.after_id or None, limit=limit, **filters)
             except ValueError as exc:  # a malformed filter, e.g. an impossible event type pattern
                 raise InvalidArgument(str(exc)) from None
-            return [event_to_pb(e) for e in rows]
+            shown = {} if own_tenant is None else redact.for_tenant(session, rows, tenant=own_tenant)
+            return [event_to_pb(e, shown.get(e.id)) for e in rows]
 
         for event in await in_transaction(self._sessions, work):
             yield event

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import policy_pb2 as pol_pb
 from gateway.api.v1 import policy_pb2_grpc as pol_grpc
 from gateway.errors import InvalidArgument
@@ -73,9 +74,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
     async def ListPolicyVersions(
         self, request: pol_pb.ListPolicyVersionsRequest, context: grpc.aio.ServicerContext
     ) -> pol_pb.ListPolicyVersionsResponse:
-        if len(request.name) > MAX_NAME_CHARS:
-            raise InvalidArgument("name", f"at most {MAX_NAME_CHARS} characters")
-        name = request.name or None
+        name = fields.text("name", request.name, max_chars=MAX_NAME_CHARS) or None
 
         def work(session: Session) -> pol_pb.ListPolicyVersionsResponse:
             infos = history(session=session, name=name)
@@ -95,6 +94,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
         self, request: pol_pb.SetPolicyRequest, context: grpc.aio.ServicerContext
     ) -> pol_pb.PolicyVersion:
         actor = current_caller().actor
+        name = fields.text("name", request.name, max_chars=MAX_NAME_CHARS)
         if len(request.policy_toml) > MAX_PROPOSAL_CHARS:
             raise InvalidArgument("policy_toml", f"at most {MAX_PROPOSAL_CHARS} characters")
         try:
@@ -103,7 +103,7 @@ class PolicyServicer(pol_grpc.PolicyServiceServicer):
             raise InvalidArgument("policy_toml", str(exc)) from None
         return await in_config_change(
             self._sessions,
-            lambda s: version_to_pb(set_version(session=s, name=request.name, table=table, actor=actor)),
+            lambda s: version_to_pb(set_version(session=s, name=name, table=table, actor=actor)),
         )
 
     async def DiffPolicyVersions(

@@ -11,9 +11,10 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import qa_pb2 as qa_pb
 from gateway.api.v1 import qa_pb2_grpc as qa_grpc
-from gateway.errors import InvalidArgument, NotFound
+from gateway.errors import InvalidArgument
 from gateway.review import qa
 from gateway.rpc.services.convert import timestamp
 from gateway.rpc.services.review import ReviewServicer
@@ -22,7 +23,6 @@ from gateway.storage.tx import in_transaction
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 500
-MAX_SAMPLE_ID_CHARS = 64
 
 _STATE_TO_PB = {
     QaState.PENDING: qa_pb.QA_STATE_PENDING,
@@ -90,13 +90,12 @@ class QaServicer(qa_grpc.QaServiceServicer):
         verdict = _LABEL_FROM_PB.get(request.label)
         if verdict is None:
             raise InvalidArgument("label", "must be QA_STATE_HARMFUL or QA_STATE_FINE")
-        if not 1 <= len(request.sample_id) <= MAX_SAMPLE_ID_CHARS:
-            raise NotFound("no such QA sample")
-        categories = list(request.categories)
+        sample_id = fields.record_id("sample_id", request.sample_id)
+        categories = fields.texts("categories", request.categories)
 
         def work(session: Session) -> qa_pb.QaSample:
             reviewer = _reviewer(session)
-            sample = qa.get_sample(session=session, sample_id=request.sample_id)
+            sample = qa.get_sample(session=session, sample_id=sample_id)
             label = qa.Label.parse(verdict, categories, choices=qa.label_choices(sample.output))
             done = qa.label_sample(session=session, sample_id=sample.id, reviewer=reviewer, label=label)
             return sample_to_pb(done, labelled_by=reviewer.username)

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import moderation_pb2 as mod_pb
 from gateway.api.v1 import review_pb2 as rv_pb
 from gateway.api.v1 import review_pb2_grpc as rv_grpc
@@ -208,18 +209,18 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
         return await in_transaction(self._sessions, work)
 
     async def RenewLease(self, request: rv_pb.RenewLeaseRequest, context: grpc.aio.ServicerContext) -> Any:
+        item_id = fields.record_id("item_id", request.item_id)
         lease = _lease(request.lease_seconds)
 
         def work(session: Session) -> rv_pb.ReviewItem:
             reviewer = self._reviewer(session)
-            item = queue.renew_lease(
-                session=session, item_id=request.item_id, reviewer=reviewer, lease_seconds=lease
-            )
+            item = queue.renew_lease(session=session, item_id=item_id, reviewer=reviewer, lease_seconds=lease)
             return _with_names(session, item, reviewer, self._consensus)
 
         return await in_transaction(self._sessions, work)
 
     async def Decide(self, request: rv_pb.DecideRequest, context: grpc.aio.ServicerContext) -> Any:
+        item_id = fields.record_id("item_id", request.item_id)
         decision = _DECISION_FROM_PB.get(request.decision)
         if decision is None:
             raise InvalidArgument("decision", "must be APPROVE, EDIT or REJECT")
@@ -228,7 +229,7 @@ class ReviewServicer(rv_grpc.ReviewServiceServicer):
             reviewer = self._reviewer(session)
             item = queue.decide(
                 session=session,
-                item_id=request.item_id,
+                item_id=item_id,
                 reviewer=reviewer,
                 expected_version=request.expected_version,
                 decision=decision,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import webhooks_pb2 as wh_pb
 from gateway.api.v1 import webhooks_pb2_grpc as wh_grpc
 from gateway.errors import InvalidArgument
@@ -20,7 +21,6 @@ from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_e
 from gateway.webhooks.events import EVENT_TYPES
 
 MAX_EVENTS = len(EVENT_TYPES) * 2  # room for repeats, not for megabytes of them
-MAX_ID_CHARS = 64
 
 
 def webhook_to_pb(endpoint: WebhookEndpoint) -> wh_pb.Webhook:
@@ -70,11 +70,12 @@ class WebhookServicer(wh_grpc.WebhookServiceServicer):
         self, request: wh_pb.RemoveWebhookRequest, context: grpc.aio.ServicerContext
     ) -> wh_pb.RemoveWebhookResponse:
         caller = current_caller()
-        if not request.id or len(request.id) > MAX_ID_CHARS:
-            raise InvalidArgument("id", f"must be 1-{MAX_ID_CHARS} characters")
+        endpoint_id = fields.record_id("id", request.id)
 
         def work(session: Session) -> wh_pb.RemoveWebhookResponse:
-            remove_endpoint(session=session, endpoint_id=request.id, actor=caller.actor, tenant=caller.tenant)
+            remove_endpoint(
+                session=session, endpoint_id=endpoint_id, actor=caller.actor, tenant=caller.tenant
+            )
             return wh_pb.RemoveWebhookResponse()
 
         return await in_transaction(self._sessions, work)

@@ -8,11 +8,12 @@ NOT_FOUND; an existing name ALREADY_EXISTS; a change that changes nothing FAILED
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import fields
 from gateway.api.v1 import wordlist_pb2 as wl_pb
 from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.errors import InvalidArgument
@@ -27,6 +28,15 @@ T = TypeVar("T")
 
 _KINDS = {wl_pb.WORD_LIST_TARGET_POLICY: "policy", wl_pb.WORD_LIST_TARGET_TENANT: "tenant"}
 _KIND_PB = {name: value for value, name in _KINDS.items()}
+
+
+class _Named(Protocol):
+    """Every request that names one list."""
+
+    name: str
+    tenant: str
+
+
 MAX_ITEMS = store.MAX_ENTRIES  # per repeated field: bounds the work of one request before the store
 
 
@@ -52,6 +62,14 @@ def list_to_pb(info: ListInfo, *, entries: bool = True) -> wl_pb.WordList:
     )
 
 
+def _names(request: _Named) -> tuple[str, str]:
+    """The list's name and owning tenant, checked before they reach a query (NUL, control characters)."""
+    return (
+        fields.text("name", request.name, max_chars=store.MAX_NAME_CHARS),
+        fields.text("tenant", request.tenant, max_chars=store.MAX_NAME_CHARS),
+    )
+
+
 def _items(values: Iterable[str], field: str) -> list[str]:
     items = list(values)
     if len(items) > MAX_ITEMS:
@@ -67,13 +85,12 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
         self, request: wl_pb.CreateWordListRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.WordList:
         actor = current_caller().actor
+        name, tenant = _names(request)
         words, allow = _items(request.words, "words"), _items(request.allow, "allow")
         return await in_config_change(
             self._sessions,
             lambda s: list_to_pb(
-                store.create_list(
-                    session=s, name=request.name, tenant=request.tenant, words=words, allow=allow, actor=actor
-                )
+                store.create_list(session=s, name=name, tenant=tenant, words=words, allow=allow, actor=actor)
             ),
         )
 
@@ -81,6 +98,7 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
         self, request: wl_pb.ChangeWordListRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.WordList:
         actor = current_caller().actor
+        name, tenant = _names(request)
         changes = {
             field: _items(getattr(request, field), field)
             for field in ("add_words", "remove_words", "add_allow", "remove_allow")
@@ -88,9 +106,7 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
         return await in_config_change(
             self._sessions,
             lambda s: list_to_pb(
-                store.change_entries(
-                    session=s, name=request.name, tenant=request.tenant, actor=actor, **changes
-                )
+                store.change_entries(session=s, name=name, tenant=tenant, actor=actor, **changes)
             ),
         )
 
@@ -99,12 +115,11 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     ) -> wl_pb.WordList:
         if request.version < 0:
             raise InvalidArgument("version", "must be 0 (the latest) or a stored version")
+        name, tenant = _names(request)
         version = request.version or None
         return await in_read_only(
             self._sessions,
-            lambda s: list_to_pb(
-                store.get_list(session=s, name=request.name, tenant=request.tenant, version=version)
-            ),
+            lambda s: list_to_pb(store.get_list(session=s, name=name, tenant=tenant, version=version)),
         )
 
     async def ListWordLists(
@@ -112,7 +127,8 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     ) -> wl_pb.ListWordListsResponse:
         if request.only_global and request.tenant:
             raise InvalidArgument("only_global", "give either tenant or only_global")
-        owner = "" if request.only_global else (request.tenant or None)
+        tenant = fields.text("tenant", request.tenant, max_chars=store.MAX_NAME_CHARS)
+        owner = "" if request.only_global else (tenant or None)
 
         def work(session: Session) -> wl_pb.ListWordListsResponse:
             infos = store.list_lists(session=session, tenant=owner)
@@ -123,8 +139,10 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
     async def ListWordListVersions(
         self, request: wl_pb.ListWordListVersionsRequest, context: grpc.aio.ServicerContext
     ) -> wl_pb.ListWordListVersionsResponse:
+        name, tenant = _names(request)
+
         def work(session: Session) -> wl_pb.ListWordListVersionsResponse:
-            infos = store.history(session=session, name=request.name, tenant=request.tenant)
+            infos = store.history(session=session, name=name, tenant=tenant)
             return wl_pb.ListWordListVersionsResponse(versions=[list_to_pb(i, entries=False) for i in infos])
 
         return await in_read_only(self._sessions, work)
@@ -143,6 +161,8 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
         self, request: wl_pb.AttachWordListRequest, *, attached: bool
     ) -> wl_pb.AttachWordListResponse:
         actor = current_caller().actor
+        name, tenant = _names(request)
+        target = fields.text("target", request.target, max_chars=store.MAX_NAME_CHARS)
         kind = _KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind", "must be WORD_LIST_TARGET_POLICY or WORD_LIST_TARGET_TENANT")
@@ -151,10 +171,10 @@ class WordListServicer(wl_grpc.WordListServiceServicer):
         def work(session: Session) -> wl_pb.AttachWordListResponse:
             revision = change(
                 session=session,
-                name=request.name,
-                tenant=request.tenant,
+                name=name,
+                tenant=tenant,
                 target_kind=kind,
-                target=request.target,
+                target=target,
                 actor=actor,
             )
             return wl_pb.AttachWordListResponse(revision=revision)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from gateway import fields
 from gateway.audit import MAX_LIMIT, VerifyResult, events, query, verify
 from gateway.audit.anchor import Anchor
 from gateway.audit.export import defuse_formula, payload_json
@@ -92,9 +93,7 @@ def parse_filters(request: Request) -> AuditFilters:
         raise InvalidArgument("event_type", "is not a known event type or family")
     text: dict[str, str] = {}
     for name in TEXT_FILTERS:
-        value = q.get(name, "").strip()
-        if len(value) > 128:
-            raise InvalidArgument(name, "must be at most 128 characters")
+        value = fields.text(name, q.get(name, "").strip())
         if value:
             text[name] = value
     after_raw = q.get("after_id", "").strip()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import fields
 from gateway.review.logins import login_reviewer
 from gateway.review.reviewers import end_sessions
 from gateway.storage.tx import in_transaction
@@ -45,11 +46,12 @@ class LoginView(BaseView):
         )
 
     async def post(self, request: Request) -> Response:
-        fields = await form_fields(request, "username", "password", "next", max_chars=1024)
-        username = fields["username"].strip()
+        form = await form_fields(request, "username", "password", "next", max_chars=1024)
+        # No account's name holds a control character, and PostgreSQL refuses NUL in the lookup: 400.
+        username = fields.text("username", form["username"].strip(), max_chars=1024)
         key = (request.client.host if request.client else "?", username.casefold())
-        target = safe_next(fields["next"])
-        if not username or not fields["password"]:
+        target = safe_next(form["next"])
+        if not username or not form["password"]:
             return self._failed(request, target, username, "Enter your username and password.")
         self.ctx.throttle.attempt(key)
         async with self.ctx.password_checks:
@@ -57,7 +59,7 @@ class LoginView(BaseView):
                 login_reviewer,
                 self.ctx.sessions,
                 username=username,
-                password=fields["password"],
+                password=form["password"],
                 params=self.ctx.password_params,
             )
         if logged_in is None:

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import fields
 from gateway.errors import InvalidArgument
 from gateway.review.backtest_data import Window, recorded_outputs, undecided_count
 from gateway.storage.models import Reviewer
@@ -75,17 +76,13 @@ async def _policy_text(form: FormData) -> str:
 
 def parse_form(values: dict[str, str], text: str, known: Mapping[str, Any]) -> BacktestForm:
     """Every field checked; a bad one raises InvalidArgument naming it."""
-    name = values["name"] or None
-    if name is not None and len(name) > MAX_NAME_CHARS:
-        raise InvalidArgument("name", f"must be at most {MAX_NAME_CHARS} characters")
+    name = fields.text("name", values["name"], max_chars=MAX_NAME_CHARS) or None
     since = parse_time("since", values["since"])
     if since is None:
         raise InvalidArgument("since", "is required: the backtest reads outputs created from then on")
     until = parse_time("until", values["until"])
     check_window(since, until)
-    tenant = values["tenant"] or None
-    if tenant is not None and len(tenant) > MAX_TENANT_CHARS:
-        raise InvalidArgument("tenant", f"must be at most {MAX_TENANT_CHARS} characters")
+    tenant = fields.text("tenant", values["tenant"], max_chars=MAX_TENANT_CHARS) or None
     try:
         proposal = proposal_from_toml(text, name=name or "proposal", known=known)
     except ModerationConfigError as exc:

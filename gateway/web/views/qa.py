@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidArgument, NotFound
+from gateway.fields import is_record_id
 from gateway.review import qa
 from gateway.storage.base import utcnow
 from gateway.storage.models import QaSample, Reviewer
@@ -29,7 +30,7 @@ QUEUE_ROWS = 100
 
 def sample_id_of(request: Request) -> str:
     sample_id = str(request.path_params["sample_id"])
-    if not 1 <= len(sample_id) <= 64:
+    if not is_record_id(sample_id):  # a URL that names no id names no sample (and never reaches a query)
         raise NotFound("no such QA sample")
     return sample_id
 

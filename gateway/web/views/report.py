@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import fields
 from gateway.errors import InvalidArgument
 from gateway.review.report_data import qa_labels, rated_items, reviewed_outputs
 from gateway.storage.models import Reviewer
@@ -70,9 +71,7 @@ def parse_filters(request: Request) -> ReportFilters:
     since = parse_time("since", q.get("since", "").strip())
     until = parse_time("until", q.get("until", "").strip())
     check_window(since, until)
-    tenant = q.get("tenant", "").strip() or None
-    if tenant is not None and len(tenant) > MAX_TENANT_CHARS:
-        raise InvalidArgument("tenant", f"must be at most {MAX_TENANT_CHARS} characters")
+    tenant = fields.text("tenant", q.get("tenant", "").strip(), max_chars=MAX_TENANT_CHARS) or None
     raw_rate = q.get("target_rate", "").strip()
     try:
         target_rate = float(raw_rate) if raw_rate else DEFAULT_TARGET_RATE

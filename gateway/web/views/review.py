@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import Forbidden, InvalidArgument, NotFound
+from gateway.fields import is_record_id
 from gateway.review import queue
 from gateway.storage.base import utcnow
 from gateway.storage.models import Reviewer, ReviewItem
@@ -26,7 +27,7 @@ _PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Reject
 
 def item_id_of(request: Request) -> str:
     item_id = str(request.path_params["item_id"])
-    if not 1 <= len(item_id) <= 64:
+    if not is_record_id(item_id):  # a URL that names no id names no item (and never reaches a query)
         raise NotFound("no such review item")
     return item_id
 
