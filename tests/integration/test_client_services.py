@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -320,7 +321,12 @@ def test_a_reviewer_labels_the_qa_sample(server: ServerThread, keys: dict[str, s
 
         code, details = refused(lambda: reviewer.label_qa_sample(masked.id, "fine"))
         assert code == grpc.StatusCode.FAILED_PRECONDITION and "already labelled" in details
-        assert refused(lambda: reviewer.label_qa_sample("missing", "fine"))[0] == grpc.StatusCode.NOT_FOUND
+        unknown = str(uuid.uuid4())
+        assert refused(lambda: reviewer.label_qa_sample(unknown, "fine"))[0] == grpc.StatusCode.NOT_FOUND
+        assert (
+            refused(lambda: reviewer.label_qa_sample("missing", "fine"))[0]
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
         assert refused(lambda: reviewer.list_qa_samples(limit=501))[0] == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(ValueError, match="label must be one of harmful, fine"):
             reviewer.label_qa_sample(masked.id, "pending")
