@@ -289,3 +289,14 @@ def test_chat_metadata_is_recorded_with_the_request_and_its_audit_event(
         ).one()
         assert received.payload["parameters"]["metadata"] == metadata
     engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+def test_a_chat_refusal_names_the_synonym_the_client_sent(
+    server: ServerThread, keys: dict[str, str], model: str, name: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client(server, keys["app"]).chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}], **{name: 100_000}
+        )
+    assert info.value.param == name and name in info.value.message

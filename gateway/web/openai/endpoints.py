@@ -54,11 +54,12 @@ def prompts_field(chat: bool) -> str:
     return "messages" if chat else "prompt"
 
 
-def refusal(exc: GatewayError, prompts: str) -> _Refused:
-    """The error with the OpenAI name of the field it concerns ("max_new_tokens" -> "max_tokens")."""
+def refusal(exc: GatewayError, prompts: str, call: OpenAIRequest) -> _Refused:
+    """The error with the OpenAI name of the field it concerns ("max_new_tokens" -> "max_tokens", or
+    the synonym `call` sent, "max_completion_tokens")."""
     if not isinstance(exc, InvalidArgument) or exc.field is None:
         return _Refused(exc, None)
-    param = openai_param(exc.field, prompts)
+    param = openai_param(exc.field, prompts, call.sent_as)
     if param == exc.field:
         return _Refused(exc, param)
     return _Refused(type(exc)(param or "", str(exc).split(": ", 1)[1]), param)
@@ -183,7 +184,7 @@ class OpenAIEndpoints:
         try:
             params = self._pipeline.prepare(call.prompts, call.raw, field=field, stream=call.stream)
         except GatewayError as exc:  # named as the pipeline names it: renamed to OpenAI's
-            raise refusal(exc, field) from None
+            raise refusal(exc, field, call) from None
         return caller, call, params
 
     async def _complete(self, request: Request, *, chat: bool) -> Response:
@@ -209,7 +210,7 @@ class OpenAIEndpoints:
                 tags=call.tags,
             )
         except GatewayError as exc:
-            failed = refusal(exc, prompts_field(chat))
+            failed = refusal(exc, prompts_field(chat), call)
             return error_response(failed.error, failed.param, request_id)
         n = params.num_return_sequences
         choice = shape.chat_choice if chat else shape.completion_choice
@@ -253,7 +254,7 @@ class OpenAIEndpoints:
         try:
             await anext(events)  # StreamStarted: the call is admitted and recorded
         except GatewayError as exc:  # the generator has ended: nothing was recorded or is left to close
-            failed = refusal(exc, field)
+            failed = refusal(exc, field, call)
             return error_response(failed.error, failed.param, request_id)
         body = self._sse(events, call, chat=chat, ident=ident)
 

@@ -63,6 +63,9 @@ class OpenAIRequest:
     stream: bool
     include_usage: bool
     tags: ClientTags
+    # the name the client gave each renamed parameter (max_new_tokens -> max_completion_tokens), so that
+    # a refusal names what was sent
+    sent_as: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _typed(body: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -164,7 +167,7 @@ def _same_json(given: Any, accepted: Any) -> bool:
     return type(given) is type(accepted) and bool(given == accepted)
 
 
-def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> RawParams:
+def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> tuple[RawParams, dict[str, str]]:
     temperature = _number(body, "temperature")
     given: dict[str, Any] = {
         "top_p": _number(body, "top_p"),
@@ -173,6 +176,7 @@ def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> RawParams:
         "seed": _integer(body, "seed"),
         "stop": _stop(body),
     }
+    sent_as: dict[str, str] = {}
     for name, raw_name in renamed.items():
         value = _integer(body, name)
         if value is not None:
@@ -180,11 +184,12 @@ def _sampling(body: Mapping[str, Any], renamed: Mapping[str, str]) -> RawParams:
                 synonyms = ", ".join(k for k, v in renamed.items() if v == raw_name)
                 raise InvalidArgument(name, f"give only one of {synonyms}")
             given[raw_name] = value
+            sent_as[raw_name] = name
     if temperature == 0:  # OpenAI's "deterministic": greedy decoding
         given["do_sample"] = False
     else:
         given["temperature"] = temperature
-    return RawParams(**given)
+    return RawParams(**given), sent_as
 
 
 def _common(body: dict[str, Any], prompts: list[str], renamed: Mapping[str, str]) -> OpenAIRequest:
@@ -192,13 +197,15 @@ def _common(body: dict[str, Any], prompts: list[str], renamed: Mapping[str, str]
     if not model:
         raise InvalidArgument("model", "is required")
     stream = _flag(body, "stream")
+    raw, sent_as = _sampling(body, renamed)
     return OpenAIRequest(
         model=model,
         prompts=prompts,
-        raw=_sampling(body, renamed),
+        raw=raw,
         stream=stream,
         include_usage=_include_usage(body, stream),
         tags=ClientTags(user=_user(body), metadata=_metadata(body)),
+        sent_as=sent_as,
     )
 
 
@@ -237,17 +244,20 @@ def parse_appeal(raw: bytes) -> str:
     return _string(body, "reason") or ""
 
 
-def openai_param(field: str | None, prompts_field: str) -> str | None:
+def openai_param(
+    field: str | None, prompts_field: str, sent_as: Mapping[str, str] | None = None
+) -> str | None:
     """The OpenAI name of a field the pipeline named: its prompts (`input_string`, `input_string[i]`),
-    `parameters.x` and its own parameter names ("max_new_tokens" -> "max_tokens"). For the pipeline's
-    errors only: a parse error already names the field as the client sent it (`prompt_cache_key`)."""
+    `parameters.x` and its own parameter names ("max_new_tokens" -> "max_tokens", or the synonym the
+    client sent: `sent_as`). For the pipeline's errors only: a parse error already names the field as
+    the client sent it (`prompt_cache_key`)."""
     if field is None:
         return None
     head, bracket, rest = field.partition("[")
     if head == "input_string":
         return prompts_field + bracket + rest
     head = head.removeprefix("parameters.")
-    return _BACK.get(head, head) + bracket + rest
+    return ((sent_as or {}).get(head) or _BACK.get(head, head)) + bracket + rest
 
 
 ParseBody = Callable[[Any], OpenAIRequest]
