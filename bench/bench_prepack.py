@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ngreedy texts identical with both kernels: {same}")
     print(
         f"\nStock kernel faster than oneDNN up to N rows (of {', '.join(map(str, CALIBRATION_ROWS))}; "
-        "the `cpu_prepack_stock_rows` setting, default 2):\n"
+        'the `cpu_prepack_stock_rows` setting; "auto": 2 on Intel, 0 on AMD):\n'
     )
     print("| layer (in x out) | N |\n|---|---|")
     for shape, rows in crossover.items():

@@ -99,9 +99,10 @@ class Settings:
     # decoding steps (1.8-2.4x for batches of 4-16 rows on the project's machine; docs/benchmarks.md).
     cpu_prepack: bool = True
     # With cpu_prepack, inputs of at most this many rows (a decoding step of 1-2 requests) keep the stock
-    # kernel: on the Intel host MKL's one- and two-row products beat oneDNN's by 1.3-2x, on the Zen 1
-    # host oneDNN won at one row (then 0 is the better value). `bench/bench_prepack.py` measures it.
-    cpu_prepack_stock_rows: int = 2
+    # kernel: on the Intel host MKL's one- and two-row products beat oneDNN's by 1.3-2x, on both AMD hosts
+    # oneDNN won from one row. "auto": 0 on an AMD CPU, 2 otherwise; or a number of rows (0: never).
+    # `bench/bench_prepack.py` measures the crossover on the machine it runs on.
+    cpu_prepack_stock_rows: str = "auto"
     # Per-key rate limits, per minute, for keys that do not set their own; 0 means unlimited.
     default_requests_per_minute: int = 0
     default_tokens_per_minute: int = 0
@@ -195,9 +196,11 @@ def _validate(s: Settings) -> None:
     for name in ("default_requests_per_minute", "default_tokens_per_minute"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name} must be 0 (unlimited) or more, got {getattr(s, name)}")
-    if s.cpu_prepack_stock_rows < 0:
+    rows = s.cpu_prepack_stock_rows
+    if rows != "auto" and not (rows.isascii() and rows.isdigit()):
         raise SettingsError(
-            f"cpu_prepack_stock_rows must be 0 (oneDNN from one row) or more, got {s.cpu_prepack_stock_rows}"
+            'cpu_prepack_stock_rows must be "auto" or a number of rows, 0 (oneDNN from one row) or more, '
+            f"got {s.cpu_prepack_stock_rows!r}"
         )
     if s.prefill_chunk < 0:
         raise SettingsError(f"prefill_chunk must be 0 (one pass) or more, got {s.prefill_chunk}")

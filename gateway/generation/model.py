@@ -90,12 +90,12 @@ def load_model(
     device: str,
     dtype: str,
     prepack: bool = False,
-    stock_rows: int = 2,
+    stock_rows: int | str = "auto",
 ) -> LoadedModel:
     """Loads with `from_pretrained` from a hub id or a local directory; logs progress and time.
     `prepack` swaps the Linear layers of a CPU fp32 model for oneDNN-prepacked ones (faster batched
     decoding, same results to fp32 rounding; see `gateway.generation.prepack`); inputs of at most
-    `stock_rows` rows keep the stock kernel (setting `cpu_prepack_stock_rows`)."""
+    `stock_rows` rows keep the stock kernel (setting `cpu_prepack_stock_rows`; "auto" by CPU vendor)."""
     started = time.perf_counter()
     log.info("loading model %s (revision %s) ...", model, revision or "default")
     import torch
@@ -173,14 +173,20 @@ def fuse_gelu(lm: Any) -> int:
     return swapped
 
 
-def _prepack(lm: Any, device: str, stock_rows: int) -> str:
+def _prepack(lm: Any, device: str, stock_rows: int | str) -> str:
     """Prepacks on a CPU; says so either way (a slower kernel is not an error, but not silent)."""
     if device != "cpu":
         return "default"
-    from gateway.generation.prepack import PrepackUnavailable, prepack_linear_layers
+    from gateway.generation.prepack import (
+        PrepackUnavailable,
+        cpu_vendor,
+        prepack_linear_layers,
+        stock_rows_for,
+    )
 
     try:
-        count = prepack_linear_layers(lm, stock_rows=stock_rows)
+        rows = stock_rows_for(str(stock_rows))
+        count = prepack_linear_layers(lm, stock_rows=rows)
     except PrepackUnavailable as exc:
         log.warning("linear layers keep the default CPU kernels: %s", exc)
         return "default"
@@ -188,8 +194,9 @@ def _prepack(lm: Any, device: str, stock_rows: int) -> str:
         log.info("linear layers keep the default CPU kernels: none is large enough to gain from prepacking")
         return "default"
     log.info(
-        "linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true), stock up to %d rows",
+        "linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true), stock up to %d rows%s",
         count,
-        stock_rows,
+        rows,
+        f" (auto: {cpu_vendor() or 'unknown'} CPU)" if str(stock_rows) == "auto" else "",
     )
     return "onednn-prepacked"

@@ -60,7 +60,13 @@ def test_env_booleans_and_numbers() -> None:
         },
     )
     assert (s.cpu_prepack, s.prefill_chunk, s.rate_limit_store) == (False, 0, "database")
-    assert s.cpu_prepack_stock_rows == 0 and load_settings(None, env={}).cpu_prepack_stock_rows == 2
+    assert s.cpu_prepack_stock_rows == "0" and load_settings(None, env={}).cpu_prepack_stock_rows == "auto"
+
+
+def test_stock_rows_from_a_toml_number(tmp_path: Path) -> None:
+    config = tmp_path / "modgate.toml"
+    config.write_text("cpu_prepack_stock_rows = 3\n")
+    assert load_settings(config, env={}).cpu_prepack_stock_rows == "3"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +81,8 @@ def test_env_booleans_and_numbers() -> None:
         ({"MODGATE_PREFILL_CHUNK": "-1"}, "prefill_chunk must be 0 \\(one pass\\) or more"),
         ({"MODGATE_RATE_LIMIT_STORE": "redis"}, "rate_limit_store must be one of memory, database"),
         ({"MODGATE_CPU_PREPACK": "sometimes"}, "cpu_prepack has an invalid value"),
-        ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "-1"}, "cpu_prepack_stock_rows must be 0"),
+        ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "-1"}, 'cpu_prepack_stock_rows must be "auto" or a number'),
+        ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "some"}, 'cpu_prepack_stock_rows must be "auto" or a number'),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -12,10 +12,13 @@ from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import SamplingParams
 from gateway.generation.prepack import (
+    STOCK_ROWS,
     PrepackedLinear,
     PrepackUnavailable,
     calibrate_stock_rows,
+    cpu_vendor,
     prepack_linear_layers,
+    stock_rows_for,
 )
 
 
@@ -113,3 +116,16 @@ def test_demo_model_text_is_the_same_with_prepacked_layers(demo_model_dir: Path)
             assert packed.generate(prompt, params, should_stop=lambda: False) == default.generate(
                 prompt, params, should_stop=lambda: False
             )
+
+
+def test_auto_stock_rows_follow_the_cpu_vendor(tmp_path: Path) -> None:
+    """Measured: MKL's one-row products beat oneDNN's on the Intel host, oneDNN wins from one row on
+    both AMD hosts (docs/benchmarks.md). A number is taken as it is."""
+    assert stock_rows_for("auto", "GenuineIntel") == STOCK_ROWS == 2
+    assert stock_rows_for("auto", "AuthenticAMD") == 0
+    assert stock_rows_for("auto", "") == STOCK_ROWS
+    assert stock_rows_for("5", "AuthenticAMD") == 5 and stock_rows_for("0", "GenuineIntel") == 0
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n")
+    assert cpu_vendor(cpuinfo) == "AuthenticAMD"
+    assert cpu_vendor(tmp_path / "missing") == ""
