@@ -86,3 +86,39 @@ def test_a_step_without_padding_passes_no_mask_and_gives_the_same_logits(lm: Loa
         padded.next_tokens = logits.argmax(-1)
         padded.step(spy)
     assert isinstance(seen[-1], torch.Tensor) and seen[-1].shape == (2, len(prompt) + 1)
+
+
+def test_the_padding_check_reads_the_mask_once_per_change(
+    lm: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mask.all()` is a device-to-host sync on a GPU: read once when rows join or leave, not per step."""
+    tok = lm.tokenizer
+    short = tok("The rain fell")["input_ids"]
+    long = tok("The garden was quiet and the rain fell")["input_ids"]
+    reads: list[int] = []
+    real_all = torch.Tensor.all
+
+    def counting_all(self: torch.Tensor, *args: object, **kwargs: object) -> object:
+        reads.append(1)
+        return real_all(self, *args, **kwargs)
+
+    with torch.inference_mode():
+        state, logits = BatchState.prefill(lm.model, [long], [1], pad_token_id=tok.pad_token_id)
+        state.next_tokens, state.rows = logits.argmax(-1), ["long"]
+        monkeypatch.setattr(torch.Tensor, "all", counting_all)
+        per_step = []
+        for _ in range(4):
+            before = len(reads)
+            state.next_tokens = state.step(lm.model).argmax(-1)
+            per_step.append(len(reads) - before)
+        assert per_step[0] == per_step[1] + 1 and per_step[1:] == [per_step[1]] * 3
+        assert state.padding_free()
+        joining, first = BatchState.prefill(lm.model, [short], [1], pad_token_id=tok.pad_token_id)
+        joining.next_tokens, joining.rows = first.argmax(-1), ["short"]
+        state.merge(joining)  # the shorter row is left-padded: a new mask, read again
+        assert not state.padding_free()
+        before = len(reads)
+        state.step(lm.model)
+        state.step(lm.model)
+        assert len(reads) - before == 2 * per_step[1]
+        assert not state.padding_free()
