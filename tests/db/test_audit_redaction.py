@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import append, events
 from gateway.audit.redact import for_tenant
 from gateway.storage.models import AuditEvent, GenerationRequest, ModerationAction, RequestStatus
-from gateway.storage.records import record_output, record_request
+from gateway.storage.records import record_request
+from tests.support.held import record_one
 
 SEED = 8_765_432_109_876_543_210 % 2**63
 
@@ -43,17 +44,11 @@ def _request(s: Session, tenant: str, n: int) -> GenerationRequest:
 
 
 def _output(s: Session, request: GenerationRequest, action: ModerationAction) -> None:
-    output = record_output(
-        session=s,
+    output = record_one(
+        s,
         request=request,
-        prompt_index=0,
-        sequence_index=0,
-        prompt="p",
-        generated_text="t",
         action=action,
         masked_text="*" if action is ModerationAction.MASK else None,
-        policy_name="default",
-        policy_version="1",
         generated_tokens=4,
         finish_reason="length",
     )

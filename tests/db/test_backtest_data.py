@@ -13,10 +13,11 @@ from gateway.review.prompt_runs import PROMPT_SCREENED
 from gateway.review.queue import claim_next, create_review_item, decide
 from gateway.review.report_data import rated_items, reviewed_outputs
 from gateway.storage.models import GenerationOutput, RequestStatus, Reviewer
-from gateway.storage.records import record_output, record_request, set_request_status
+from gateway.storage.records import set_request_status
 from moderation.identity import NeutralScores
 from moderation.policy import NON_FINITE_SCORE
 from moderation.types import Action, Span
+from tests.support.held import record_one
 
 
 def _output(
@@ -27,20 +28,9 @@ def _output(
     status: RequestStatus = RequestStatus.COMPLETED,
     **kw: object,
 ) -> GenerationOutput:
-    request = record_request(session=s, request_id="r", tenant=tenant, model_id="m", prompt_count=1)
     fields: dict[str, object] = {"action": "release", "scores": {}, **kw}
-    out = record_output(
-        session=s,
-        request=request,
-        prompt_index=0,
-        sequence_index=0,
-        prompt="p",
-        generated_text="t",
-        policy_name=policy,
-        policy_version="v",
-        **fields,  # type: ignore[arg-type]
-    )
-    set_request_status(session=s, request=request, status=status)
+    out = record_one(s, tenant=tenant, text="t", policy_name=policy, policy_version="v", **fields)
+    set_request_status(session=s, request=out.request, status=status)
     return out
 
 

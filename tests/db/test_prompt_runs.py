@@ -26,8 +26,7 @@ from gateway.storage.models import (
     Reviewer,
     ReviewItem,
 )
-from gateway.storage.records import record_output, record_request
-from tests.support.held import hold_output
+from tests.support.held import hold_output, record_one
 
 LEASE = timedelta(seconds=60)
 
@@ -84,20 +83,8 @@ def test_approval_queues_one_run_and_claims_are_leases(
     assert again.id == claimed.id and again.attempts == 2
 
     with db() as s, s.begin():  # the run's outcome: a request with one released output
-        request = record_request(
-            session=s, request_id="req-prompt", tenant="acme", model_id="m", prompt_count=1
-        )
-        output = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
-            prompt="a screened prompt",
-            generated_text="a generated answer",
-            action="release",
-            policy_name="default",
-            policy_version="1",
-        )
+        output = record_one(s, request_id="req-prompt", prompt="a screened prompt", text="a generated answer")
+        request = output.request
         mark_done(session=s, run=again, generation_request_id=request.id, output_id=output.id, now=utcnow())
     with pytest.raises(AlreadyRun), db() as s, s.begin():  # the late first worker: not recorded twice
         mark_done(session=s, run=claimed, generation_request_id=request.id, output_id=output.id, now=utcnow())

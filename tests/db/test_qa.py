@@ -20,8 +20,8 @@ from gateway.review.errors import AlreadyDecided
 from gateway.review.report_data import qa_labels
 from gateway.storage.base import utcnow
 from gateway.storage.models import AuditEvent, GenerationOutput, QaSample, QaState, Reviewer
-from gateway.storage.records import record_output, record_request
 from moderation.miss_rate import OTHER
+from tests.support.held import record_one
 
 SECRET_WORDS = "the unmasked original words"
 
@@ -34,17 +34,12 @@ def record(
     tenant: str = "acme",
     scores: dict[str, float] | None = None,
 ) -> GenerationOutput:
-    request = record_request(
-        session=session, request_id=f"r-{utcnow().timestamp()}", tenant=tenant, model_id="m", prompt_count=1
-    )
-    return record_output(
-        session=session,
-        request=request,
-        prompt_index=0,
-        sequence_index=0,
-        prompt="p",
-        generated_text=SECRET_WORDS,
+    return record_one(
+        session,
+        request_id=f"r-{utcnow().timestamp()}",
+        tenant=tenant,
         action=action,
+        text=SECRET_WORDS,
         masked_text="the ******** original words" if action == "mask" else None,
         policy_name=policy,
         policy_version="v1",

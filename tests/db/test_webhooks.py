@@ -21,12 +21,11 @@ from gateway.errors import InvalidArgument, NotFound
 from gateway.review import Decision, claim_next, decide
 from gateway.review.appeals import appeal
 from gateway.storage.models import DeliveryState, Reviewer, ReviewItem, WebhookDelivery
-from gateway.storage.records import record_output, record_request
 from gateway.webhooks import events as ev
 from gateway.webhooks.delivery import RetryPolicy, WebhookWorker
 from gateway.webhooks.endpoints import create_endpoint, list_endpoints, remove_endpoint
 from gateway.webhooks.outbox import list_deliveries, redeliver
-from tests.support.held import hold_output
+from tests.support.held import hold_output, record_one
 from tests.support.serve_process import free_ports
 from tests.support.webhook_receiver import Receiver
 
@@ -163,18 +162,7 @@ def test_appeal_events_and_blocked(
 ) -> None:
     add_endpoint(db, receiver.url, [ev.APPEAL_OPENED, ev.APPEAL_DECIDED, ev.REVIEW_DECIDED])
     with db() as s, s.begin():
-        request = record_request(session=s, request_id="req-b", tenant="acme", model_id="m", prompt_count=1)
-        output = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
-            prompt="p",
-            generated_text=SECRET_TEXT,
-            action="block",
-            policy_name="default",
-            policy_version="1",
-        )
+        output = record_one(s, request_id="req-b", action="block", text=SECRET_TEXT)
         output.ticket = "tkt_blocked1"
     with db() as s, s.begin():
         appeal(session=s, ticket="tkt_blocked1", tenant="acme", reason="please zqx-4471", actor="client")

@@ -15,7 +15,8 @@ from gateway.review.queue import claim_next, create_review_item, decide
 from gateway.review.reviewers import create_reviewer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
-from gateway.storage.records import record_output, record_request
+from gateway.storage.records import record_request
+from tests.support.held import record_one
 
 # (toxicity score, reviewer verdict) of outputs the `default` policy held on toxicity (hold >= 0.8)
 HELD = [(0.82, "approve"), (0.85, "approve"), (0.90, "edit"), (0.95, "reject")]
@@ -28,15 +29,12 @@ def build_db(url: str) -> None:
         reviewer = create_reviewer(session=s, username="rita", password="correct horse battery staple")
         request = record_request(session=s, request_id="r1", tenant="acme", model_id="m", prompt_count=1)
         for i, (score, _) in enumerate(HELD):
-            out = record_output(
-                session=s,
+            out = record_one(
+                s,
                 request=request,
-                prompt_index=0,
                 sequence_index=i,
-                prompt="p",
-                generated_text=f"t{i}",
+                text=f"t{i}",
                 action="hold",
-                policy_name="default",
                 policy_version="v1",
                 scores={"toxicity": score},
                 reasons=[{"category": "toxicity", "score": score, "threshold": 0.8, "action": "hold"}],
@@ -44,15 +42,11 @@ def build_db(url: str) -> None:
             )
             create_review_item(session=s, output=out)
         # A released output nobody reviewed: only the shadow summary sees it.
-        record_output(
-            session=s,
+        record_one(
+            s,
             request=request,
             prompt_index=1,
-            sequence_index=0,
-            prompt="p",
-            generated_text="ok",
-            action="release",
-            policy_name="default",
+            text="ok",
             policy_version="v1",
             scores={"toxicity": 0.1},
             shadow=[{"policy_name": "strict", "policy_version": "s1", "action": "hold", "reasons": []}],

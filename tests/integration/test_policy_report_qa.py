@@ -17,7 +17,8 @@ from gateway.review.reviewers import create_reviewer
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
 from gateway.storage.models import QaSample
-from gateway.storage.records import record_output, record_request
+from gateway.storage.records import record_request
+from tests.support.held import record_one
 
 CONFIG = "[review.qa.default]\nsample_rate = 0.5\n\n[review.qa.strict]\nsample_rate = 0.1\n"
 HARMFUL_AT = (0.3, 0.4)  # toxicity scores of the two released outputs labelled harmful
@@ -33,15 +34,12 @@ def build_db(url: str) -> None:
         request = record_request(session=s, request_id="r1", tenant="acme", model_id="m", prompt_count=1)
 
         def output(index: int, action: str, score: float) -> object:
-            return record_output(
-                session=s,
+            return record_one(
+                s,
                 request=request,
                 prompt_index=index,
-                sequence_index=0,
-                prompt="p",
-                generated_text=f"text {index}",
+                text=f"text {index}",
                 action=action,
-                policy_name="default",
                 policy_version="v1",
                 scores={"toxicity": score},
                 reasons=[{"category": "toxicity", "score": score, "threshold": 0.8, "action": "hold"}]

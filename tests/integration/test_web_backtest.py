@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from gateway.review.queue import claim_next, create_review_item, decide
 from gateway.storage.models import GenerationRequest, RequestStatus, Reviewer
-from gateway.storage.records import record_output, record_request, set_request_status
+from gateway.storage.records import record_request, set_request_status
 from moderation.policy import DEFAULT
 from tests.browser.support import WebHarness, page_csrf
+from tests.support.held import record_one
 
 PAGE = "/admin/policy-backtest"
 # (tenant, toxicity, action under `default` (hold >= 0.80), verdict); the "pending" one stays unreviewed
@@ -36,15 +37,12 @@ STRICTER = 'extends = "default"\n[thresholds.toxicity]\nhold = 0.5\nblock = 0.9\
 
 def _record(s: Session, request: GenerationRequest, i: int, score: float, action: str) -> object:
     reasons = [{"category": "toxicity", "score": score, "threshold": 0.8, "action": "hold"}]
-    return record_output(
-        session=s,
+    return record_one(
+        s,
         request=request,
         prompt_index=i,
-        sequence_index=0,
-        prompt="p",
-        generated_text=f"text {i}",
+        text=f"text {i}",
         action=action,
-        policy_name="default",
         policy_version=DEFAULT.version,
         scores={"toxicity": score},
         reasons=reasons if action == "hold" else [],

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from gateway.review import qa
 from gateway.storage.models import AuditEvent, QaSample, QaState
-from gateway.storage.records import record_output, record_request
 from tests.browser.support import XSS_OUTPUT, XSS_PROMPT, WebHarness, csrf_of
 from tests.integration.test_web_report import Cells
+from tests.support.held import record_one
 
 ORIGINAL = "you absolute muppet, said the parrot"
 MASKED = "you absolute ******, said the parrot"
@@ -32,17 +32,12 @@ def add_sample(
     web: WebHarness, *, action: str = "release", text: str = "a kind reply", **scores: float
 ) -> str:
     with web.sessions() as s, s.begin():
-        request = record_request(session=s, request_id="r", tenant="acme", model_id="m", prompt_count=1)
-        out = record_output(
-            session=s,
-            request=request,
-            prompt_index=0,
-            sequence_index=0,
+        out = record_one(
+            s,
             prompt=XSS_PROMPT,
-            generated_text=ORIGINAL if action == "mask" else text,
+            text=ORIGINAL if action == "mask" else text,
             action=action,
             masked_text=MASKED if action == "mask" else None,
-            policy_name="default",
             policy_version="v1",
             scores=scores or {"toxicity": 0.1, "insult": 0.05},
         )

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy.orm import Session
 
 from gateway.review.queue import claim_next, create_review_item, decide
-from gateway.storage.models import Reviewer
-from gateway.storage.records import record_output, record_request
+from gateway.storage.models import GenerationOutput, GenerationRequest, Reviewer
+from gateway.storage.records import record_request
 from gateway.web.security import CONTENT_SECURITY_POLICY
 from moderation.policy import DEFAULT
 from tests.browser.support import WebHarness
+from tests.support.held import record_one
 
 # (toxicity score, verdict) of outputs the `default` policy held on toxicity (hold >= 0.80)
 HELD = [(0.82, "approve"), (0.85, "approve"), (0.90, "edit"), (0.95, "reject")]
@@ -27,16 +29,9 @@ EVIL_POLICY = "<i>evil</i>"  # policy names are data: escaped in the table and i
 STRICT_SHADOW = {"policy_name": "strict", "policy_version": "s1", "reasons": []}
 
 
-def _output(session: Session, request: object, index: int, **fields: object) -> object:
-    return record_output(
-        session=session,
-        request=request,  # type: ignore[arg-type]
-        prompt_index=index,
-        sequence_index=0,
-        prompt="p",
-        generated_text=f"text {index}",
-        policy_version="v1",
-        **fields,  # type: ignore[arg-type]
+def _output(session: Session, request: GenerationRequest, index: int, **fields: Any) -> GenerationOutput:
+    return record_one(
+        session, request=request, prompt_index=index, text=f"text {index}", policy_version="v1", **fields
     )
 
 
@@ -57,7 +52,7 @@ def build_verdicts(web: WebHarness) -> None:
                 reasons=[{"category": "toxicity", "score": score, "threshold": 0.8, "action": "hold"}],
                 shadow=[{**STRICT_SHADOW, "action": "block"}],
             )
-            create_review_item(session=s, output=out)  # type: ignore[arg-type]
+            create_review_item(session=s, output=out)
         _output(
             s,
             acme,
@@ -77,7 +72,7 @@ def build_verdicts(web: WebHarness) -> None:
             scores={"insult": 0.7},
             reasons=[{"category": "insult", "score": 0.7, "threshold": 0.6, "action": "hold"}],
         )
-        create_review_item(session=s, output=out)  # type: ignore[arg-type]
+        create_review_item(session=s, output=out)
     with web.sessions() as s, s.begin():
         rita = s.query(Reviewer).filter_by(username="rita").one()
         verdict_for = {**dict(HELD), 0.7: "reject"}
