@@ -185,7 +185,8 @@ def _prepack(lm: Any, device: str, stock_rows: int | str) -> str:
     )
 
     try:
-        rows = stock_rows_for(str(stock_rows))
+        vendor = cpu_vendor()
+        rows = stock_rows_for(str(stock_rows), vendor)
         count = prepack_linear_layers(lm, stock_rows=rows)
     except PrepackUnavailable as exc:
         log.warning("linear layers keep the default CPU kernels: %s", exc)
@@ -197,6 +198,6 @@ def _prepack(lm: Any, device: str, stock_rows: int | str) -> str:
         "linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true), stock up to %d rows%s",
         count,
         rows,
-        f" (auto: {cpu_vendor() or 'unknown'} CPU)" if str(stock_rows) == "auto" else "",
+        f" (auto: {vendor or 'unknown'} CPU)" if str(stock_rows) == "auto" else "",
     )
     return "onednn-prepacked"

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from gateway.errors import Forbidden, GatewayError, InvalidArgument
+from gateway.errors import Forbidden, GatewayError, InvalidArgument, NotFound
+from gateway.fields import is_record_id
 from gateway.review.consensus import Consensus
 from gateway.review.deadlines import Deadline
 from gateway.review.passwords import OWASP, HashParams
@@ -155,6 +156,15 @@ class BaseView(HTTPEndpoint):
         if flash:
             self.session(request).flash(flash, kind)
         return RedirectResponse(url, status_code=303)
+
+
+def record_id_in_path(request: Request, key: str, missing: str) -> str:
+    """The row id in the URL's `key` part. A URL that names no id (not one the gateway made) names no
+    row: 404 with `missing`, and the value never reaches a query."""
+    value = str(request.path_params[key])
+    if not is_record_id(value):
+        raise NotFound(missing)
+    return value
 
 
 def principal_of(reviewer: Reviewer) -> Principal:

@@ -17,22 +17,18 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import InvalidArgument, NotFound
-from gateway.fields import is_record_id
+from gateway.errors import InvalidArgument
 from gateway.review import qa
 from gateway.storage.base import utcnow
 from gateway.storage.models import QaSample, Reviewer
 from gateway.web import present
-from gateway.web.base import BaseView
+from gateway.web.base import BaseView, record_id_in_path
 
 QUEUE_ROWS = 100
 
 
 def sample_id_of(request: Request) -> str:
-    sample_id = str(request.path_params["sample_id"])
-    if not is_record_id(sample_id):  # a URL that names no id names no sample (and never reaches a query)
-        raise NotFound("no such QA sample")
-    return sample_id
+    return record_id_in_path(request, "sample_id", "no such QA sample")
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,19 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.errors import Forbidden, InvalidArgument, NotFound
-from gateway.fields import is_record_id
+from gateway.errors import Forbidden, InvalidArgument
 from gateway.review import queue
 from gateway.storage.base import utcnow
 from gateway.storage.models import Reviewer, ReviewItem
 from gateway.web import data, present
-from gateway.web.base import BaseView, form_fields
+from gateway.web.base import BaseView, form_fields, record_id_in_path
 from gateway.web.consensus import ConsensusView, consensus_view
 
 _PAST = {"approve": "Approved", "edit": "Edited and approved", "reject": "Rejected"}
 
 
 def item_id_of(request: Request) -> str:
-    item_id = str(request.path_params["item_id"])
-    if not is_record_id(item_id):  # a URL that names no id names no item (and never reaches a query)
-        raise NotFound("no such review item")
-    return item_id
+    return record_id_in_path(request, "item_id", "no such review item")
 
 
 def visible_item(session: Session, reviewer: Reviewer, item_id: str) -> ReviewItem:
