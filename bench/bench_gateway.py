@@ -115,6 +115,7 @@ class Gateway:
             "max_batch_size": args.max_batch_size,
             "max_batch_wait_ms": args.max_batch_wait_ms,
             "cpu_prepack": args.cpu_prepack == "on",
+            "share_cores": args.share_cores == "on",
             "max_queue": 256,
             "log_level": "WARNING",
         }
@@ -357,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="the gateway's cpu_prepack setting (default on, as in production); the bare model + "
         "moderation path follows it, the pipeline baseline never prepacks",
+    )
+    parser.add_argument(
+        "--share-cores",
+        choices=["on", "off"],
+        default="on",
+        help="the gateway's share_cores setting (default on, as in production): decoding and "
+        "moderation move cores between them by load",
     )
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)

@@ -9,8 +9,9 @@ to compare on a machine whose speed drifts with other load):
   warm-up, before anything else is loaded).
 - `{"cmd": "bare", "variant": "fp32" | "int8", "prompt": P}`: what one gateway request must do at least:
   `model.generate` then the gateway's own `Moderator.moderate` (same config as the gateway's), in-process.
-  With `--prepack=on` the bare model is loaded as the gateway loads it (`load_model(prepack=True)`: the
-  same oneDNN kernels), so the N=1 overhead compares like with like.
+  With `--prepack=on` the bare model and detoxify are loaded as the gateway loads them
+  (`load_model(prepack=True)`, `prepack_scorers`: the same oneDNN kernels), so the N=1 overhead
+  compares like with like.
 - `{"cmd": "moderation_rates", "texts": [...]}`: texts/s of each moderator, one text per call vs all in
   one call (does batching moderation across requests pay on this device?).
 """
@@ -61,6 +62,11 @@ class Direct:
             loaded = load_model(args.model, revision=None, device="cpu", dtype="float32", prepack=True)
             self.bare_model, self.bare_tokenizer = loaded.model, loaded.tokenizer
         self.moderators = {v: self._moderator(args, v) for v in args.variants.split(",")}
+        if args.prepack == "on" and args.device == "cpu":  # the gateway's detoxify too (cpu_prepack)
+            from gateway.pipeline.moderation_setup import prepack_scorers
+
+            for moderator in self.moderators.values():
+                prepack_scorers(moderator, "auto")
         for variant in self.moderators:
             self.bare(variant, args.warmup_prompt)
 

@@ -46,7 +46,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Command: `{result['command']}` ({result['wall_s'] / 60:.1f} min). Prompts {s['prompt_tokens']} "
         f"tokens, {s['new_tokens']} new tokens (greedy, min = max), gateway max_batch_size "
         f"{s['max_batch_size']}, max_batch_wait_ms {s['max_batch_wait_ms']:g}, cpu_prepack "
-        f"{s.get('cpu_prepack', 'on')}.",
+        f"{s.get('cpu_prepack', 'on')}, share_cores {s.get('share_cores', 'off')}.",
         "",
         "| system | detoxify | clients | requests | req/s | generated tok/s | p50 s | p95 s | p99 s "
         "| baseline req/s (adjacent blocks) | gateway / baseline |",

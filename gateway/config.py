@@ -103,6 +103,10 @@ class Settings:
     # oneDNN won from one row. "auto": 0 on an AMD CPU, 2 otherwise; or a number of rows (0: never).
     # `bench/bench_prepack.py` measures the crossover on the machine it runs on.
     cpu_prepack_stock_rows: str = "auto"
+    # When moderation scores on the CPU, the decoder and moderation share the cores by load: while
+    # moderation work runs, the decoder uses one core fewer per busy moderation thread; while the
+    # decoder is idle, a moderation round uses every core (gateway/generation/threads.py).
+    share_cores: bool = True
     # Per-key rate limits, per minute, for keys that do not set their own; 0 means unlimited.
     default_requests_per_minute: int = 0
     default_tokens_per_minute: int = 0

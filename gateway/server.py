@@ -45,14 +45,14 @@ from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import Limits
-from gateway.generation.threads import confine_main_thread
+from gateway.generation.threads import CoreSharing, confine_main_thread
 from gateway.generation.worker import Worker
 from gateway.ops.maintenance import run_periodically
 from gateway.ops.metrics import BATCH_SIZE, WORK_SECONDS, serve_metrics
 from gateway.pipeline.callers import KeyAuthenticator
 from gateway.pipeline.core import GenerationPipeline
 from gateway.pipeline.moderation_batching import ModerationBatcher
-from gateway.pipeline.moderation_setup import load_moderator, moderation_config
+from gateway.pipeline.moderation_setup import load_moderator, moderation_config, scores_on_cpu
 from gateway.pipeline.prompt_worker import PromptRunWorker
 from gateway.pipeline.ratelimit import Limits as RateLimits
 from gateway.pipeline.ratelimit import RateLimiter
@@ -238,24 +238,47 @@ class GatewayServer:
         self._health = health.aio.HealthServicer()
         self._prompt_runs: asyncio.Task[None] | None = None  # gateway/pipeline/prompt_worker.py
         self.live = components.live or LiveModerator(components.moderator)
-        self.batcher = Batcher(
-            components.generator,
-            max_batch_size=components.settings.max_batch_size,
-            max_wait_ms=components.settings.max_batch_wait_ms,
-            max_queue=components.settings.max_queue,
-            prefill_chunk=components.settings.prefill_chunk,
-            torch_threads=components.torch_threads,
-            observe=WORK_SECONDS.labels("generation").observe,
-            observe_rows=BATCH_SIZE.observe,
-        )
+        settings = components.settings
         self._mod_worker = Worker(
             "moderation",
-            max_queue=components.settings.max_queue * 4,
+            max_queue=settings.max_queue * 4,
             observe=WORK_SECONDS.labels("moderation").observe,
             torch_threads=None if components.torch_threads is None else 1,
         )
-        self.moderation_batcher = ModerationBatcher(self.live, self._mod_worker)
-        settings = components.settings
+        # Cores move between decoding and moderation by load (gateway/generation/threads.py); only in
+        # `serve` (torch_threads set), with more than one core, and when moderation scores on the CPU.
+        cores = components.torch_threads or 1
+        sharing = settings.share_cores and cores > 1 and scores_on_cpu(components.moderator)
+        self._mod_helpers = (
+            Worker(
+                "moderation-idle",
+                threads=cores - 1,
+                max_queue=settings.max_queue * 4,
+                observe=WORK_SECONDS.labels("moderation").observe,
+                torch_threads=1,
+            )
+            if sharing
+            else None
+        )
+        self.batcher = Batcher(
+            components.generator,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_batch_wait_ms,
+            max_queue=settings.max_queue,
+            prefill_chunk=settings.prefill_chunk,
+            torch_threads=components.torch_threads,
+            threads_now=CoreSharing(cores, self._mod_worker, self._mod_helpers).decoder_threads
+            if sharing
+            else None,
+            observe=WORK_SECONDS.labels("generation").observe,
+            observe_rows=BATCH_SIZE.observe,
+        )
+        self.moderation_batcher = ModerationBatcher(
+            self.live,
+            self._mod_worker,
+            helpers=self._mod_helpers,
+            decoder_idle=self.batcher.idle if sharing else None,
+        )
         # One limiter for generation and result calls: a key's requests per minute count them all.
         limiter = (
             DatabaseRateLimiter(components.sessions)
@@ -427,6 +450,8 @@ class GatewayServer:
         )
         self.batcher.shutdown()
         self._mod_worker.shutdown()
+        if self._mod_helpers is not None:
+            self._mod_helpers.shutdown()
         log.info("server stopped")
 
     async def wait(self) -> None:

@@ -64,6 +64,7 @@ class Batcher:
         group_by_params: bool = False,
         prefill_chunk: int = 256,
         torch_threads: int | None = None,
+        threads_now: Callable[[], int] | None = None,
     ) -> None:
         """`observe` receives each request's seconds (queue wait + generation), `observe_rows` the rows
         of each decoding step (e.g. histograms).
@@ -71,7 +72,8 @@ class Batcher:
         (the alternative to per-row processors, kept for the benchmark; see docs/benchmarks.md).
         `prefill_chunk`: prompt columns prefilled per decoding step while a batch runs (0: one pass).
         `torch_threads`: torch's intra-op threads for the worker thread (None: torch's default for a new
-        thread); see `gateway/generation/threads.py` for why the server sets it."""
+        thread); see `gateway/generation/threads.py` for why the server sets it. `threads_now`: asked
+        before each pass over the batch, the thread count for it (`threads.CoreSharing`)."""
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0 or prefill_chunk < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms and prefill_chunk >= 0")
         self._generator = generator
@@ -84,6 +86,7 @@ class Batcher:
         self._group_by_params = group_by_params
         self._prefill_chunk = prefill_chunk
         self._torch_threads = torch_threads
+        self._threads_now = threads_now
         self._pending: tuple[list[Job], PendingPrefill] | None = None  # a chunked prefill under way
         self._cond = threading.Condition()
         self._queue: collections.deque[Job] = collections.deque()
@@ -103,6 +106,11 @@ class Batcher:
     @property
     def running_rows(self) -> int:
         return len(self._state.rows)
+
+    def idle(self) -> bool:
+        """No running rows, no prefill under way, nothing queued: the decoder's cores are free (read
+        without the lock: a snapshot, for the moderation batcher's choice to use them)."""
+        return not self._state.rows and self._pending is None and not self._queue
 
     def stats(self) -> BatcherStats:
         with self._cond:
@@ -209,12 +217,16 @@ class Batcher:
 
     def _run(self) -> None:
         torch.set_grad_enabled(False)
-        if self._torch_threads is not None:
-            torch.set_num_threads(self._torch_threads)  # per thread: this one's OpenMP team
+        threads = self._torch_threads
+        if threads is not None:
+            torch.set_num_threads(threads)  # per thread: this one's OpenMP team
         while True:
             jobs = self._take()
             if jobs is None:
                 break
+            if self._threads_now is not None and (wanted := self._threads_now()) != threads:
+                torch.set_num_threads(wanted)
+                threads = wanted
             try:
                 with torch.inference_mode():
                     self._drop_stopped()

@@ -174,30 +174,9 @@ def fuse_gelu(lm: Any) -> int:
 
 
 def _prepack(lm: Any, device: str, stock_rows: int | str) -> str:
-    """Prepacks on a CPU; says so either way (a slower kernel is not an error, but not silent)."""
+    """Prepacks on a CPU (`prepack.prepack_on_cpu` says so either way)."""
     if device != "cpu":
         return "default"
-    from gateway.generation.prepack import (
-        PrepackUnavailable,
-        cpu_vendor,
-        prepack_linear_layers,
-        stock_rows_for,
-    )
+    from gateway.generation.prepack import prepack_on_cpu
 
-    try:
-        vendor = cpu_vendor()
-        rows = stock_rows_for(str(stock_rows), vendor)
-        count = prepack_linear_layers(lm, stock_rows=rows)
-    except PrepackUnavailable as exc:
-        log.warning("linear layers keep the default CPU kernels: %s", exc)
-        return "default"
-    if not count:
-        log.info("linear layers keep the default CPU kernels: none is large enough to gain from prepacking")
-        return "default"
-    log.info(
-        "linear layers: %d oneDNN-prepacked for CPU decoding (cpu_prepack = true), stock up to %d rows%s",
-        count,
-        rows,
-        f" (auto: {vendor or 'unknown'} CPU)" if str(stock_rows) == "auto" else "",
-    )
-    return "onednn-prepacked"
+    return "onednn-prepacked" if prepack_on_cpu(lm, str(stock_rows), "GPT-Neo decoding") else "default"

@@ -43,7 +43,13 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PrepackUnavailable", "PrepackedLinear", "calibrate_stock_rows", "prepack_linear_layers"]
+__all__ = [
+    "PrepackUnavailable",
+    "PrepackedLinear",
+    "calibrate_stock_rows",
+    "prepack_linear_layers",
+    "prepack_on_cpu",
+]
 
 # The row count the weight layout is tuned for: a full decoding batch (the default max_batch_size is 8,
 # benchmarks use 16). Other row counts are computed correctly, only possibly a little slower.
@@ -199,3 +205,27 @@ def prepack_linear_layers(model: Any, *, min_weights: int = MIN_WEIGHTS, stock_r
     for parent, name in targets:
         setattr(parent, name, PrepackedLinear(getattr(parent, name), stock_rows=stock_rows))
     return len(targets)
+
+
+def prepack_on_cpu(model: Any, stock_rows_setting: str, purpose: str) -> bool:
+    """`prepack_linear_layers` with the `cpu_prepack_stock_rows` setting, saying what it did either way
+    (a slower kernel is not an error, but not silent); True when layers were swapped. `purpose` names
+    the model in the log ("GPT-Neo decoding", "detoxify scoring")."""
+    try:
+        vendor = cpu_vendor()
+        rows = stock_rows_for(stock_rows_setting, vendor)
+        count = prepack_linear_layers(model, stock_rows=rows)
+    except PrepackUnavailable as exc:
+        log.warning("%s: linear layers keep the default CPU kernels: %s", purpose, exc)
+        return False
+    if not count:
+        log.info("%s: linear layers keep the default CPU kernels: none is large enough to gain", purpose)
+        return False
+    log.info(
+        "%s: %d linear layers oneDNN-prepacked (cpu_prepack = true), stock up to %d rows%s",
+        purpose,
+        count,
+        rows,
+        f" (auto: {vendor or 'unknown'} CPU)" if stock_rows_setting == "auto" else "",
+    )
+    return True

@@ -13,11 +13,22 @@ back, and on a machine with few cores moderation on its own core does not take t
 
 `confine_main_thread` is for the server process only (called before anything loads); tests and tools
 that build components in their own process keep torch's defaults.
+
+`CoreSharing` (setting `share_cores`, when moderation scores on the CPU) moves cores between the two
+by load. Measured on host D (2 cores; docs/benchmarks.md, round 4), 16-row decoding steps: 41 ms on 2
+threads alone, 74 ms on 2 threads while a moderation thread scores, 66-68 ms on 1 thread while it
+scores (moderation ~9 texts/s in both cases): with more busy threads than cores, the decoder's team
+waits on its preempted member at every parallel region. So while moderation work runs, the decoder
+steps with one thread fewer per busy moderation thread (never fewer than one). And while the decoder
+is idle, moderation rounds take the other cores too (`helpers` in
+gateway/pipeline/moderation_batching.py).
 """
 
 from __future__ import annotations
 
-__all__ = ["confine_main_thread"]
+from gateway.generation.worker import Worker
+
+__all__ = ["CoreSharing", "confine_main_thread"]
 
 
 def confine_main_thread() -> int:
@@ -28,3 +39,20 @@ def confine_main_thread() -> int:
     count = torch.get_num_threads()
     torch.set_num_threads(1)
     return count
+
+
+class CoreSharing:
+    """The decoder's thread count for its next step, from the moderation work in flight."""
+
+    def __init__(self, cores: int, moderation: Worker, helpers: Worker | None) -> None:
+        """`cores`: the batcher's thread count when moderation is idle; `moderation`: the moderation
+        worker (one thread); `helpers`: the workers that take rounds' chunks while the decoder is idle."""
+        self._cores = cores
+        self._moderation = moderation
+        self._helpers = helpers
+
+    def decoder_threads(self) -> int:
+        busy = min(self._moderation.pending, self._moderation.threads)
+        if self._helpers is not None:
+            busy += min(self._helpers.pending, self._helpers.threads)
+        return max(1, self._cores - busy)

@@ -46,9 +46,14 @@ class Worker:
             max_workers=threads, thread_name_prefix=name, initializer=initializer
         )
         self._name = name
+        self._threads = threads
         self._max_queue = max_queue
         self._pending = 0
         self._observe = observe
+
+    @property
+    def threads(self) -> int:
+        return self._threads
 
     @property
     def pending(self) -> int:

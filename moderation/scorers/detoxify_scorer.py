@@ -113,6 +113,7 @@ class DetoxifyScorer(BaseScorer):
         if quantize:
             net = quantize_linear_layers(net)
         self._net = net
+        self._quantized = quantize
         self._labels = tuple(detox.class_names)
         self._model_name = model
         self._name = name
@@ -138,32 +139,46 @@ class DetoxifyScorer(BaseScorer):
         return self._device
 
     @property
+    def network(self) -> Any:
+        """The torch module that scores (the quantized one with quantize=true). A caller may swap its
+        layers for faster kernels that compute the same values (the gateway's `cpu_prepack`)."""
+        return self._net
+
+    @property
+    def quantized(self) -> bool:
+        return self._quantized
+
+    @property
     def detoxify(self) -> Any:
         """The underlying `detoxify.Detoxify` object (tests compare against its `predict`)."""
         return self._detoxify
 
     def _score(self, texts: list[str]) -> list[ScoreResult]:
-        """Scores for every label, per text. Windows are sorted by length so batches pad little."""
+        """Scores for every label, per text. Windows are sorted by length so batches pad little.
+
+        Only the tokenizer is behind the lock (a fast tokenizer raises "Already borrowed" when two
+        threads use it at once); the network runs outside it, so that calls from several threads (the
+        gateway splits a round over idle cores) compute at the same time."""
         torch = self._torch
         with self._lock:
             encoded = self._tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)[
                 "input_ids"
             ]
-            windows: list[tuple[int, list[int]]] = []
-            for i, ids in enumerate(encoded):
-                windows.extend((i, w) for w in self._split(ids))
-            order = sorted(range(len(windows)), key=lambda k: len(windows[k][1]))
-            probs = torch.zeros(len(windows), len(self._labels))
-            for start in range(0, len(order), self._batch_size):
-                chunk = order[start : start + self._batch_size]
-                features = [{"input_ids": [*self._prefix, *windows[k][1], *self._suffix]} for k in chunk]
-                batch = self._tokenizer.pad(features, return_tensors="pt").to(self._device)
-                with torch.inference_mode():
-                    logits = self._net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[
-                        0
-                    ]
-                # a checkpoint may have more outputs than named labels; predict ignores the extra ones too
-                probs[chunk] = torch.sigmoid(logits[:, : len(self._labels)].float()).cpu()
+        windows: list[tuple[int, list[int]]] = []
+        for i, ids in enumerate(encoded):
+            windows.extend((i, w) for w in self._split(ids))
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k][1]))
+        probs = torch.zeros(len(windows), len(self._labels))
+        for start in range(0, len(order), self._batch_size):
+            chunk = order[start : start + self._batch_size]
+            features = [{"input_ids": [*self._prefix, *windows[k][1], *self._suffix]} for k in chunk]
+            with self._lock:
+                batch = self._tokenizer.pad(features, return_tensors="pt")
+            batch = batch.to(self._device)
+            with torch.inference_mode():
+                logits = self._net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+            # a checkpoint may have more outputs than named labels; predict ignores the extra ones too
+            probs[chunk] = torch.sigmoid(logits[:, : len(self._labels)].float()).cpu()
         best = torch.zeros(len(texts), len(self._labels))
         for k, (i, _) in enumerate(windows):
             best[i] = torch.maximum(best[i], probs[k])

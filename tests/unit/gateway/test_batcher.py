@@ -179,6 +179,27 @@ async def test_new_requests_join_a_running_batch(make_batcher: Callable[..., Bat
     assert (await first) == [first_alone]
 
 
+async def test_idle_means_no_row_runs_and_none_waits(make_batcher: Callable[..., Batcher]) -> None:
+    """What the moderation batcher reads to split a round over the decoder's cores: never True while a
+    row runs or waits, True again once the last request was answered (it is out of the batch first)."""
+    batcher = make_batcher(max_batch_size=1, max_wait_ms=0)
+    assert batcher.idle()
+    cancel = threading.Event()
+    running = run(
+        batcher, PROMPTS[0], SamplingParams(max_new_tokens=2000, min_new_tokens=2000), cancel=cancel
+    )
+    await wait_for(lambda: batcher.running_rows == 1)
+    assert not batcher.idle()
+    queued = run(batcher, PROMPTS[1], SamplingParams(seed=1, max_new_tokens=4))
+    await wait_for(lambda: batcher.waiting == 1)
+    assert not batcher.idle()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        await running
+    await queued
+    assert batcher.idle()  # as the answer arrives, not some time later
+
+
 async def test_stop_sequences_and_streaming_match_the_generator(
     generator: Generator, make_batcher: Callable[..., Batcher]
 ) -> None:

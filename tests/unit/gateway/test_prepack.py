@@ -129,3 +129,54 @@ def test_auto_stock_rows_follow_the_cpu_vendor(tmp_path: Path) -> None:
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n")
     assert cpu_vendor(cpuinfo) == "AuthenticAMD"
     assert cpu_vendor(tmp_path / "missing") == ""
+
+
+def _moderation_settings(tmp_path: Path, *, quantize: bool = False, cpu_prepack: bool = True):
+    """Settings whose [moderation] table loads a small detoxify model with layers large enough to
+    prepack (256 x 2048 = MIN_WEIGHTS), scoring on the CPU."""
+    from gateway.config import Settings
+    from moderation.testing import build_tiny_detoxify_checkpoint
+
+    checkpoint, config_dir = build_tiny_detoxify_checkpoint(
+        tmp_path / ("int8" if quantize else "fp32"), hidden_size=256, num_heads=4, intermediate_size=2048
+    )
+    scorer = {
+        "type": "detoxify",
+        "checkpoint": str(checkpoint),
+        "huggingface_config_path": str(config_dir),
+        "device": "cpu",
+        "quantize": quantize,
+    }
+    table = {"default_policy": "default", "scorers": [{"type": "profanity"}, scorer]}
+    return Settings(moderation=table, cpu_prepack=cpu_prepack, cpu_prepack_stock_rows="0")
+
+
+def _detoxify(moderator):
+    from moderation.scorers.detoxify_scorer import DetoxifyScorer
+
+    (scorer,) = [s for s in moderator.scorers if isinstance(s, DetoxifyScorer)]
+    return scorer
+
+
+def test_cpu_prepack_also_prepacks_detoxify_with_the_same_scores(tmp_path: Path) -> None:
+    from gateway.pipeline.moderation_setup import load_moderator
+
+    texts = ["you are a stupid idiot", "have a nice day", "", "what a great game, really great " * 9]
+    plain = _detoxify(load_moderator(_moderation_settings(tmp_path, cpu_prepack=False)))
+    packed = _detoxify(load_moderator(_moderation_settings(tmp_path)))
+    assert not any(isinstance(m, PrepackedLinear) for m in plain.network.modules())
+    swapped = [m for m in packed.network.modules() if isinstance(m, PrepackedLinear)]
+    assert len(swapped) == 4  # the two feed-forward layers of each of the two blocks
+    assert packed.version == plain.version  # the same model, computed by another kernel
+    for a, b in zip(plain.score(texts), packed.score(texts), strict=True):
+        for label, value in a.scores.items():
+            assert b.scores[label] == pytest.approx(value, abs=1e-5)
+
+
+def test_an_int8_detoxify_is_not_prepacked(tmp_path: Path) -> None:
+    from gateway.pipeline.moderation_setup import load_moderator, prepack_scorers
+
+    moderator = load_moderator(_moderation_settings(tmp_path, quantize=True))
+    assert _detoxify(moderator).quantized
+    assert prepack_scorers(moderator, "0") == 0
+    assert not any(isinstance(m, PrepackedLinear) for m in _detoxify(moderator).network.modules())

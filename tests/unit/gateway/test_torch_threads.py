@@ -14,7 +14,7 @@ from gateway.generation.batcher import Batcher
 from gateway.generation.generator import Generator
 from gateway.generation.model import load_model
 from gateway.generation.params import SamplingParams
-from gateway.generation.threads import confine_main_thread
+from gateway.generation.threads import CoreSharing, confine_main_thread
 from gateway.generation.worker import Worker
 
 
@@ -85,3 +85,59 @@ def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir
         batcher.shutdown()
         torch.set_num_threads(restore)  # torch's default for threads started later, as before
     assert seen and set(seen) == {want}
+
+
+def test_the_batcher_asks_for_its_thread_count_before_each_pass(demo_model_dir: Path) -> None:
+    """`threads_now` (share_cores) is asked before every pass over the batch and followed."""
+    generator = Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
+    seen: list[int] = []
+    original = generator.loaded.model.forward
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    generator.loaded.model.forward = spy
+    counts = iter([2, 1, 2, 1, 1])  # one per pass: the prefill and the first step share the first
+    restore = torch.get_num_threads()
+    batcher = Batcher(
+        generator,
+        max_batch_size=2,
+        max_wait_ms=0,
+        max_queue=2,
+        torch_threads=2,
+        threads_now=lambda: next(counts, 2),
+    )
+    try:
+        params = SamplingParams(do_sample=False, max_new_tokens=6, min_new_tokens=6)
+        asyncio.run(batcher.generate("Hello", params, cancel=threading.Event(), should_stop=lambda: False))
+    finally:
+        batcher.shutdown()
+        torch.set_num_threads(restore)
+    assert seen == [2, 2, 1, 2, 1, 1]  # forwards: prefill, then 5 steps (6 tokens)
+
+
+def test_core_sharing_gives_the_decoder_the_cores_moderation_leaves() -> None:
+    async def main() -> list[int]:
+        moderation = Worker("moderation", max_queue=4)
+        helpers = Worker("moderation-idle", max_queue=4, threads=2)
+        sharing = CoreSharing(4, moderation, helpers)
+        release = threading.Event()
+        seen = [sharing.decoder_threads()]
+        jobs = [asyncio.ensure_future(moderation.run(threading.Event(), release.wait))]
+        await asyncio.sleep(0)
+        seen.append(sharing.decoder_threads())
+        jobs.append(asyncio.ensure_future(moderation.run(threading.Event(), release.wait)))  # queued
+        jobs += [asyncio.ensure_future(helpers.run(threading.Event(), release.wait)) for _ in range(3)]
+        await asyncio.sleep(0)
+        seen.append(sharing.decoder_threads())  # 1 + 2 threads busy: one core left
+        release.set()
+        await asyncio.gather(*jobs)
+        seen.append(sharing.decoder_threads())
+        moderation.shutdown()
+        helpers.shutdown()
+        return seen
+
+    assert asyncio.run(main()) == [4, 3, 1, 4]
+    with_one_core = CoreSharing(2, Worker("m", max_queue=1), Worker("h", max_queue=1))
+    assert with_one_core.decoder_threads() == 2

@@ -176,3 +176,40 @@ def test_released_style_checkpoint_needs_localizing_offline(tmp_path) -> None:
     assert local != checkpoint and local.exists()
     scorer = DetoxifyScorer(checkpoint=local, huggingface_config_path=config_dir)
     assert scorer.labels == MODELS["unbiased"]
+
+
+def test_two_threads_score_at_the_same_time_with_the_same_scores(tiny) -> None:
+    """The gateway splits a moderation round over idle cores: two calls must run the network at once
+    (only the tokenizer is locked) and give what one call gives."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    checkpoint, config_dir = tiny
+    scorer = DetoxifyScorer(checkpoint=checkpoint, huggingface_config_path=config_dir, device="cpu")
+    serial = scorer.score(TEXTS)
+    both_inside = threading.Barrier(2, timeout=20)  # broken if the forwards cannot overlap
+
+    def meet(*_: object) -> None:  # a pre-hook that returns something would replace the inputs
+        both_inside.wait()
+
+    handle = scorer.network.register_forward_pre_hook(meet)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.submit(scorer.score, TEXTS[:3]), pool.submit(scorer.score, TEXTS[3:])
+            parallel = first.result() + second.result()
+    finally:
+        handle.remove()
+    for a, b in zip(serial, parallel, strict=True):
+        for label in a.scores:
+            assert math.isclose(a.scores[label], b.scores[label], abs_tol=1e-5)
+
+
+def test_network_and_quantized(tiny, scorer: DetoxifyScorer) -> None:
+    import torch
+
+    assert isinstance(scorer.network, torch.nn.Module) and not scorer.quantized
+    checkpoint, config_dir = tiny
+    int8 = DetoxifyScorer(
+        checkpoint=checkpoint, huggingface_config_path=config_dir, quantize=True, device="cpu"
+    )
+    assert int8.quantized and int8.network is not int8.detoxify.model  # the int8 copy scores
