@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     new_tokens = args.new_tokens or (4 if args.quick else 64 if args.full else 32)
     # Gateway(...) reads these from the namespace, as bench_gateway's arguments.
-    args.max_batch_wait_ms, args.cpu_prepack = 5.0, "on"
+    args.max_batch_wait_ms, args.cpu_prepack, args.share_cores = 5.0, "on", "on"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)

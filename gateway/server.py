@@ -263,6 +263,7 @@ class GatewayServer:
         self.batcher = Batcher(
             components.generator,
             max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
             max_wait_ms=settings.max_batch_wait_ms,
             max_queue=settings.max_queue,
             prefill_chunk=settings.prefill_chunk,

@@ -39,7 +39,17 @@ import torch
 
 from gateway.errors import ResourceExhausted, Unavailable
 from gateway.generation.generator import GeneratedSequence, Generator
-from gateway.generation.jobs import BatcherStats, Job, Row, admit, cancelled, deliverer, params_key
+from gateway.generation.jobs import (
+    BatcherStats,
+    Job,
+    Row,
+    TokenBudget,
+    admit,
+    cancelled,
+    deliverer,
+    params_key,
+    row_tokens,
+)
 from gateway.generation.kv_batch import BatchState, PendingPrefill
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
@@ -65,6 +75,7 @@ class Batcher:
         prefill_chunk: int = 256,
         torch_threads: int | None = None,
         threads_now: Callable[[], int] | None = None,
+        max_batch_tokens: int = 0,
     ) -> None:
         """`observe` receives each request's seconds (queue wait + generation), `observe_rows` the rows
         of each decoding step (e.g. histograms).
@@ -73,12 +84,18 @@ class Batcher:
         `prefill_chunk`: prompt columns prefilled per decoding step while a batch runs (0: one pass).
         `torch_threads`: torch's intra-op threads for the worker thread (None: torch's default for a new
         thread); see `gateway/generation/threads.py` for why the server sets it. `threads_now`: asked
-        before each pass over the batch, the thread count for it (`threads.CoreSharing`)."""
-        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0 or prefill_chunk < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms and prefill_chunk >= 0")
+        before each pass over the batch, the thread count for it (`threads.CoreSharing`).
+        `max_batch_tokens`: a request joins only while rows x the widest row's prompt + max_new_tokens
+        stays within it (the KV cache's bound, `jobs.TokenBudget`); 0: rows only."""
+        if max_batch_size < 1 or max_queue < 1 or min(max_wait_ms, prefill_chunk, max_batch_tokens) < 0:
+            raise ValueError(
+                "max_batch_size and max_queue must be >= 1, max_wait_ms, prefill_chunk and "
+                "max_batch_tokens >= 0"
+            )
         self._generator = generator
         self._lm = generator.loaded
         self._max_rows = max_batch_size
+        self._max_tokens = max_batch_tokens
         self._max_wait = max_wait_ms / 1000.0
         self._max_queue = max_queue
         self._observe = observe
@@ -293,12 +310,19 @@ class Batcher:
             batch_empty=not self._state.rows,
             key=self._state.key,
             group_by_params=self._group_by_params,
+            budget=self._budget(),
         )
         for job in gave_up:
             self._fail(job, cancelled(), count_cancel=True)
         if taken and self._state.rows:
             self._stats.joined_running += len(taken)
         return taken
+
+    def _budget(self) -> TokenBudget | None:
+        if not self._max_tokens:
+            return None
+        rows = self._state.rows
+        return TokenBudget(self._max_tokens, len(rows), max((row_tokens(r.job) for r in rows), default=0))
 
     def _fail(self, job: Job, exc: BaseException, *, count_cancel: bool = False) -> None:
         if job.done:

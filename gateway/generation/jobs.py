@@ -20,7 +20,17 @@ from gateway.generation.generator import GeneratedSequence
 from gateway.generation.params import SamplingParams
 from gateway.generation.sampling import RequestSampler, RowText
 
-__all__ = ["BatcherStats", "Job", "Row", "admit", "cancelled", "deliverer", "params_key"]
+__all__ = [
+    "BatcherStats",
+    "Job",
+    "Row",
+    "TokenBudget",
+    "admit",
+    "cancelled",
+    "deliverer",
+    "params_key",
+    "row_tokens",
+]
 
 
 @dataclass
@@ -97,6 +107,28 @@ def params_key(p: SamplingParams) -> tuple[object, ...]:
     return (p.do_sample, p.temperature, p.top_p, p.top_k, p.repetition_penalty)
 
 
+def row_tokens(job: Job) -> int:
+    """The most cache columns one of the job's rows can need: its prompt and every new token."""
+    return len(job.prompt_ids) + job.params.max_new_tokens
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """The KV cache's bound for admission: rows x the widest row's `row_tokens` (rows are left-padded
+    to the widest, and columns that are padding in every row are cut, so that product bounds the cache's
+    columns) must stay within `max_tokens`. `rows` and `widest` describe the running batch."""
+
+    max_tokens: int
+    rows: int = 0
+    widest: int = 0
+
+    def fits(self, rows: int, tokens: int) -> bool:
+        return (self.rows + rows) * max(self.widest, tokens) <= self.max_tokens
+
+    def plus(self, rows: int, tokens: int) -> TokenBudget:
+        return TokenBudget(self.max_tokens, self.rows + rows, max(self.widest, tokens))
+
+
 def admit(
     queue: collections.deque[Job],
     *,
@@ -104,11 +136,13 @@ def admit(
     batch_empty: bool,
     key: tuple[object, ...] | None,
     group_by_params: bool,
+    budget: TokenBudget | None = None,
 ) -> tuple[list[Job], list[Job]]:
     """Takes out of `queue` (in place) the jobs to start now and those whose callers gave up; returns
-    (to start, gave up). Oldest first, as many as fit in `free` rows; a job larger than the whole batch
-    runs when the batch is empty. First come, first served: a job that does not fit is not overtaken,
-    except when grouping by sampling knobs (`key`: the running batch's), where only equal knobs join."""
+    (to start, gave up). Oldest first, as many as fit in `free` rows and in the token `budget`; a job
+    larger than either runs when the batch is empty (alone). First come, first served: a job that does
+    not fit is not overtaken, except when grouping by sampling knobs (`key`: the running batch's), where
+    only equal knobs join."""
     taken: list[Job] = []
     gave_up: list[Job] = []
     kept: collections.deque[Job] = collections.deque()
@@ -118,7 +152,9 @@ def admit(
             gave_up.append(job)
             continue
         rows = job.params.num_return_sequences
-        fits = rows <= free or (batch_empty and not taken)
+        tokens = row_tokens(job)
+        within = rows <= free and (budget is None or budget.fits(rows, tokens))
+        fits = within or (batch_empty and not taken)
         if group_by_params:
             job_key = params_key(job.params)
             key = job_key if key is None else key
@@ -126,6 +162,7 @@ def admit(
         if fits:
             taken.append(job)
             free -= rows
+            budget = None if budget is None else budget.plus(rows, tokens)
             continue
         kept.append(job)
         if not group_by_params:

@@ -51,8 +51,8 @@ __all__ = [
     "prepack_on_cpu",
 ]
 
-# The row count the weight layout is tuned for: a full decoding batch (the default max_batch_size is 8,
-# benchmarks use 16). Other row counts are computed correctly, only possibly a little slower.
+# The row count the weight layout is tuned for: a decoding batch of a few requests (chosen when the
+# default max_batch_size was 8). Other row counts are computed correctly, only possibly a little slower.
 BATCH_HINT = 16
 # Weights (in x out) from which oneDNN wins at 4+ rows on the project's machine: 512x512 took 0.10 ms
 # against 0.15 ms stock at 4 rows, 256x256 0.07 ms against 0.05 ms.

@@ -179,6 +179,22 @@ async def test_new_requests_join_a_running_batch(make_batcher: Callable[..., Bat
     assert (await first) == [first_alone]
 
 
+async def test_the_token_budget_keeps_requests_apart_that_the_rows_would_let_share(
+    generator: Generator, make_batcher: Callable[..., Batcher]
+) -> None:
+    """`max_batch_tokens`: two rows of W tokens each (prompt + max_new_tokens) need 2 x W; one token
+    less and the second request waits for the first, with the same text as alone."""
+    params = SamplingParams(do_sample=False, max_new_tokens=12, min_new_tokens=12)
+    widest = max(len(generator.encode(p)) for p in PROMPTS[:2]) + 12
+    reference = [generator.generate(p, params, should_stop=NEVER) for p in PROMPTS[:2]]
+    apart = make_batcher(max_batch_tokens=2 * widest - 1)
+    assert await asyncio.gather(*(run(apart, p, params) for p in PROMPTS[:2])) == reference
+    assert apart.stats().max_rows == 1 and apart.stats().prefills == 2
+    together = make_batcher(max_batch_tokens=2 * widest)
+    assert await asyncio.gather(*(run(together, p, params) for p in PROMPTS[:2])) == reference
+    assert together.stats().max_rows == 2
+
+
 async def test_idle_means_no_row_runs_and_none_waits(make_batcher: Callable[..., Batcher]) -> None:
     """What the moderation batcher reads to split a round over the decoder's cores: never True while a
     row runs or waits, True again once the last request was answered (it is out of the batch first)."""
@@ -333,7 +349,7 @@ def test_joining_then_leaving_keeps_the_logits_of_every_row(generator: Generator
 def test_batch_settings_are_validated() -> None:
     from gateway.config import Settings, SettingsError, load_settings
 
-    assert (Settings().max_batch_size, Settings().max_batch_wait_ms) == (8, 5.0)
+    assert (Settings().max_batch_size, Settings().max_batch_wait_ms) == (32, 5.0)
     env = {"MODGATE_MAX_BATCH_SIZE": "16", "MODGATE_MAX_BATCH_WAIT_MS": "2.5"}
     settings = load_settings(env=env)
     assert (settings.max_batch_size, settings.max_batch_wait_ms) == (16, 2.5)

@@ -57,9 +57,14 @@ def test_env_booleans_and_numbers() -> None:
             "MODGATE_PREFILL_CHUNK": "0",
             "MODGATE_RATE_LIMIT_STORE": "database",
             "MODGATE_CPU_PREPACK_STOCK_ROWS": "0",
+            "MODGATE_SHARE_CORES": "false",
+            "MODGATE_MAX_BATCH_TOKENS": "0",
         },
     )
     assert (s.cpu_prepack, s.prefill_chunk, s.rate_limit_store) == (False, 0, "database")
+    assert (s.share_cores, s.max_batch_tokens) == (False, 0)
+    defaults = load_settings(None, env={})
+    assert (defaults.share_cores, defaults.max_batch_tokens, defaults.max_batch_size) == (True, 8192, 32)
     assert s.cpu_prepack_stock_rows == "0" and load_settings(None, env={}).cpu_prepack_stock_rows == "auto"
 
 
@@ -83,6 +88,8 @@ def test_stock_rows_from_a_toml_number(tmp_path: Path) -> None:
         ({"MODGATE_CPU_PREPACK": "sometimes"}, "cpu_prepack has an invalid value"),
         ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "-1"}, 'cpu_prepack_stock_rows must be "auto" or a number'),
         ({"MODGATE_CPU_PREPACK_STOCK_ROWS": "some"}, 'cpu_prepack_stock_rows must be "auto" or a number'),
+        ({"MODGATE_MAX_BATCH_TOKENS": "-1"}, "max_batch_tokens must be 0 \\(rows only\\) or more"),
+        ({"MODGATE_SHARE_CORES": "maybe"}, "share_cores has an invalid value"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
