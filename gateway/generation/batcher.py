@@ -345,9 +345,13 @@ class Batcher:
         self._state.select(keep)
 
     def _start_prefill(self, jobs: list[Job]) -> None:
-        """Sets the new prompts up to be prefilled together (`_advance_prefill` runs them)."""
+        """Sets the new prompts up to be prefilled together (`_advance_prefill` runs them). A prompt is
+        prefilled once for all its rows: the `num_return_sequences` of one request, and the requests
+        with the very same prompt ids (their rows get copies of one cache; each row still samples with
+        its own request's sampler)."""
         lm = self._lm
         tok = lm.tokenizer
+        by_prompt: dict[tuple[int, ...], list[Job]] = {}
         for job in jobs:
             job.sampler = RequestSampler(
                 job.params,
@@ -356,13 +360,17 @@ class Batcher:
                 suppress_token_ids=lm.nul_token_ids,
             )
             job.live = job.params.num_return_sequences
+            by_prompt.setdefault(tuple(job.prompt_ids), []).append(job)
         pending = PendingPrefill.of(
-            [job.prompt_ids for job in jobs],
-            [job.live for job in jobs],
+            list(by_prompt),
+            [sum(job.live for job in same) for same in by_prompt.values()],
             pad_token_id=tok.pad_token_id,
             device=lm.device,
         )
-        self._pending = (jobs, pending)
+        with self._cond:
+            self._stats.shared_prefills += len(jobs) - len(by_prompt)
+        # Rows come out grouped by prompt, so the jobs are too (`_advance_prefill` gives rows in order).
+        self._pending = ([job for same in by_prompt.values() for job in same], pending)
 
     def _advance_prefill(self) -> None:
         """Runs the next chunk of the pending prefill (all of it when no batch is running, or chunking is

@@ -43,6 +43,7 @@ class BatcherStats:
     prefills: int = 0
     prefill_chunks: int = 0  # forward passes of prefills (more than `prefills` when chunked)
     joined_running: int = 0  # requests that joined a batch already decoding
+    shared_prefills: int = 0  # requests whose prompt was prefilled once with another request's
     steps: int = 0
     tokens: int = 0
     max_rows: int = 0

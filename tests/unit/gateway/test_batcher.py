@@ -195,6 +195,35 @@ async def test_the_token_budget_keeps_requests_apart_that_the_rows_would_let_sha
     assert together.stats().max_rows == 2
 
 
+async def test_requests_with_the_same_prompt_share_one_prefill(
+    generator: Generator, make_batcher: Callable[..., Batcher]
+) -> None:
+    """Identical prompt ids are prefilled once for every request that has them (and, as before, for
+    every one of a request's sequences); each request's text is still its own, as alone."""
+    greedy = SamplingParams(do_sample=False, max_new_tokens=10, min_new_tokens=10)
+    seeded = SamplingParams(seed=7, max_new_tokens=10, min_new_tokens=10, num_return_sequences=2)
+    calls = [(PROMPTS[0], greedy), (PROMPTS[1], greedy), (PROMPTS[0], seeded)]
+    reference = [generator.generate(p, params, should_stop=NEVER) for p, params in calls]
+    batcher = make_batcher()
+    widths: list[int] = []
+    original = generator.loaded.model.forward
+
+    def spy(*args: object, **kwargs: object) -> object:
+        widths.append(int(kwargs["input_ids"].shape[0]))  # type: ignore[attr-defined]
+        return original(*args, **kwargs)
+
+    generator.loaded.model.forward = spy  # type: ignore[method-assign]
+    try:
+        got = await asyncio.gather(*(run(batcher, p, params) for p, params in calls))
+    finally:
+        del generator.loaded.model.forward
+    assert got == reference
+    stats = batcher.stats()
+    assert stats.prefills == 1 and stats.shared_prefills == 1 and stats.max_rows == 4
+    assert widths[0] == 2  # two distinct prompts in the one prefill pass; then 4 rows a step
+    assert set(widths[1:]) == {4}
+
+
 async def test_idle_means_no_row_runs_and_none_waits(make_batcher: Callable[..., Batcher]) -> None:
     """What the moderation batcher reads to split a round over the decoder's cores: never True while a
     row runs or waits, True again once the last request was answered (it is out of the batch first)."""
