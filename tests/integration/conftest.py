@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -63,6 +64,18 @@ def policy_for(span_action: Action, *, name: str | None = None) -> Policy:
     return Policy(name=name or f"test-{span_action.name.lower()}", span_actions={"profanity": span_action})
 
 
+def word_moderator(word: str, *policies: Policy, default: Policy | None = None, **options: Any) -> Moderator:
+    """A moderator whose only scorer is a word list of `word`, under `policies` (the default policy:
+    `default`, else the first); `options` go to `Moderator` (shadow_policies, ...)."""
+    return Moderator(
+        [ProfanityScorer(builtin_words=False, extra_words=[word])],
+        {p.name: p for p in policies},
+        default_policy=(default or policies[0]).name,
+        masker=Masker(),
+        **options,
+    )
+
+
 def gateway_components(
     generator: Generator, moderator: Moderator, engine: Engine, **settings: object
 ) -> Components:
@@ -106,12 +119,8 @@ def make_gateway(generator: Generator, db_url: str, flag_word: str) -> Iterator[
     ) -> ServerThread:
         """Auth is off unless the test passes insecure_no_auth=False; API-key tenants can pick any of
         the three policies (test-mask, test-hold, test-block) through the key's policy."""
-        moderator = Moderator(
-            [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-            policies,
-            default_policy=policy_for(span_action).name,
-            masker=Masker(),
-            shadow_policies=shadow,
+        moderator = word_moderator(
+            flag_word, *policies.values(), default=policy_for(span_action), shadow_policies=shadow
         )
         components = gateway_components(generator, moderator, engine, **settings)
         server = ServerThread(components, web=web).start()

@@ -21,12 +21,9 @@ from gateway.generation.generator import Generator
 from gateway.generation.params import MAX_SEED
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationRequest
-from moderation.masking import Masker
-from moderation.moderator import Moderator
 from moderation.policy import Policy
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import gateway_components
+from tests.integration.conftest import gateway_components, word_moderator
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 
@@ -39,12 +36,7 @@ def holding(generator: Generator, db_url: str, flag_word: str) -> Iterator[Serve
     """Every output held for review (review_all): a held output whatever seed the server draws."""
     engine = make_engine(db_url)
     review_all = Policy(name="facts-review-all", review_all=True, span_actions={"profanity": Action.HOLD})
-    moderator = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-        {review_all.name: review_all},
-        default_policy=review_all.name,
-        masker=Masker(),
-    )
+    moderator = word_moderator(flag_word, review_all)
     server = ServerThread(gateway_components(generator, moderator, engine, insecure_no_auth=False)).start()
     yield server
     server.stop(grace=1)

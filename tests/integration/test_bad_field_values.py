@@ -37,12 +37,9 @@ from gateway.api.v1 import wordlist_pb2_grpc as wl_grpc
 from gateway.generation.generator import Generator
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
 from tests.browser.support import PASSWORD, WebHarness, csrf_of
-from tests.integration.conftest import gateway_components, policy_for
+from tests.integration.conftest import gateway_components, policy_for, word_moderator
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 from tests.support.pg import postgres_server
@@ -60,12 +57,7 @@ class Gateway:
 
 
 def _start(generator: Generator, engine: Engine, url: str) -> Iterator[Gateway]:
-    moderator = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=["zzyzx"])],
-        {"test-mask": policy_for(Action.MASK, name="test-mask")},
-        default_policy="test-mask",
-        masker=Masker(),
-    )
+    moderator = word_moderator("zzyzx", policy_for(Action.MASK, name="test-mask"))
     server = ServerThread(gateway_components(generator, moderator, engine, insecure_no_auth=False)).start()
     keys = make_keys(
         url,

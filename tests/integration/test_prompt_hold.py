@@ -26,13 +26,11 @@ from gateway.review.prompt_runs import claim_due
 from gateway.storage.base import utcnow
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, PromptRun, PromptRunState
-from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.policy import Policy
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
 from tests.browser.support import csrf_of
-from tests.integration.conftest import gateway_components
+from tests.integration.conftest import gateway_components, word_moderator
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import REVIEWER_PASSWORD, make_keys
 
@@ -51,12 +49,7 @@ HOLD_ALL = Policy(
 
 
 def moderator() -> Moderator:
-    return Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[WORD])],
-        {p.name: p for p in (HOLD, HOLD_ALL)},
-        default_policy=HOLD.name,
-        masker=Masker(),
-    )
+    return word_moderator(WORD, HOLD, HOLD_ALL)
 
 
 @pytest.fixture(scope="module")

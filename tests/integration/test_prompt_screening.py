@@ -21,12 +21,10 @@ from gateway.ops.metrics import PROMPT_SCREENING
 from gateway.pipeline.replay import ReplayReport, replay
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest, ReviewItem
-from moderation.masking import Masker
 from moderation.moderator import Moderator
 from moderation.policy import Policy
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import gateway_components
+from tests.integration.conftest import gateway_components, word_moderator
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 
@@ -44,12 +42,7 @@ PLAIN = Policy(name="screen-off", span_actions={"profanity": Action.MASK})
 @pytest.fixture(scope="module")
 def server(generator: Generator, db_url: str) -> Iterator[ServerThread]:
     engine = make_engine(db_url)
-    moderator = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[WORD])],
-        {p.name: p for p in (SCREENING, PLAIN)},
-        default_policy=SCREENING.name,
-        masker=Masker(),
-    )
+    moderator = word_moderator(WORD, SCREENING, PLAIN)
     components = gateway_components(generator, moderator, engine, insecure_no_auth=False)
     started = ServerThread(components, web=True).start()
     yield started
@@ -265,12 +258,7 @@ def test_replay_of_a_blocked_prompt_rescreens_it_without_generating(
 
     same = run(c.moderator)
     assert same.identical and same.notes == [], same.lines()
-    unscreened = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[WORD])],
-        {SCREENING.name: Policy(name=SCREENING.name, span_actions={"profanity": Action.MASK})},
-        default_policy=SCREENING.name,
-        masker=Masker(),
-    )
+    unscreened = word_moderator(WORD, Policy(name=SCREENING.name, span_actions={"profanity": Action.MASK}))
     changed = run(unscreened)
     assert not changed.identical and any("screens no prompts" in n for n in changed.notes)
     assert batcher_requests() == before, "a replay of a screened prompt generates nothing"

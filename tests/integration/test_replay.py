@@ -25,11 +25,8 @@ from gateway.pipeline.replay import replay
 from gateway.server import build_components
 from gateway.storage.engine import make_engine
 from gateway.storage.models import GenerationOutput
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, policy_for
+from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, policy_for, word_moderator
 from tests.integration.gateway_harness import ServerThread
 
 
@@ -56,12 +53,7 @@ def test_replay_of_a_held_seeded_output_is_identical(
     assert report.notes == []
 
     # The same ticket under a moderator whose word list no longer flags the word: the replay says so.
-    lenient = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=["zzz"])],
-        {"test-hold": policy_for(Action.HOLD)},
-        default_policy="test-hold",
-        masker=Masker(),
-    )
+    lenient = word_moderator("zzz", policy_for(Action.HOLD))
     changed = asyncio.run(run(out.ticket, moderator=lenient))
     assert changed.text_identical and not changed.identical
     assert any(d.startswith("action") for d in changed.decision_differences), changed.decision_differences

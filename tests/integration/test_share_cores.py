@@ -16,11 +16,8 @@ from gateway.client import sampling_parameters
 from gateway.generation.generator import Generator
 from gateway.generation.threads import CoreSharing
 from gateway.storage.engine import make_engine
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import PROMPT, gateway_components, policy_for
+from tests.integration.conftest import PROMPT, gateway_components, policy_for, word_moderator
 from tests.integration.gateway_harness import ServerThread
 
 WORDS = ("a", "the", "one", "two", "red", "old", "new", "big", "all", "six")
@@ -37,12 +34,7 @@ def serve(generator: Generator, db_url: str, flag_word: str) -> Iterator:
 
     def start(**settings: object) -> ServerThread:
         policy = policy_for(Action.MASK)
-        moderator = Moderator(
-            [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-            {policy.name: policy},
-            default_policy=policy.name,
-            masker=Masker(),
-        )
+        moderator = word_moderator(flag_word, policy)
         components = gateway_components(generator, moderator, engine, max_batch_size=16, **settings)
         components.torch_threads = 2
         started.append(ServerThread(components).start())

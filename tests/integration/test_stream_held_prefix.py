@@ -16,11 +16,8 @@ from gateway.generation.generator import Generator
 from gateway.generation.params import Limits, RawParams, resolve
 from gateway.storage.engine import make_engine
 from gateway.storage.models import AuditEvent, GenerationOutput, GenerationRequest
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import gateway_components, policy_for
+from tests.integration.conftest import gateway_components, policy_for, word_moderator
 from tests.integration.gateway_harness import ServerThread
 
 PROMPT = "Once upon a time in a small village"
@@ -43,12 +40,7 @@ def late_word(generator: Generator) -> str:
 def server(generator: Generator, db_url: str, late_word: str) -> Iterator[ServerThread]:
     engine = make_engine(db_url)
     hold = policy_for(Action.HOLD)
-    moderator = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[late_word])],
-        {hold.name: hold},
-        default_policy=hold.name,
-        masker=Masker(),
-    )
+    moderator = word_moderator(late_word, hold)
     server = ServerThread(gateway_components(generator, moderator, engine)).start()
     yield server
     server.stop(grace=1)

@@ -15,11 +15,15 @@ from gateway.client import GatewayClient, action_name
 from gateway.generation.generator import Generator
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
-from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, gateway_components, policy_for
+from tests.integration.conftest import (
+    FLAG_SEED,
+    FLAG_TOKENS,
+    PROMPT,
+    gateway_components,
+    policy_for,
+    word_moderator,
+)
 from tests.integration.gateway_harness import ServerThread
 from tests.integration.keys import make_keys
 from tests.support.pg import postgres_server
@@ -35,12 +39,7 @@ def replicas(generator: Generator, flag_word: str) -> Iterator[tuple[ServerThrea
         hold = policy_for(Action.HOLD)
         started = []
         for _ in range(2):
-            moderator = Moderator(
-                [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-                {hold.name: hold},
-                default_policy=hold.name,
-                masker=Masker(),
-            )
+            moderator = word_moderator(flag_word, hold)
             components = gateway_components(generator, moderator, make_engine(url), insecure_no_auth=False)
             started.append(ServerThread(components).start())
         yield started[0], started[1], url

@@ -25,12 +25,16 @@ from gateway.server import GatewayServer
 from gateway.storage.engine import make_engine, make_session_factory
 from gateway.storage.models import GenerationOutput, ReviewItem
 from moderation.identity import IdentityTerms
-from moderation.masking import Masker
-from moderation.moderator import Moderator
-from moderation.scorers.profanity import ProfanityScorer
 from moderation.types import Action
 from tests.browser.support import CSRF_META, PASSWORD, WebHarness, csrf_of
-from tests.integration.conftest import FLAG_SEED, FLAG_TOKENS, PROMPT, gateway_components, policy_for
+from tests.integration.conftest import (
+    FLAG_SEED,
+    FLAG_TOKENS,
+    PROMPT,
+    gateway_components,
+    policy_for,
+    word_moderator,
+)
 from tests.support.held import hold_output
 
 REPLAY_SECTION = re.compile(r'<section class="banner replay-result.*?</section>', re.S)
@@ -54,13 +58,7 @@ async def test_replay_button_on_a_real_gateway(generator: Generator, db_url: str
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
     hold, block = policy_for(Action.HOLD), policy_for(Action.BLOCK)
-    moderator = Moderator(
-        [ProfanityScorer(builtin_words=False, extra_words=[flag_word])],
-        {hold.name: hold, block.name: block},
-        default_policy=hold.name,
-        masker=Masker(),
-        shadow_policies=(block.name,),
-    )
+    moderator = word_moderator(flag_word, hold, block, shadow_policies=(block.name,))
     components = gateway_components(generator, moderator, engine)
     admin_name, reviewer_name = f"ada{uuid.uuid4().hex[:8]}", f"rita{uuid.uuid4().hex[:8]}"
     with sessions() as s, s.begin():

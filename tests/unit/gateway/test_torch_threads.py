@@ -65,7 +65,8 @@ def test_the_moderation_worker_runs_torch_with_its_own_thread_count() -> None:
     assert default == restore
 
 
-def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir: Path) -> None:
+def threads_per_forward(demo_model_dir: Path, new_tokens: int, **batcher_options: object) -> list[int]:
+    """torch's thread count in each forward pass of one greedy request through a Batcher."""
     generator = Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
     seen: list[int] = []
     original = generator.loaded.model.forward
@@ -76,44 +77,26 @@ def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir
 
     generator.loaded.model.forward = spy
     restore = torch.get_num_threads()
-    want = 1 if restore != 1 else 2
-    batcher = Batcher(generator, max_batch_size=2, max_wait_ms=0, max_queue=2, torch_threads=want)
+    batcher = Batcher(generator, max_batch_size=2, max_wait_ms=0, max_queue=2, **batcher_options)  # type: ignore[arg-type]
     try:
-        params = SamplingParams(do_sample=False, max_new_tokens=3)
+        params = SamplingParams(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
         asyncio.run(batcher.generate("Hello", params, cancel=threading.Event(), should_stop=lambda: False))
     finally:
         batcher.shutdown()
         torch.set_num_threads(restore)  # torch's default for threads started later, as before
+    return seen
+
+
+def test_the_batcher_thread_runs_torch_with_the_count_it_is_given(demo_model_dir: Path) -> None:
+    want = 1 if torch.get_num_threads() != 1 else 2
+    seen = threads_per_forward(demo_model_dir, 3, torch_threads=want)
     assert seen and set(seen) == {want}
 
 
 def test_the_batcher_asks_for_its_thread_count_before_each_pass(demo_model_dir: Path) -> None:
     """`threads_now` (share_cores) is asked before every pass over the batch and followed."""
-    generator = Generator(load_model(str(demo_model_dir), revision=None, device="cpu", dtype="float32"))
-    seen: list[int] = []
-    original = generator.loaded.model.forward
-
-    def spy(*args: object, **kwargs: object) -> object:
-        seen.append(torch.get_num_threads())
-        return original(*args, **kwargs)
-
-    generator.loaded.model.forward = spy
     counts = iter([2, 1, 2, 1, 1])  # one per pass: the prefill and the first step share the first
-    restore = torch.get_num_threads()
-    batcher = Batcher(
-        generator,
-        max_batch_size=2,
-        max_wait_ms=0,
-        max_queue=2,
-        torch_threads=2,
-        threads_now=lambda: next(counts, 2),
-    )
-    try:
-        params = SamplingParams(do_sample=False, max_new_tokens=6, min_new_tokens=6)
-        asyncio.run(batcher.generate("Hello", params, cancel=threading.Event(), should_stop=lambda: False))
-    finally:
-        batcher.shutdown()
-        torch.set_num_threads(restore)
+    seen = threads_per_forward(demo_model_dir, 6, torch_threads=2, threads_now=lambda: next(counts, 2))
     assert seen == [2, 2, 1, 2, 1, 1]  # forwards: prefill, then 5 steps (6 tokens)
 
 
