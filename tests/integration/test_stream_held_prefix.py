@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -38,13 +39,28 @@ def late_word(generator: Generator) -> str:
 
 @pytest.fixture(scope="module")
 def server(generator: Generator, db_url: str, late_word: str) -> Iterator[ServerThread]:
+    """The demo model writes 32 tokens in a few milliseconds: when the whole text reaches the stream's
+    moderation in one piece (deltas that arrive while a round is scored are joined), the late word is
+    seen before anything is released and nothing is, correctly, but this test is about a stream held
+    after a release. So each decoding step takes 20 ms more here, as a real model's would."""
     engine = make_engine(db_url)
     hold = policy_for(Action.HOLD)
     moderator = word_moderator(late_word, hold)
+    model = generator.loaded.model
+    original = model.forward
+
+    def slow_forward(*args: object, **kwargs: object) -> object:
+        time.sleep(0.02)
+        return original(*args, **kwargs)
+
+    model.forward = slow_forward
     server = ServerThread(gateway_components(generator, moderator, engine)).start()
-    yield server
-    server.stop(grace=1)
-    engine.dispose()
+    try:
+        yield server
+    finally:
+        server.stop(grace=1)
+        engine.dispose()
+        del model.forward  # the class's forward again, for the session's other tests
 
 
 def test_a_held_streams_released_prefix_is_kept_with_the_output_not_in_the_audit(
