@@ -68,8 +68,8 @@ def prepack_scorers(moderator: Moderator, stock_rows_setting: str) -> int:
     from gateway.generation.prepack import prepack_on_cpu
 
     done = 0
-    for scorer in {id(s): s for s in (*moderator.scorers, *moderator.masked_scorers)}.values():
-        if isinstance(scorer, DetoxifyScorer) and scorer.device == "cpu" and not scorer.quantized:
+    for scorer in _detoxify_scorers(moderator):
+        if scorer.device == "cpu" and not scorer.quantized:
             done += prepack_on_cpu(scorer.network, stock_rows_setting, f"{scorer.name} scoring")
     return done
 
@@ -77,8 +77,10 @@ def prepack_scorers(moderator: Moderator, stock_rows_setting: str) -> int:
 def scores_on_cpu(moderator: Moderator) -> bool:
     """Whether every detoxify model scores on the CPU (then moderation competes with decoding for the
     cores, and `share_cores` applies; on a GPU two smaller batches cost more than one)."""
-    return all(
-        s.device == "cpu"
-        for s in (*moderator.scorers, *moderator.masked_scorers)
-        if isinstance(s, DetoxifyScorer)
-    )
+    return all(s.device == "cpu" for s in _detoxify_scorers(moderator))
+
+
+def _detoxify_scorers(moderator: Moderator) -> list[DetoxifyScorer]:
+    """The moderator's detoxify scorers, each once (one may score both raw and masked text)."""
+    found = {id(s): s for s in (*moderator.scorers, *moderator.masked_scorers)}
+    return [s for s in found.values() if isinstance(s, DetoxifyScorer)]
